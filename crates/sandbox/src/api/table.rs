@@ -1,0 +1,252 @@
+//! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get`
+//! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
+//! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
+//! Services and Events, and NAME/AGE for the rest.
+
+use serde_json::{Value, json};
+
+use super::resources::ResourceDef;
+
+pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
+    let cols: &[(&str, &str)] = match res.kind {
+        "Pod" => &[
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Status", "string"),
+            ("Restarts", "string"),
+            ("Age", "string"),
+            ("IP", "string"),
+            ("Node", "string"),
+        ],
+        "Deployment" => &[
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+            ("Age", "string"),
+            ("Containers", "string"),
+            ("Images", "string"),
+            ("Selector", "string"),
+        ],
+        "ReplicaSet" => &[
+            ("Name", "string"),
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+            ("Age", "string"),
+            ("Containers", "string"),
+            ("Images", "string"),
+            ("Selector", "string"),
+        ],
+        "Service" => &[
+            ("Name", "string"),
+            ("Type", "string"),
+            ("Cluster-IP", "string"),
+            ("External-IP", "string"),
+            ("Port(s)", "string"),
+            ("Age", "string"),
+            ("Selector", "string"),
+        ],
+        "Namespace" => &[("Name", "string"), ("Status", "string"), ("Age", "string")],
+        _ if res.kind == "Event" && res.group.is_empty() => &[
+            ("Last Seen", "string"),
+            ("Type", "string"),
+            ("Reason", "string"),
+            ("Object", "string"),
+            ("Message", "string"),
+        ],
+        _ => &[("Name", "string"), ("Age", "string")],
+    };
+    let column_definitions: Vec<Value> = cols
+        .iter()
+        .map(|(n, t)| {
+            // Columns after Age are shown by `-o wide` only, as kubectl's are.
+            let wide = WIDE.contains(n);
+            json!({"name": n, "type": t, "format": if *n == "Name" { "name" } else { "" },
+                   "description": n, "priority": if wide { 1 } else { 0 }})
+        })
+        .collect();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| json!({"cells": cells(res, o), "object": partial(o)}))
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": column_definitions,
+        "rows": rows,
+    })
+}
+
+/// Columns kubectl prints only with `-o wide`.
+const WIDE: &[&str] = &["IP", "Node", "Containers", "Images", "Selector"];
+
+/// `app=web,tier=front` from a Service selector or a LabelSelector's matchLabels.
+fn selector_string(m: &Value) -> String {
+    m.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// CONTAINERS and IMAGES of a pod template.
+fn containers_images(template_spec: &Value) -> (Value, Value) {
+    let cs: Vec<&Value> = template_spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let names: Vec<&str> = cs.iter().filter_map(|c| c["name"].as_str()).collect();
+    let images: Vec<&str> = cs.iter().filter_map(|c| c["image"].as_str()).collect();
+    (json!(names.join(",")), json!(images.join(",")))
+}
+
+/// PartialObjectMetadata, what a Table row carries by default.
+fn partial(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]})
+}
+
+fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
+    let name = json!(o["metadata"]["name"].as_str().unwrap_or(""));
+    let created = json!(age(o["metadata"]["creationTimestamp"].as_str()));
+    let int = |v: &Value| json!(v.as_i64().unwrap_or(0));
+    let (spec, status) = (&o["spec"], &o["status"]);
+    match res.kind {
+        "Pod" => {
+            let cs = status["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let total = spec["containers"].as_array().map_or(0, Vec::len);
+            let ready = cs.iter().filter(|c| c["ready"] == true).count();
+            let restarts: i64 = cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(o)),
+                json!(restarts.to_string()),
+                created,
+                json!(status["podIP"].as_str().unwrap_or("<none>")),
+                json!(spec["nodeName"].as_str().unwrap_or("<none>")),
+            ]
+        }
+        "Deployment" => {
+            let (containers, images) = containers_images(&spec["template"]["spec"]);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    status["readyReplicas"].as_i64().unwrap_or(0),
+                    spec["replicas"].as_i64().unwrap_or(0)
+                )),
+                int(&status["updatedReplicas"]),
+                int(&status["availableReplicas"]),
+                created,
+                containers,
+                images,
+                json!(selector_string(&spec["selector"]["matchLabels"])),
+            ]
+        }
+        "ReplicaSet" => {
+            let (containers, images) = containers_images(&spec["template"]["spec"]);
+            vec![
+                name,
+                int(&spec["replicas"]),
+                int(&status["replicas"]),
+                int(&status["readyReplicas"]),
+                created,
+                containers,
+                images,
+                json!(selector_string(&spec["selector"]["matchLabels"])),
+            ]
+        }
+        "Service" => {
+            let ports: Vec<String> = spec["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let proto = p["protocol"].as_str().unwrap_or("TCP");
+                    match p["nodePort"].as_i64() {
+                        Some(n) => format!("{}:{n}/{proto}", p["port"]),
+                        None => format!("{}/{proto}", p["port"]),
+                    }
+                })
+                .collect();
+            vec![
+                name,
+                json!(spec["type"].as_str().unwrap_or("ClusterIP")),
+                json!(spec["clusterIP"].as_str().unwrap_or("")),
+                json!("<none>"),
+                json!(ports.join(",")),
+                created,
+                json!(match selector_string(&spec["selector"]) {
+                    s if s.is_empty() => "<none>".to_string(),
+                    s => s,
+                }),
+            ]
+        }
+        "Namespace" => vec![
+            name,
+            json!(status["phase"].as_str().unwrap_or("Active")),
+            created,
+        ],
+        "Event" if res.group.is_empty() => {
+            let io = &o["involvedObject"];
+            vec![
+                json!(age(o["lastTimestamp"]
+                    .as_str()
+                    .or(o["metadata"]["creationTimestamp"].as_str()))),
+                json!(o["type"].as_str().unwrap_or("")),
+                json!(o["reason"].as_str().unwrap_or("")),
+                json!(format!(
+                    "{}/{}",
+                    io["kind"].as_str().unwrap_or("").to_lowercase(),
+                    io["name"].as_str().unwrap_or("")
+                )),
+                json!(o["message"].as_str().unwrap_or("")),
+            ]
+        }
+        _ => vec![name, created],
+    }
+}
+
+/// The STATUS column as kubectl shows it: a waiting or terminated reason,
+/// `Terminating` while deleting, else the phase.
+fn pod_status(o: &Value) -> String {
+    if o["metadata"]["deletionTimestamp"].is_string() {
+        return "Terminating".into();
+    }
+    for c in o["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
+            return r.into();
+        }
+        if let Some(r) = c["state"]["terminated"]["reason"].as_str() {
+            return r.into();
+        }
+    }
+    o["status"]["phase"].as_str().unwrap_or("Pending").into()
+}
+
+/// `5s`, `3m`, `2h`, `4d`, like kubectl's AGE column.
+fn age(ts: Option<&str>) -> String {
+    let Some(t) = ts.and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()) else {
+        return "<unknown>".into();
+    };
+    let s = (crate::store::now_timestamp().as_second() - t.as_second()).max(0);
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}

@@ -1,0 +1,498 @@
+//! The sandbox's configuration: the seed scenario, and the YAML file
+//! `baton sandbox --config FILE` reads (errors name the file, line and field).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::cluster::ClusterConfig;
+use crate::store::StoreConfig;
+
+/// A verb on a resource that the sandbox refuses with 403 Forbidden (and
+/// that a SelfSubjectAccessReview reports as not allowed), so tests can
+/// check how baton copes with missing RBAC permissions. `*` matches any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, or `*`.
+    pub verb: String,
+    /// API group: `""` for core, `apps`, ..., or `*`.
+    #[serde(default)]
+    pub group: String,
+    /// `pods`, `deployments`, `deployments/scale`, ..., or `*`.
+    pub resource: String,
+}
+
+impl AccessRule {
+    /// Whether this rule denies `verb` on `group`/`resource` (`resource`
+    /// may carry a subresource, `deployments/scale`).
+    pub fn denies(&self, verb: &str, group: &str, resource: &str) -> bool {
+        let m = |rule: &str, v: &str| rule == "*" || rule == v;
+        m(&self.verb, verb) && m(&self.group, group) && m(&self.resource, resource)
+    }
+}
+
+/// Everything a [`Sandbox`](crate::Sandbox) needs to start.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Where the API server listens; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    pub cluster: ClusterConfig,
+    /// Applied at start, in order, as server-side apply would.
+    pub manifests: Vec<Value>,
+    /// Verbs on resources the API refuses with 403 (and SelfSubjectAccessReview denies).
+    pub deny: Vec<AccessRule>,
+    /// Where to write the kubeconfig; `None` writes one in a private temp dir.
+    pub kubeconfig_out: Option<PathBuf>,
+    /// How often watches that asked for bookmarks get one (Kubernetes: ~1 min).
+    pub bookmark_interval: Duration,
+}
+
+/// A pod IP range per sandbox, so several sandboxes never hand out the same
+/// loopback address: 127.10.0.0/16, 127.11.0.0/16, ... The first range is
+/// picked from the process id, so sandboxes in different processes (test
+/// binaries run side by side) also tend not to meet.
+pub fn next_pod_ip_base() -> std::net::Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % 240,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    let k = NEXT.fetch_add(1, Ordering::Relaxed) % 240;
+    std::net::Ipv4Addr::new(127, 10 + k as u8, 0, 0)
+}
+
+impl Default for SandboxConfig {
+    /// No manifests; a fresh pod IP range; a free API port.
+    fn default() -> Self {
+        SandboxConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store: StoreConfig::default(),
+            cluster: ClusterConfig {
+                pod_ip_base: next_pod_ip_base(),
+                ..ClusterConfig::default()
+            },
+            manifests: Vec::new(),
+            deny: Vec::new(),
+            kubeconfig_out: None,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The seed scenario's Deployment: 3 replicas of `web-server`, container
+/// `nginx` on `nginx:1.27`, readiness probe `GET /` every second,
+/// RollingUpdate 25%/25%, grace 30 s.
+pub fn seed_deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web-server", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {
+            "replicas": 3,
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": "nginx",
+                        "image": "nginx:1.27",
+                        "ports": [{"containerPort": 80}],
+                        "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
+                    }],
+                },
+            },
+        },
+    })
+}
+
+/// The seed scenario's Service: `web-service`, NodePort, port 80 → pods
+/// `app=web`. The nodePort is left out, so the sandbox picks a free one.
+pub fn seed_service() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web-service", "namespace": "default"},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": 80, "protocol": "TCP"}],
+        },
+    })
+}
+
+impl SandboxConfig {
+    /// The seed scenario: Deployment `web-server` (3 × nginx:1.27) and
+    /// Service `web-service` (NodePort on a free port) in `default`.
+    pub fn seed() -> Self {
+        SandboxConfig {
+            manifests: vec![seed_deployment(), seed_service()],
+            ..SandboxConfig::default()
+        }
+    }
+
+    /// Reads a sandbox config file (YAML). It is a stream of documents:
+    /// at most one settings document (no `kind`), whose fields are those of
+    /// [`FileSettings`], and any number of manifests (documents with
+    /// `apiVersion` and `kind`), applied after the settings' `manifests:`.
+    /// With no manifest at all, the seed scenario's are used.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            file: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// [`SandboxConfig::from_file`] on text already read; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        let err = |line: usize, field: &str, message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            field: field.to_string(),
+            message,
+        };
+        let mut cfg = SandboxConfig::default();
+        let mut settings_seen = false;
+        let mut manifests = Vec::new();
+        let mut any_manifest_key = false;
+        for (start, doc) in split_documents(text) {
+            let v: serde_norway::Value = serde_norway::from_str(doc).map_err(|e| {
+                let line = e.location().map_or(start, |l| start + l.line() - 1);
+                err(line, "", e.to_string())
+            })?;
+            if v.is_null() {
+                continue;
+            }
+            let looks_like_manifest = v.get("kind").is_some() || v.get("apiVersion").is_some();
+            if looks_like_manifest {
+                let m = serde_json::to_value(&v).map_err(|e| err(start, "", e.to_string()))?;
+                check_manifest(&m, &format!("document at line {start}"))
+                    .map_err(|(field, msg)| err(start, &field, msg))?;
+                manifests.push(m);
+                continue;
+            }
+            if settings_seen {
+                return Err(err(
+                    start,
+                    "",
+                    "a second settings document; put all settings in one".into(),
+                ));
+            }
+            settings_seen = true;
+            let s: FileSettings = serde_norway::from_str(doc).map_err(|e| {
+                let line = e.location().map_or(start, |l| start + l.line() - 1);
+                let msg = e.to_string();
+                let field = msg
+                    .split_once(": ")
+                    .map(|(f, _)| f)
+                    .filter(|f| !f.contains(' '))
+                    .unwrap_or("");
+                err(line, field, msg.clone())
+            })?;
+            let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
+                v.as_deref()
+                    .map(|s| {
+                        parse_duration(s).map_err(|m| err(find_line(doc, field, start), field, m))
+                    })
+                    .transpose()
+            };
+            if let Some(l) = &s.listen {
+                cfg.listen = l.parse().map_err(|_| {
+                    err(
+                        find_line(doc, "listen", start),
+                        "listen",
+                        format!("{l:?} is not an address like 127.0.0.1:8080"),
+                    )
+                })?;
+            }
+            if let Some(h) = s.history {
+                if h == 0 {
+                    return Err(err(
+                        find_line(doc, "history", start),
+                        "history",
+                        "must be at least 1".into(),
+                    ));
+                }
+                cfg.store.history = h;
+            }
+            if let Some(d) = dur("propagation_delay", &s.propagation_delay)? {
+                cfg.cluster.propagation_delay = d;
+            }
+            if let Some(d) = dur("propagation_jitter", &s.propagation_jitter)? {
+                cfg.cluster.propagation_jitter = d;
+            }
+            if let Some(d) = dur("bookmark_interval", &s.bookmark_interval)? {
+                if d.is_zero() {
+                    return Err(err(
+                        find_line(doc, "bookmark_interval", start),
+                        "bookmark_interval",
+                        "must be more than 0".into(),
+                    ));
+                }
+                cfg.bookmark_interval = d;
+            }
+            if let Some(d) = dur("backoff_base", &s.backoff_base)? {
+                cfg.cluster.backoff_base = d;
+            }
+            if let Some(d) = dur("backoff_max", &s.backoff_max)? {
+                cfg.cluster.backoff_max = d;
+            }
+            if let Some(k) = s.kubeconfig_out {
+                cfg.kubeconfig_out = Some(k);
+            }
+            for (i, r) in s.deny.iter().enumerate() {
+                if r.verb.is_empty() || r.resource.is_empty() {
+                    return Err(err(
+                        find_line(doc, "deny", start),
+                        &format!("deny[{i}]"),
+                        "verb and resource are required (use \"*\" for any)".into(),
+                    ));
+                }
+            }
+            cfg.deny = s.deny;
+            if let Some(ms) = s.manifests {
+                any_manifest_key = true;
+                let base = find_line(doc, "manifests", start);
+                let mut out = Vec::new();
+                for (i, m) in ms.iter().enumerate() {
+                    let m = serde_json::to_value(m)
+                        .map_err(|e| err(base, &format!("manifests[{i}]"), e.to_string()))?;
+                    check_manifest(&m, &format!("manifests[{i}]"))
+                        .map_err(|(field, msg)| err(base, &field, msg))?;
+                    out.push(m);
+                }
+                manifests.splice(0..0, out);
+            }
+        }
+        cfg.manifests = if manifests.is_empty() && !any_manifest_key {
+            SandboxConfig::seed().manifests
+        } else {
+            manifests
+        };
+        Ok(cfg)
+    }
+}
+
+/// The settings document of a sandbox config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// API server address, e.g. `127.0.0.1:8080` (default `127.0.0.1:0`, a free port).
+    pub listen: Option<String>,
+    /// Changes kept for watches to resume from (default 10000).
+    pub history: Option<usize>,
+    /// Lag of the Service proxy behind EndpointSlices, e.g. `1s` (default 1s).
+    pub propagation_delay: Option<String>,
+    /// Extra random lag per change, up to this (default 0s).
+    pub propagation_jitter: Option<String>,
+    /// Watch bookmark period (default 5s).
+    pub bookmark_interval: Option<String>,
+    /// Kubelet back-off start and cap (defaults 10s and 300s, as Kubernetes).
+    pub backoff_base: Option<String>,
+    pub backoff_max: Option<String>,
+    pub kubeconfig_out: Option<PathBuf>,
+    #[serde(default)]
+    pub deny: Vec<AccessRule>,
+    /// Manifests applied at start.
+    pub manifests: Option<Vec<serde_norway::Value>>,
+}
+
+/// Why a config file was refused; the message names file, line and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read sandbox config {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {}{message}", file.display(), if field.is_empty() { String::new() } else { format!("field `{field}`: ") })]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        field: String,
+        message: String,
+    },
+}
+
+/// The kinds a sandbox manifest may have.
+const MANIFEST_KINDS: &[(&str, &str)] = &[
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "Pod"),
+    ("apps/v1", "Deployment"),
+];
+
+fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
+    let av = m["apiVersion"]
+        .as_str()
+        .ok_or((format!("{at}.apiVersion"), "required".to_string()))?;
+    let kind = m["kind"]
+        .as_str()
+        .ok_or((format!("{at}.kind"), "required".to_string()))?;
+    if !MANIFEST_KINDS.contains(&(av, kind)) {
+        return Err((
+            format!("{at}.kind"),
+            format!(
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod and apps/v1 Deployment"
+            ),
+        ));
+    }
+    if m["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        return Err((format!("{at}.metadata.name"), "required".into()));
+    }
+    Ok(())
+}
+
+/// Splits a YAML stream at `---` lines; each document with its first line (1-based).
+fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let l = line.trim_end();
+        if l == "---" || l.starts_with("--- ") || l.starts_with("---\t") {
+            out.push((start_line, &text[start_byte..offset]));
+            start_byte = offset + line.len();
+            start_line = i + 2;
+        }
+        offset += line.len();
+    }
+    out.push((start_line, &text[start_byte..]));
+    out
+}
+
+/// The line of a top-level `field:` in a document (or the document's first line).
+fn find_line(doc: &str, field: &str, start: usize) -> usize {
+    doc.lines()
+        .position(|l| l.starts_with(&format!("{field}:")))
+        .map_or(start, |i| start + i)
+}
+
+/// `500ms`, `2s`, `1.5s`, `3m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("{s:?} is not a duration like 500ms, 2s or 1m");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<SandboxConfig, ConfigError> {
+        SandboxConfig::from_yaml(t, Path::new("sandbox.yaml"))
+    }
+
+    #[test]
+    fn seed_has_the_web_server_deployment_and_a_nodeport_service() {
+        let c = SandboxConfig::seed();
+        assert_eq!(c.manifests.len(), 2);
+        assert_eq!(c.manifests[0]["spec"]["replicas"], 3);
+        assert_eq!(
+            c.manifests[0]["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.27"
+        );
+        assert_eq!(c.manifests[1]["spec"]["type"], "NodePort");
+        let d: k8s_openapi::api::apps::v1::Deployment =
+            serde_json::from_value(seed_deployment()).unwrap();
+        assert_eq!(
+            d.spec
+                .template
+                .spec
+                .unwrap()
+                .termination_grace_period_seconds,
+            Some(30)
+        );
+    }
+
+    #[test]
+    fn settings_and_manifest_documents_are_read() {
+        let c = parse(
+            "history: 5\npropagation_delay: 250ms\ndeny:\n- {verb: patch, group: apps, resource: deployments}\nmanifests:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a}\n  spec: {ports: [{port: 80}]}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b}\n",
+        )
+        .unwrap();
+        assert_eq!(c.store.history, 5);
+        assert_eq!(c.cluster.propagation_delay, Duration::from_millis(250));
+        assert_eq!(c.deny.len(), 1);
+        assert!(c.deny[0].denies("patch", "apps", "deployments"));
+        let names: Vec<_> = c
+            .manifests
+            .iter()
+            .map(|m| m["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["a", "b"]);
+        let seedless = parse("history: 5\n").unwrap();
+        assert_eq!(
+            seedless.manifests.len(),
+            2,
+            "no manifests means the seed scenario"
+        );
+        assert!(parse("manifests: []\n").unwrap().manifests.is_empty());
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let e = parse("history: 5\nbogus: 1\n").unwrap_err().to_string();
+        assert!(e.starts_with("sandbox.yaml:2:"), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse("history: 5\npropagation_delay: soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sandbox.yaml:2") && e.contains("propagation_delay"),
+            "{e}"
+        );
+        let e = parse("deny:\n- {verb: get, resource: pods, nope: 1}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("deny[0]") && e.contains("nope"), "{e}");
+        let e = parse("history: 1\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("sandbox.yaml:3:") && e.contains("kind"),
+            "{e}"
+        );
+        let e = parse("history: [\n").unwrap_err().to_string();
+        assert!(e.starts_with("sandbox.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn durations_parse_in_the_usual_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,42 @@
+//! A **simulator** of the slice of Kubernetes that decides whether a rollout
+//! drops requests: an API server speaking the Kubernetes wire format over
+//! HTTP on loopback, Deployment/ReplicaSet/EndpointSlice controllers, Pods
+//! that are real HTTP servers on their own loopback addresses, and a Service
+//! proxy whose endpoints lag the EndpointSlices like kube-proxy's do.
+//!
+//! It exists so that `baton demo` and baton's tests run with no cluster,
+//! through the same kube-rs client path used against real clusters. It is not
+//! a cluster: no scheduler, no nodes, no containers, no TLS, no RBAC beyond a
+//! deny list. The product targets real clusters.
+//!
+//! See [`Sandbox`] for the entry point.
+//!
+//! # Layout
+//!
+//! - [`store`]: the in-memory object store (JSON objects, one global
+//!   resourceVersion, a bounded change history for watches).
+//! - [`api`]: the HTTP API server: discovery, CRUD, list/watch, patch,
+//!   server-side apply, `Status` errors, access rules.
+//! - [`config`]: the sandbox configuration file and the seed scenario.
+//! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
+//! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
+//! - [`cluster`]: spawns the cluster behaviour below.
+//! - [`controllers`]: Deployment, ReplicaSet and EndpointSlice controllers.
+//! - [`kubelet`]: Pods as real HTTP servers: probes, preStop, grace period.
+//! - [`proxy`]: the Service proxy with propagation lag and a ground-truth log.
+//! - [`events`]: records core/v1 Events into the store.
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod controllers;
+pub mod events;
+pub mod kubeconfig;
+pub mod kubelet;
+pub mod proxy;
+pub mod sandbox;
+pub mod store;
+
+pub use config::{AccessRule, ConfigError, SandboxConfig};
+pub use sandbox::Sandbox;
+pub use store::{Change, ChangeType, Store, StoreConfig, StoreError};

@@ -1,0 +1,613 @@
+//! The Service proxy of the sandbox SIMULATOR: a stand-in for kube-proxy.
+//!
+//! One real TCP listener per Service port that has a `nodePort`, on
+//! [`ClusterConfig::node_port_bind`](crate::cluster::ClusterConfig). Each NEW
+//! connection is sent to one endpoint, chosen round robin from the proxy's
+//! OWN copy of the Service's ready endpoints. That copy applies every
+//! EndpointSlice change only after
+//! [`propagation_delay`](crate::cluster::ClusterConfig::propagation_delay)
+//! (+ random jitter): the lag between "the endpoint is out of the
+//! EndpointSlice" and "iptables stops sending to it" that drops requests when
+//! a Pod stops listening too early. That lag is the point of this module.
+//!
+//! What a client sees, compared with kube-proxy:
+//! - no endpoint: kube-proxy REJECTs, so the client gets `ECONNREFUSED` at
+//!   connect. A userspace proxy cannot refuse one connection without closing
+//!   the shared listener, so here the handshake completes and the accepted
+//!   socket is closed at once with `SO_LINGER 0`: the client sees a **reset**
+//!   (`ECONNRESET`) on its first read or write. Logged as `no_endpoints`.
+//! - endpoint not listening: iptables' DNAT would make the client's SYN hit a
+//!   closed port (RST → connect refused). Here the upstream connect is
+//!   refused and the client connection is reset. Logged as
+//!   `upstream_refused`.
+//! - Pod resets mid-connection: the client connection is reset too
+//!   (`upstream_reset`); a half-close (FIN) from either side is passed on as
+//!   a half-close.
+//! - like kube-proxy since "ProxyTerminatingEndpoints", when a Service has no
+//!   ready endpoint the proxy falls back to endpoints that are serving but
+//!   terminating.
+//!
+//! Every connection is logged in the [`GroundTruth`], with the client's
+//! address so a load generator can match its own request (by local port) to
+//! the Pod the proxy chose.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterConfig;
+use crate::store::Store;
+
+/// How many connection records the [`GroundTruth`] keeps (oldest dropped first).
+pub const GROUND_TRUTH_CAPACITY: usize = 1_000_000;
+
+/// How long the proxy waits for a Pod to accept before resetting the client.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What became of one proxied connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still open.
+    Open,
+    /// Bytes were relayed and both sides closed normally.
+    Proxied,
+    /// The proxy's copy had no endpoint: the client connection was reset.
+    NoEndpoints,
+    /// The chosen Pod refused the connection: the client connection was reset.
+    UpstreamRefused,
+    /// The chosen Pod did not accept in time: the client connection was reset.
+    UpstreamTimeout,
+    /// The Pod reset the connection; the client connection was reset too.
+    UpstreamReset,
+    /// The client reset the connection; the Pod connection was reset too.
+    ClientReset,
+    /// The sandbox shut down while the connection was open.
+    Shutdown,
+}
+
+/// One connection accepted by the proxy.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnRecord {
+    /// Sequence number, from 0, per sandbox.
+    pub id: u64,
+    /// When the proxy accepted the connection (Unix epoch, ns).
+    pub accepted_unix_ns: u128,
+    /// The client's address as the proxy saw it (its local port identifies
+    /// the request on the client side).
+    pub client_addr: SocketAddr,
+    pub namespace: String,
+    pub service: String,
+    pub node_port: u16,
+    /// The Pod chosen, if any.
+    pub pod: Option<String>,
+    pub pod_addr: Option<SocketAddr>,
+    pub outcome: Outcome,
+    /// Bytes relayed client → Pod.
+    pub bytes_up: u64,
+    /// Bytes relayed Pod → client.
+    pub bytes_down: u64,
+    /// When the proxy closed both sides (Unix epoch, ns); `None` while open.
+    pub closed_unix_ns: Option<u128>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Id of `records[0]`.
+    first_id: u64,
+    records: VecDeque<ConnRecord>,
+}
+
+/// The ground-truth log of proxied connections. Cheap to clone; all clones
+/// share one log.
+#[derive(Clone, Default)]
+pub struct GroundTruth {
+    log: Arc<Mutex<Log>>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl GroundTruth {
+    /// Every record still kept, oldest first (open connections included,
+    /// with outcome [`Outcome::Open`]).
+    pub fn snapshot(&self) -> Vec<ConnRecord> {
+        self.log
+            .lock()
+            .expect("ground truth")
+            .records
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn open(&self, mut rec: ConnRecord) -> u64 {
+        let mut log = self.log.lock().expect("ground truth");
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        rec.id = id;
+        if log.records.is_empty() {
+            log.first_id = id;
+        }
+        // Ids are handed out under the lock, so records stay in id order.
+        log.records.push_back(rec);
+        while log.records.len() > GROUND_TRUTH_CAPACITY {
+            log.records.pop_front();
+            log.first_id += 1;
+        }
+        id
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut ConnRecord)) {
+        let mut log = self.log.lock().expect("ground truth");
+        let Some(idx) = id.checked_sub(log.first_id) else {
+            return;
+        };
+        if let Some(r) = log.records.get_mut(idx as usize) {
+            f(r);
+        }
+    }
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// One endpoint as the proxy knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Endpoint {
+    pod: String,
+    ip: IpAddr,
+    /// Port per Service port name ("" for an unnamed port).
+    ports: Vec<(String, u16)>,
+    ready: bool,
+    serving: bool,
+    terminating: bool,
+}
+
+/// The proxy's own, lagging copy of one Service's endpoints.
+#[derive(Default)]
+struct Table {
+    /// Sequence number of the set currently applied; a later-scheduled set
+    /// never gets overwritten by an earlier one that had more jitter.
+    applied_seq: u64,
+    endpoints: Vec<Endpoint>,
+}
+
+struct ServiceState {
+    table: Arc<Mutex<Table>>,
+    rr: Arc<AtomicUsize>,
+    /// Last set scheduled for application, and its sequence number.
+    scheduled: Vec<Endpoint>,
+    scheduled_seq: u64,
+    /// nodePort → (Service port name, listener stop token).
+    listeners: HashMap<u16, (String, CancellationToken)>,
+    /// Accept loops, awaited at shutdown so no NodePort outlives the proxy.
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ServiceState {
+    fn new() -> ServiceState {
+        ServiceState {
+            table: Arc::default(),
+            rr: Arc::default(),
+            scheduled: Vec::new(),
+            scheduled_seq: 0,
+            listeners: HashMap::new(),
+            accept_tasks: Vec::new(),
+        }
+    }
+}
+
+/// Runs the proxy until `shutdown` is cancelled.
+pub async fn run(
+    store: Arc<Store>,
+    cfg: ClusterConfig,
+    gt: GroundTruth,
+    shutdown: CancellationToken,
+) {
+    let mut wakeups = store.wakeups(Duration::from_millis(100));
+    let mut services: HashMap<(String, String), ServiceState> = HashMap::new();
+    loop {
+        sync(&store, &cfg, &gt, &shutdown, &mut services);
+        if !wakeups.next(&shutdown).await {
+            break;
+        }
+    }
+    for st in services.values_mut() {
+        for (_, tok) in st.listeners.values() {
+            tok.cancel();
+        }
+        for t in st.accept_tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+fn sync(
+    store: &Arc<Store>,
+    cfg: &ClusterConfig,
+    gt: &GroundTruth,
+    shutdown: &CancellationToken,
+    services: &mut HashMap<(String, String), ServiceState>,
+) {
+    let (svcs, _) = store.list::<Service>(None);
+    let (slices, _) = store.list::<EndpointSlice>(None);
+    let mut live = std::collections::HashSet::new();
+    for svc in &svcs {
+        let ns = svc.metadata.namespace.clone().unwrap_or_default();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let key = (ns.clone(), name.clone());
+        live.insert(key.clone());
+        let st = services.entry(key).or_insert_with(ServiceState::new);
+
+        // Listeners: one per port with a nodePort.
+        let mut wanted: HashMap<u16, String> = HashMap::new();
+        for p in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            if let Some(np) = p.node_port {
+                let proto = p.protocol.as_deref().unwrap_or("TCP");
+                if proto == "TCP" && (1..=65535).contains(&np) {
+                    wanted.insert(np as u16, p.name.clone().unwrap_or_default());
+                }
+            }
+        }
+        st.listeners.retain(|np, (pname, tok)| {
+            let keep = wanted.get(np) == Some(pname);
+            if !keep {
+                tok.cancel();
+            }
+            keep
+        });
+        for (np, pname) in wanted {
+            if st.listeners.contains_key(&np) {
+                continue;
+            }
+            let addr = SocketAddr::new(cfg.node_port_bind, np);
+            // Bound synchronously so a Service is reachable as soon as the
+            // proxy has seen it; a failure is retried on the next pass.
+            let std_listener = match std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, service = %name, "cannot bind NodePort; retrying");
+                    continue;
+                }
+            };
+            let listener = match TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot register NodePort listener");
+                    continue;
+                }
+            };
+            tracing::info!(%addr, service = %name, "NodePort listening");
+            let tok = shutdown.child_token();
+            st.listeners.insert(np, (pname.clone(), tok.clone()));
+            st.accept_tasks.retain(|t| !t.is_finished());
+            st.accept_tasks.push(tokio::spawn(accept_loop(
+                listener,
+                Target {
+                    namespace: ns.clone(),
+                    service: name.clone(),
+                    node_port: np,
+                    port_name: pname,
+                    table: st.table.clone(),
+                    rr: st.rr.clone(),
+                },
+                gt.clone(),
+                tok,
+            )));
+        }
+
+        // Endpoints: the slices' view now, applied after the lag.
+        let mut eps: Vec<Endpoint> = Vec::new();
+        for sl in slices.iter().filter(|s| {
+            s.metadata.namespace.as_deref() == Some(ns.as_str())
+                && s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    == Some(&name)
+        }) {
+            let ports: Vec<(String, u16)> = sl
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    let port = u16::try_from(p.port?).ok()?;
+                    Some((p.name.clone().unwrap_or_default(), port))
+                })
+                .collect();
+            for ep in sl.endpoints.iter().flatten() {
+                let c = ep.conditions.clone().unwrap_or_default();
+                for a in &ep.addresses {
+                    let Ok(ip) = a.parse::<IpAddr>() else {
+                        continue;
+                    };
+                    eps.push(Endpoint {
+                        pod: ep
+                            .target_ref
+                            .as_ref()
+                            .and_then(|t| t.name.clone())
+                            .unwrap_or_else(|| a.clone()),
+                        ip,
+                        ports: ports.clone(),
+                        // Kubernetes: an unset `ready` means ready.
+                        ready: c.ready != Some(false),
+                        serving: c.serving.or(c.ready) != Some(false),
+                        terminating: c.terminating == Some(true),
+                    });
+                }
+            }
+        }
+        eps.sort_by(|a, b| a.pod.cmp(&b.pod).then(a.ip.cmp(&b.ip)));
+        if eps != st.scheduled {
+            st.scheduled = eps.clone();
+            st.scheduled_seq += 1;
+            let seq = st.scheduled_seq;
+            let table = st.table.clone();
+            let mut lag = cfg.propagation_delay;
+            if !cfg.propagation_jitter.is_zero() {
+                let j = cfg.propagation_jitter.as_nanos().min(u64::MAX as u128) as u64;
+                lag += Duration::from_nanos(rand::random_range(0..=j));
+            }
+            let stop = shutdown.clone();
+            let svc_name = name.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(lag) => {
+                        let mut t = table.lock().expect("proxy table");
+                        if seq > t.applied_seq {
+                            t.applied_seq = seq;
+                            tracing::debug!(service = %svc_name, ready = eps.iter().filter(|e| e.ready).count(), "proxy endpoints applied");
+                            t.endpoints = eps;
+                        }
+                    }
+                }
+            });
+        }
+    }
+    services.retain(|k, st| {
+        let keep = live.contains(k);
+        if !keep {
+            for (_, tok) in st.listeners.values() {
+                tok.cancel();
+            }
+        }
+        keep
+    });
+}
+
+/// What a NodePort listener sends to.
+#[derive(Clone)]
+struct Target {
+    namespace: String,
+    service: String,
+    node_port: u16,
+    port_name: String,
+    table: Arc<Mutex<Table>>,
+    rr: Arc<AtomicUsize>,
+}
+
+impl Target {
+    /// Round robin over ready endpoints; serving-terminating ones only when
+    /// no endpoint is ready (kube-proxy's terminating-endpoint fallback).
+    fn pick(&self) -> Option<(String, SocketAddr)> {
+        let t = self.table.lock().expect("proxy table");
+        let port_of = |e: &Endpoint| {
+            e.ports
+                .iter()
+                .find(|(n, _)| *n == self.port_name)
+                .or(if e.ports.len() == 1 {
+                    e.ports.first()
+                } else {
+                    None
+                })
+                .map(|(_, p)| *p)
+        };
+        let mut cands: Vec<(String, SocketAddr)> = t
+            .endpoints
+            .iter()
+            .filter(|e| e.ready)
+            .filter_map(|e| Some((e.pod.clone(), SocketAddr::new(e.ip, port_of(e)?))))
+            .collect();
+        if cands.is_empty() {
+            cands = t
+                .endpoints
+                .iter()
+                .filter(|e| e.serving && e.terminating)
+                .filter_map(|e| Some((e.pod.clone(), SocketAddr::new(e.ip, port_of(e)?))))
+                .collect();
+        }
+        if cands.is_empty() {
+            return None;
+        }
+        let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
+        Some(cands.swap_remove(i))
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    target: Target,
+    gt: GroundTruth,
+    stop: CancellationToken,
+) {
+    loop {
+        let (sock, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "NodePort accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let target = target.clone();
+        let gt = gt.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move { handle(sock, peer, target, gt, stop).await });
+    }
+}
+
+/// Closes `sock` with a reset (RST) rather than an orderly FIN.
+fn reset(sock: &TcpStream) {
+    let _ = sock.set_zero_linger();
+}
+
+async fn handle(
+    client: TcpStream,
+    peer: SocketAddr,
+    target: Target,
+    gt: GroundTruth,
+    stop: CancellationToken,
+) {
+    let _ = client.set_nodelay(true);
+    let pick = target.pick();
+    let id = gt.open(ConnRecord {
+        id: 0,
+        accepted_unix_ns: unix_ns(),
+        client_addr: peer,
+        namespace: target.namespace.clone(),
+        service: target.service.clone(),
+        node_port: target.node_port,
+        pod: pick.as_ref().map(|p| p.0.clone()),
+        pod_addr: pick.as_ref().map(|p| p.1),
+        outcome: Outcome::Open,
+        bytes_up: 0,
+        bytes_down: 0,
+        closed_unix_ns: None,
+    });
+    let finish = |outcome: Outcome, up: u64, down: u64| {
+        gt.update(id, |r| {
+            r.outcome = outcome;
+            r.bytes_up = up;
+            r.bytes_down = down;
+            r.closed_unix_ns = Some(unix_ns());
+        })
+    };
+    let Some((pod, addr)) = pick else {
+        reset(&client);
+        drop(client);
+        finish(Outcome::NoEndpoints, 0, 0);
+        return;
+    };
+    let upstream = tokio::select! {
+        _ = stop.cancelled() => { reset(&client); finish(Outcome::Shutdown, 0, 0); return; }
+        r = tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, TcpStream::connect(addr)) => r,
+    };
+    let upstream = match upstream {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%pod, %addr, error = %e, "upstream connect failed");
+            reset(&client);
+            drop(client);
+            finish(Outcome::UpstreamRefused, 0, 0);
+            return;
+        }
+        Err(_) => {
+            reset(&client);
+            drop(client);
+            finish(Outcome::UpstreamTimeout, 0, 0);
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut pr, mut pw) = upstream.into_split();
+    let (mut up, mut down) = (0u64, 0u64);
+    let outcome = {
+        let up_f = pump(&mut cr, &mut pw, &mut up, Side::Client);
+        let down_f = pump(&mut pr, &mut cw, &mut down, Side::Pod);
+        tokio::pin!(up_f, down_f);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Outcome::Shutdown,
+                r = &mut up_f, if !up_done => match r {
+                    Ok(()) => up_done = true,
+                    Err(side) => break side.reset_outcome(),
+                },
+                r = &mut down_f, if !down_done => match r {
+                    Ok(()) => down_done = true,
+                    Err(side) => break side.reset_outcome(),
+                },
+            }
+            if up_done && down_done {
+                break Outcome::Proxied;
+            }
+        }
+    };
+    match outcome {
+        // The Pod reset: reset the client, as a DNAT'd connection would see.
+        Outcome::UpstreamReset => reset(cr.as_ref()),
+        Outcome::ClientReset => reset(pr.as_ref()),
+        Outcome::Shutdown => {
+            reset(cr.as_ref());
+            reset(pr.as_ref());
+        }
+        _ => {}
+    }
+    drop((cr, cw, pr, pw));
+    finish(outcome, up, down);
+}
+
+#[derive(Clone, Copy)]
+enum Side {
+    Client,
+    Pod,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Pod,
+            Side::Pod => Side::Client,
+        }
+    }
+    fn reset_outcome(self) -> Outcome {
+        match self {
+            Side::Client => Outcome::ClientReset,
+            Side::Pod => Outcome::UpstreamReset,
+        }
+    }
+}
+
+/// Copies `from` → `to` until EOF, then half-closes `to`. On an error,
+/// returns the side whose socket failed.
+async fn pump(
+    r: &mut OwnedReadHalf,
+    w: &mut OwnedWriteHalf,
+    n: &mut u64,
+    from: Side,
+) -> Result<(), Side> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let k = match r.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(_) => return Err(from),
+        };
+        if w.write_all(&buf[..k]).await.is_err() {
+            return Err(from.other());
+        }
+        *n += k as u64;
+    }
+    // Pass the half-close on.
+    let _ = w.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! kubectl against the sandbox: the commands an SRE runs during a rollout.
+//! Needs `kubectl` on PATH (Debian: `apt-get install kubernetes-client`);
+//! without it these tests FAIL with that advice rather than pass silently.
+
+mod api_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use api_support::*;
+use baton_sandbox::{Sandbox, SandboxConfig};
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn kubectl_bin() -> String {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("kubectl").is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "kubectl is not on PATH. Install it (Debian/Ubuntu: `sudo apt-get install kubernetes-client`) to run these tests."
+    );
+    "kubectl".into()
+}
+
+async fn kubectl(sb: &Sandbox, args: &[&str]) -> Out {
+    let cache = sb.kubeconfig_path().with_file_name("kubectl-cache");
+    let mut cmd = Command::new(kubectl_bin());
+    cmd.arg("--kubeconfig")
+        .arg(sb.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("kubectl runs");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+async fn seed() -> Sandbox {
+    let mut cfg = SandboxConfig::seed();
+    cfg.cluster.propagation_delay = Duration::from_millis(100);
+    start(cfg).await
+}
+
+/// Runs `args` until stdout contains `want` (bounded: 60 tries, 60 s).
+async fn until(sb: &Sandbox, args: &[&str], want: &str) -> Out {
+    let t0 = Instant::now();
+    let mut last = kubectl(sb, args).await;
+    for _ in 0..60 {
+        if last.stdout.contains(want) || t0.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        last = kubectl(sb, args).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn kubectl_get_pods_and_deployments_shows_the_seed_scenario() {
+    let sb = seed().await;
+    let out = kubectl(&sb, &["get", "deploy"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("web-server"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("READY"),
+        "a server-side table: {}",
+        out.stdout
+    );
+    let out = kubectl(
+        &sb,
+        &["get", "svc", "web-service", "-o", "jsonpath={.spec.type}"],
+    )
+    .await;
+    assert_eq!(out.stdout, "NodePort", "{}", out.stderr);
+    let out = until(&sb, &["get", "pods"], "web-server-").await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("web-server-"),
+        "pods of the seed deployment: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl(&sb, &["get", "deploy", "-o", "wide"]).await;
+    assert!(
+        out.stdout.contains("nginx:1.27") && out.stdout.contains("app=web"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl(&sb, &["get", "pods", "-o", "wide"]).await;
+    assert!(
+        out.stdout.contains("IP") && out.stdout.contains("127."),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl(&sb, &["describe", "deployment", "web-server"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("nginx:1.27"), "{}", out.stdout);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_set_image_then_rollout_status_completes() {
+    let sb = seed().await;
+    let out = kubectl(
+        &sb,
+        &["set", "image", "deployment/web-server", "nginx=nginx:1.28"],
+    )
+    .await;
+    assert!(out.ok, "set image: {}", out.stderr);
+    let d = sb
+        .store()
+        .get_raw("Deployment", Some("default"), "web-server")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+    // Needs the controllers and kubelet (the cluster half) to do the rollout.
+    let out = kubectl(
+        &sb,
+        &[
+            "rollout",
+            "status",
+            "deployment/web-server",
+            "--timeout=90s",
+        ],
+    )
+    .await;
+    assert!(out.ok, "rollout status: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("successfully rolled out"),
+        "{}",
+        out.stdout
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_scale_changes_replicas_through_the_scale_subresource() {
+    let sb = seed().await;
+    let out = kubectl(&sb, &["scale", "deployment/web-server", "--replicas=5"]).await;
+    assert!(out.ok, "scale: {}", out.stderr);
+    let d = sb
+        .store()
+        .get_raw("Deployment", Some("default"), "web-server")
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 5);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_rollout_restart_history_undo_and_delete_pod_are_accepted() {
+    let sb = seed().await;
+    let out = kubectl(&sb, &["rollout", "restart", "deployment/web-server"]).await;
+    assert!(out.ok, "restart: {}", out.stderr);
+    let d = sb
+        .store()
+        .get_raw("Deployment", Some("default"), "web-server")
+        .unwrap();
+    assert!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"]
+            .is_string(),
+        "{d}"
+    );
+    let out = kubectl(&sb, &["rollout", "history", "deployment/web-server"]).await;
+    assert!(out.ok, "history: {}", out.stderr);
+    let out = until(&sb, &["get", "pods", "-o", "name"], "pod/web-server-").await;
+    let pod = out.stdout.lines().next().unwrap_or("").to_string();
+    assert!(
+        pod.starts_with("pod/web-server-"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // kubectl waits (a watch on the pod) until the kubelet has removed it.
+    let out = kubectl(&sb, &["delete", &pod, "--timeout=60s"]).await;
+    assert!(out.ok, "delete pod: {}", out.stderr);
+    assert!(out.stdout.contains("deleted"), "{}", out.stdout);
+    let name = pod.trim_start_matches("pod/");
+    assert!(sb.store().get_raw("Pod", Some("default"), name).is_none());
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_rollout_undo_brings_back_the_previous_image_as_a_new_revision() {
+    let sb = seed().await;
+    let out = kubectl(
+        &sb,
+        &["set", "image", "deployment/web-server", "nginx=nginx:1.28"],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "rollout",
+            "status",
+            "deployment/web-server",
+            "--timeout=90s",
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let out = kubectl(&sb, &["rollout", "undo", "deployment/web-server"]).await;
+    assert!(out.ok, "undo: {}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "rollout",
+            "status",
+            "deployment/web-server",
+            "--timeout=90s",
+        ],
+    )
+    .await;
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let out = kubectl(&sb, &["get", "deploy", "web-server", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]).await;
+    assert_eq!(out.stdout, "nginx:1.27 3", "{}", out.stderr);
+    let out = kubectl(&sb, &["rollout", "history", "deployment/web-server"]).await;
+    assert!(out.stdout.contains('3'), "{}", out.stdout);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_auth_can_i_reports_deny_rules() {
+    let mut cfg = SandboxConfig::seed();
+    cfg.deny = vec![baton_sandbox::AccessRule {
+        verb: "patch".into(),
+        group: "apps".into(),
+        resource: "deployments".into(),
+    }];
+    let sb = start(cfg).await;
+    let out = kubectl(&sb, &["auth", "can-i", "patch", "deployments"]).await;
+    assert!(out.stdout.starts_with("no"), "{}{}", out.stdout, out.stderr);
+    let out = kubectl(&sb, &["auth", "can-i", "get", "deployments"]).await;
+    assert_eq!(out.stdout.trim(), "yes", "{}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &["set", "image", "deployment/web-server", "nginx=nginx:1.28"],
+    )
+    .await;
+    assert!(
+        !out.ok && out.stderr.contains("is forbidden"),
+        "{}",
+        out.stderr
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_apply_create_diff_and_server_side_apply_work_with_field_validation() {
+    let sb = seed().await;
+    let dir = sb.kubeconfig_path().parent().unwrap().to_path_buf();
+    let manifest = |replicas: u32, image: &str, extra: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: {replicas}\n{extra}  selector: {{matchLabels: {{app: api}}}}\n  template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers:\n      - name: api\n        image: {image}\n"
+        )
+    };
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let v1 = write("v1.yaml", manifest(1, "nginx:1.27", ""));
+    let v2 = write("v2.yaml", manifest(2, "nginx:1.28", ""));
+    let bad = write("bad.yaml", manifest(1, "nginx:1.27", "  bogus: 3\n"));
+
+    let out = kubectl(&sb, &["apply", "-f", &v1]).await;
+    assert!(
+        out.ok && out.stdout.contains("created"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl(&sb, &["diff", "-f", &v2]).await;
+    assert!(
+        out.stdout.contains("+  replicas: 2"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl(&sb, &["apply", "-f", &v2]).await;
+    assert!(
+        out.ok && out.stdout.contains("configured"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let d = sb
+        .store()
+        .get_raw("Deployment", Some("default"), "api")
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
+    let out = kubectl(&sb, &["apply", "--server-side", "-f", &v1]).await;
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let d = sb
+        .store()
+        .get_raw("Deployment", Some("default"), "api")
+        .unwrap();
+    assert_eq!(d["spec"]["replicas"], 1);
+    let out = kubectl(&sb, &["apply", "-f", &bad]).await;
+    assert!(
+        !out.ok && out.stderr.contains("unknown field \"spec.bogus\""),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl(&sb, &["delete", "-f", &v1]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = kubectl(&sb, &["create", "-f", &v1]).await;
+    assert!(
+        out.ok && out.stdout.contains("created"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_get_all_and_logs_answer() {
+    let sb = seed().await;
+    let out = kubectl(&sb, &["get", "all"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("deployment.apps/web-server")
+            && out.stdout.contains("service/web-service"),
+        "{}",
+        out.stdout
+    );
+    let out = until(&sb, &["get", "pods", "-o", "name"], "pod/web-server-").await;
+    let pod = out.stdout.lines().next().unwrap_or("").to_string();
+    let out = kubectl(&sb, &["logs", &pod]).await;
+    assert!(
+        out.ok && out.stdout.contains("simulated"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    sb.shutdown().await;
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run and CI all call this).
+# Installs what the tests need when missing, then checks formatting,
+# lints with warnings denied, and runs every test tier of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# kubectl: the sandbox's tests drive it as a user would. Debian's
+# kubernetes-client provides one where none is installed.
+if ! command -v kubectl >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's kubernetes-client for kubectl" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+  else
+    echo "test.sh: kubectl is missing and cannot be installed here (need root and apt-get); the kubectl test will fail" >&2
+  fi
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

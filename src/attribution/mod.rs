@@ -1,0 +1,559 @@
+//! Attribution, the heart of baton (DESIGN.md, "Attribution"): ties every
+//! failed request to the lifecycle moment that caused it, with a
+//! confidence, the candidate Pods and a one-line evidence, then groups
+//! failures into incidents with a remedy.
+//!
+//! Through a Service VIP a failed connection does not say which Pod
+//! refused it, so the cause is reconstructed from the [`Timeline`]: which
+//! Pods were, at that instant, terminating but still listed, listed but not
+//! listening, newly ready, restarting. Pure functions over data: no I/O,
+//! no clock.
+//!
+//! # The rules, in the order they are tried
+//!
+//! A failure gets exactly one cause: the first rule that fits. A rule fits
+//! *strictly* when the events alone place a candidate Pod in the right
+//! state at the right instant, and *loosely* when only an allowance does
+//! (a proxy may route by endpoints up to `propagation_allowance` old; a
+//! watch may report an event after it happened, which an API time can
+//! show). Strict fits of the termination rules are tried before any loose
+//! fit, so that a lagging-proxy allowance never hides direct evidence.
+//!
+//! 1. `harness`: outcome `client_resource`. The load host's own limit,
+//!    decided by the outcome alone and never tied to a Pod, so it goes
+//!    first: nothing the cluster did can make it the target's fault.
+//! 2. `killed_in_flight` (strict): the request started before a Pod's
+//!    deletion (or a terminating Pod's container exit) and died
+//!    mid-exchange after it. Before the lag rule because a request that
+//!    was already in flight was not routed by a stale endpoint list.
+//! 3. `endpoint_lag_on_termination` (strict): a new connection failed
+//!    after a Pod's deletion while its endpoint was listed ready: refused,
+//!    timed out, or cut off at any point (a Pod going away loses a request
+//!    however far it got; a preStop sleep saves it), or an HTTP error that
+//!    the terminating Pod itself answered.
+//! 4. `no_ready_endpoints` (strict): zero ready endpoints at the instant.
+//!    After the lag rule: a deleted Pod's endpoint still listed is the
+//!    sharper explanation (and while it is listed the count is not zero).
+//! 5. The loose fits of 2, 3 and 4, in that order: an in-flight request
+//!    whose Pod was seen going while it ran, though its endpoint had
+//!    already stopped being routable; a connection that failed while a
+//!    deleted Pod's endpoint had gone less than the allowance before; an
+//!    in-flight request that ended just before the watch saw the kill
+//!    (only an API time puts the kill inside the request: observed order
+//!    says otherwise, so a Pod deleted before the request began is the
+//!    better explanation); zero ready endpoints within the allowance.
+//! 6. `premature_readiness`: a failure (connection, reset, timeout, 503)
+//!    within `readiness_window` after its Pod (the backend, or any Pod)
+//!    became ready. After the termination rules because in a rolling
+//!    update every deletion follows a new Pod's readiness closely, and a
+//!    failure after a deletion is far more often the deleted Pod's.
+//! 7. `container_crash`: a container of a Pod that was not terminating
+//!    exited or restarted within `crash_window` of the request, or had
+//!    exited, was not back, and its endpoint was still routable.
+//! 8. `app_error`: an HTTP error from a ready, non-terminating Pod. Last of
+//!    the causes because an HTTP error near a lifecycle event is more
+//!    likely that event's doing.
+//! 9. `unexplained`: none of the above; shown first in reports.
+//!
+//! A backend named by the response narrows every Pod rule to that Pod.
+//! Confidence: high when exactly one candidate fits strictly, medium when
+//! several do, low when only an allowance makes the rule fit. For
+//! `no_ready_endpoints`, which names no Pod (its candidates are the Pods
+//! that existed): high when zero were ready throughout the allowance
+//! before, medium when zero at the instant, low when zero only within the
+//! allowance before. `harness` is always high, `unexplained` always low.
+//!
+//! Failures of one cause whose start times lie within `incident_gap` of
+//! each other form an [`Incident`] (see [`incident`]); each gets a remedy,
+//! with a number where one can be derived (see [`remedy`]).
+
+pub mod cause;
+pub mod incident;
+pub mod remedy;
+mod rules;
+mod text;
+
+pub use cause::{Cause, Confidence};
+pub use incident::Incident;
+pub use remedy::Remedy;
+
+use crate::load::outcome::{Outcome, Phase};
+use crate::load::record::RequestRecord;
+use crate::timeline::Timeline;
+use rules::{Candidate as Fit, NoReady};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A failed request, as attribution needs it (built from a
+/// `requests.csv` row). Pass failures only: an `ok` record would come out
+/// `unexplained`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailedRequest {
+    pub seq: u64,
+    pub scheduled_ns: u64,
+    /// When the connect began: the instant the Service routed it.
+    pub start_ns: u64,
+    /// `start_ns + total_us * 1000`: when it failed.
+    pub end_ns: u64,
+    pub outcome: Outcome,
+    pub phase: Phase,
+    pub status: Option<u16>,
+    /// The Pod that answered, when the response said (`backend_from`).
+    pub backend: Option<String>,
+}
+
+impl From<&RequestRecord> for FailedRequest {
+    fn from(r: &RequestRecord) -> Self {
+        FailedRequest {
+            seq: r.seq,
+            scheduled_ns: r.scheduled_ns,
+            start_ns: r.start_ns,
+            end_ns: r.start_ns + r.total_us * 1000,
+            outcome: r.outcome,
+            phase: r.phase,
+            status: r.status,
+            backend: r.backend.as_deref().map(str::to_string),
+        }
+    }
+}
+
+/// The allowances and windows of the rules.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttributionConfig {
+    /// How long after an endpoint change a proxy may still route by the
+    /// old set (kube-proxy, an ingress, a mesh sidecar all lag the
+    /// EndpointSlice). Also how late a watch may report an exit.
+    #[serde(with = "humantime_serde")]
+    pub propagation_allowance: Duration,
+    /// Failures of one cause further apart than this start a new incident.
+    #[serde(with = "humantime_serde")]
+    pub incident_gap: Duration,
+    /// How long after becoming ready a Pod's failures count as premature
+    /// readiness.
+    #[serde(with = "humantime_serde")]
+    pub readiness_window: Duration,
+    /// How near a container exit or restart a failure counts as its crash.
+    #[serde(with = "humantime_serde")]
+    pub crash_window: Duration,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig {
+            propagation_allowance: Duration::from_secs(2),
+            incident_gap: Duration::from_secs(1),
+            readiness_window: Duration::from_secs(2),
+            crash_window: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A Pod that could explain a failure, and what it was doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Candidate {
+    pub pod: String,
+    /// Its state at the failure, e.g. "terminating 40 ms (grace 30 s),
+    /// endpoint ready".
+    pub state: String,
+}
+
+/// Why one request failed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attribution {
+    pub seq: u64,
+    pub cause: Cause,
+    pub confidence: Confidence,
+    /// The Pods that fit, most likely first.
+    pub candidates: Vec<Candidate>,
+    /// One line with ms offsets, e.g. "refused 40 ms after pod web-7f9-abc
+    /// got its deletionTimestamp while its endpoint was still routable".
+    pub evidence: String,
+    /// The [`Incident::id`] it belongs to.
+    pub incident: u32,
+}
+
+/// Every failure's attribution, and the incidents they form.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttributionResult {
+    /// One per failed request, in the order given.
+    pub per_request: Vec<Attribution>,
+    /// Unexplained first, then by failure count, most first.
+    pub incidents: Vec<Incident>,
+}
+
+impl AttributionResult {
+    /// The remedy to show for a cause over the whole run: the one with the
+    /// largest number among its incidents (a preStop sleep must cover the
+    /// worst Pod), else the first incident's.
+    pub fn remedy_for(&self, cause: Cause) -> Option<&Remedy> {
+        let mut of_cause = self.incidents.iter().filter(|i| i.cause == cause);
+        let first = of_cause.next()?;
+        Some(of_cause.map(|i| &i.remedy).fold(&first.remedy, |best, r| {
+            if r.value > best.value { r } else { best }
+        }))
+    }
+
+    pub fn count_by_cause(&self) -> BTreeMap<Cause, u64> {
+        let mut m = BTreeMap::new();
+        for a in &self.per_request {
+            *m.entry(a.cause).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// What a rule found for one failure, kept beside its [`Attribution`] for
+/// the incident's remedy.
+#[derive(Clone, Debug)]
+pub(crate) struct Finding {
+    pub cause: Cause,
+    pub confidence: Confidence,
+    pub fits: Vec<Fit>,
+    pub evidence: String,
+}
+
+/// Attribute every failed request. The result has exactly one
+/// [`Attribution`] per input, in input order.
+pub fn attribute(
+    failed: &[FailedRequest],
+    timeline: &Timeline,
+    cfg: &AttributionConfig,
+) -> AttributionResult {
+    let findings: Vec<Finding> = failed.iter().map(|f| judge(f, timeline, cfg)).collect();
+    let (incidents, incident_of) = incident::group(failed, &findings, cfg);
+    let per_request = failed
+        .iter()
+        .zip(findings)
+        .zip(incident_of)
+        .map(|((f, fd), incident)| Attribution {
+            seq: f.seq,
+            cause: fd.cause,
+            confidence: fd.confidence,
+            candidates: fd
+                .fits
+                .iter()
+                .map(|c| Candidate {
+                    pod: c.pod.clone(),
+                    state: text::pod_state(timeline, &c.pod, f.start_ns),
+                })
+                .collect(),
+            evidence: fd.evidence,
+            incident,
+        })
+        .collect();
+    AttributionResult {
+        per_request,
+        incidents,
+    }
+}
+
+/// Keep the fits for the response's backend, if it named one; order the
+/// rest by how near their event lies to `at` (the failure's start: when
+/// it was routed; or for a request killed in flight, its end: when it
+/// died), nearest first.
+fn narrow(mut fits: Vec<Fit>, f: &FailedRequest, at: u64) -> Vec<Fit> {
+    if let Some(b) = &f.backend {
+        fits.retain(|c| &c.pod == b);
+    }
+    fits.sort_by(|a, b| (at.abs_diff(a.event_ns), &a.pod).cmp(&(at.abs_diff(b.event_ns), &b.pod)));
+    fits
+}
+
+/// A request reset before its first byte, through a proxy, looks the same
+/// whether its Pod was killed under it or the proxy could not connect to
+/// a deleted Pod it still routed to. When a deleted Pod's endpoint lag
+/// also fits, its Pods join the candidates (after the killed ones) and
+/// the confidence drops to medium at most: both stories stay on the
+/// record, so the Pod that really failed it is among the candidates.
+/// Found against the sandbox's ground truth, in a rollout whose old Pods
+/// were deleted within milliseconds of each other.
+fn killed_or_refused(mut found: Finding, lag: &[Fit], f: &FailedRequest) -> Finding {
+    if !rules::new_connection_failed(f) {
+        return found;
+    }
+    let extra: Vec<Fit> = lag
+        .iter()
+        .filter(|l| !found.fits.iter().any(|k| k.pod == l.pod))
+        .cloned()
+        .collect();
+    if extra.is_empty() {
+        return found;
+    }
+    let names: Vec<&str> = extra.iter().map(|c| c.pod.as_str()).collect();
+    found.evidence.push_str(&format!(
+        "; or, as a new connection, refused by {} (deleted before it began, endpoint still routable through a lagging proxy)",
+        names.join(", ")
+    ));
+    found.fits.extend(extra);
+    found.confidence = found.confidence.min(Confidence::Medium);
+    found
+}
+
+/// The fits of one tier: the strict ones, or the loose ones.
+fn tier(fits: &[Fit], strict: bool) -> Vec<Fit> {
+    fits.iter()
+        .filter(|c| c.strict == strict)
+        .cloned()
+        .collect()
+}
+
+/// One failure's cause: the first rule that fits (see the module doc).
+fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
+    let what = text::failure(f.outcome, f.phase, f.status);
+    if f.outcome == Outcome::ClientResource {
+        return Finding {
+            cause: Cause::Harness,
+            confidence: Confidence::High,
+            fits: Vec::new(),
+            evidence: format!(
+                "{what}: the load host ran out of ports, file descriptors or buffers; \
+                 not the target's doing"
+            ),
+        };
+    }
+
+    let killed = narrow(rules::killed_in_flight(f, t, cfg), f, f.end_ns);
+    let lag = narrow(rules::endpoint_lag(f, t, cfg), f, f.start_ns);
+    let none_ready = rules::no_ready_endpoints(f, t, cfg);
+
+    let pod_finding = |cause: Cause, fits: Vec<Fit>, strict: bool| -> Finding {
+        let confidence = Confidence::of(fits.len(), strict);
+        let evidence = pod_evidence(cause, f, &what, &fits, t, cfg);
+        Finding {
+            cause,
+            confidence,
+            fits,
+            evidence,
+        }
+    };
+
+    for strict in [true, false] {
+        // Among loose fits, a kill the watch saw only after the request
+        // had already ended (it fits through an API time's one-second
+        // window alone) ranks below a Pod deleted before the request
+        // began: observed order is the stronger evidence. Found against
+        // the sandbox's ground truth: a reset through the proxy from an
+        // already-deleted Pod was blamed on a Pod deleted 15 ms later.
+        let (k, k_after_end): (Vec<Fit>, Vec<Fit>) = tier(&killed, strict)
+            .into_iter()
+            .partition(|c| strict || c.event_ns <= f.end_ns);
+        if !k.is_empty() {
+            return killed_or_refused(pod_finding(Cause::KilledInFlight, k, strict), &lag, f);
+        }
+        let l = tier(&lag, strict);
+        if !l.is_empty() {
+            let mut found = pod_finding(Cause::EndpointLagOnTermination, l, strict);
+            if strict {
+                // A proxy that lags may still pick any Pod whose endpoint
+                // left within the allowance, not only the ones the slice
+                // still lists: those stay candidates too, after the strict
+                // ones (found against the sandbox's ground truth, where
+                // the proxy picked a Pod deleted 30 ms earlier).
+                let loose: Vec<Fit> = tier(&lag, false)
+                    .into_iter()
+                    .filter(|c| !found.fits.iter().any(|k| k.pod == c.pod))
+                    .collect();
+                if !loose.is_empty() {
+                    found.fits.extend(loose);
+                    found.confidence = found.confidence.min(Confidence::Medium);
+                }
+            }
+            return found;
+        }
+        if !k_after_end.is_empty() {
+            return killed_or_refused(
+                pod_finding(Cause::KilledInFlight, k_after_end, strict),
+                &lag,
+                f,
+            );
+        }
+        match none_ready {
+            Some(NoReady::WithinAllowance { .. }) if strict => {}
+            Some(n) => return no_ready_finding(n, f, &what, t, cfg),
+            None => {}
+        }
+    }
+
+    let ready = narrow(rules::premature_readiness(f, t, cfg), f, f.start_ns);
+    if !ready.is_empty() {
+        return pod_finding(Cause::PrematureReadiness, ready, true);
+    }
+    let crash = narrow(rules::container_crash(f, t, cfg), f, f.start_ns);
+    if !crash.is_empty() {
+        return pod_finding(Cause::ContainerCrash, crash, true);
+    }
+    let app = narrow(rules::app_error(f, t, cfg), f, f.start_ns);
+    if !app.is_empty() {
+        let strict = app.iter().all(|c| c.strict);
+        return pod_finding(Cause::AppError, app, strict);
+    }
+    Finding {
+        cause: Cause::Unexplained,
+        confidence: Confidence::Low,
+        fits: Vec::new(),
+        evidence: unexplained_evidence(f, &what, t),
+    }
+}
+
+fn no_ready_finding(
+    n: NoReady,
+    f: &FailedRequest,
+    what: &str,
+    t: &Timeline,
+    cfg: &AttributionConfig,
+) -> Finding {
+    let allowance = text::dur(cfg.propagation_allowance.as_nanos() as u64);
+    let (confidence, evidence) = match n {
+        NoReady::Throughout => (
+            Confidence::High,
+            format!("{what} with no ready endpoints, and none in the {allowance} before"),
+        ),
+        NoReady::AtInstant { had } => (
+            Confidence::Medium,
+            format!(
+                "{what} with no ready endpoints ({had} were ready within the {allowance} \
+                 before, which a lagging proxy may still have used)"
+            ),
+        ),
+        NoReady::WithinAllowance { now } => (
+            Confidence::Low,
+            format!(
+                "{what} with {now} ready endpoint(s), but none within the {allowance} \
+                 before: a lagging proxy may not have learned of them yet"
+            ),
+        ),
+    };
+    // The Pods that existed: the ones that should have been ready.
+    let fits = t
+        .existing_pods_at(f.start_ns)
+        .map(|p| Fit {
+            pod: p.name.clone(),
+            strict: true,
+            event_ns: p.lifecycle_since_ns,
+            what: String::new(),
+            loose_because: None,
+            grace_period_s: None,
+            at_deletion: false,
+        })
+        .collect();
+    Finding {
+        cause: Cause::NoReadyEndpoints,
+        confidence,
+        fits,
+        evidence,
+    }
+}
+
+/// The evidence line of a Pod rule, from its nearest candidate.
+fn pod_evidence(
+    cause: Cause,
+    f: &FailedRequest,
+    what: &str,
+    fits: &[Fit],
+    t: &Timeline,
+    cfg: &AttributionConfig,
+) -> String {
+    let c = &fits[0];
+    let others = match fits.len() {
+        1 => String::new(),
+        n => format!(" ({} other candidate Pod(s))", n - 1),
+    };
+    let loose = c
+        .loose_because
+        .as_ref()
+        .map(|b| format!("; fits only loosely: {b}"))
+        .unwrap_or_default();
+    let mut s = match cause {
+        Cause::KilledInFlight => format!(
+            "{what} {} into the request; pod {}{} {} after it started",
+            text::dur(f.end_ns.saturating_sub(f.start_ns)),
+            c.pod,
+            spaced(&c.what),
+            text::dur(c.event_ns.saturating_sub(f.start_ns)),
+        ),
+        Cause::EndpointLagOnTermination if f.outcome == Outcome::HttpStatus => format!(
+            "{what} from pod {}, {} it{}, while its endpoint was still routable",
+            c.pod,
+            text::offset(f.start_ns, c.event_ns),
+            spaced(&c.what),
+        ),
+        Cause::EndpointLagOnTermination => {
+            let routable = if c.strict {
+                " while its endpoint was still routable"
+            } else {
+                ""
+            };
+            format!(
+                "{what} {} pod {}{}{routable}",
+                text::offset(f.start_ns, c.event_ns),
+                c.pod,
+                spaced(&c.what),
+            )
+        }
+        Cause::PrematureReadiness => format!(
+            "{what} {} pod {} became ready (within the {} readiness window)",
+            text::offset(f.start_ns, c.event_ns),
+            c.pod,
+            text::dur(cfg.readiness_window.as_nanos() as u64),
+        ),
+        Cause::ContainerCrash => format!(
+            "{what} {} pod {}{}",
+            text::offset(f.start_ns, c.event_ns),
+            c.pod,
+            spaced(&c.what),
+        ),
+        Cause::AppError => match f.backend {
+            Some(_) => format!(
+                "{what} from pod {}, {}",
+                c.pod,
+                text::pod_state(t, &c.pod, f.start_ns)
+            ),
+            None => format!(
+                "{what} while {} Pod(s) were routable, none terminating",
+                fits.len()
+            ),
+        },
+        _ => what.to_string(),
+    };
+    s.push_str(&others);
+    s.push_str(&loose);
+    s
+}
+
+/// "got its deletionTimestamp" reads after "pod NAME "; "'s container
+/// terminated" attaches to the name.
+fn spaced(what: &str) -> String {
+    if what.starts_with('\'') {
+        what.to_string()
+    } else {
+        format!(" {what}")
+    }
+}
+
+fn unexplained_evidence(f: &FailedRequest, what: &str, t: &Timeline) -> String {
+    let at = f.start_ns;
+    let counts = t.pods_by_state_at(at);
+    let mut s = format!(
+        "{what}; no lifecycle event explains it: {} ready endpoint(s), {} Pod(s) terminating",
+        t.ready_endpoints_at(at),
+        counts.terminating
+    );
+    if !t.endpoints_known_at(at) {
+        s.push_str(", endpoints not watched yet");
+    }
+    if let Some(b) = &f.backend {
+        s.push_str(&format!(", answered by {b}"));
+    }
+    for b in t.blind_at(at) {
+        s.push_str(&format!(
+            "; {} was blind then (re-listed {})",
+            b.watch,
+            text::offset(b.end_ns, at)
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

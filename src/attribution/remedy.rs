@@ -1,0 +1,197 @@
+//! Remedies: what to change so an incident does not happen again, with a
+//! number where the timeline gives one.
+//!
+//! The numbers and their margins:
+//! - preStop sleep (endpoint lag): the longest time from a Pod's observed
+//!   deletionTimestamp to the last failure attributed to it, plus 20%,
+//!   rounded up to the next 100 ms (at least 100 ms). The last failure
+//!   only bounds the moment the last proxy let go of the endpoint from
+//!   below (at the load's request spacing), hence the margin. 950 ms of
+//!   failures gives 1.2 s.
+//! - terminationGracePeriodSeconds (killed in flight): the longest failed
+//!   in-flight request, plus 20%, rounded up to whole seconds (the field's
+//!   unit), at least 1 s. A request cut off mid-way lasted at least that
+//!   long, so it is a floor, not an estimate.
+
+use super::cause::Cause;
+use super::rules::Candidate as Fit;
+use super::{FailedRequest, Finding, text};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What to change, in words, and the number in it if there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Remedy {
+    pub text: String,
+    #[serde(with = "crate::timeline::lags::opt_ms", rename = "value_ms")]
+    pub value: Option<Duration>,
+}
+
+/// `lag` plus 20%, rounded up to the next 100 ms, at least 100 ms.
+pub fn prestop_for_lag(lag: Duration) -> Duration {
+    let step = 100_000_000u128;
+    let ns = lag.as_nanos() * 6 / 5;
+    let rounded = ns.div_ceil(step).max(1) * step;
+    Duration::from_nanos(rounded as u64)
+}
+
+/// `longest` plus 20%, rounded up to whole seconds, at least 1 s.
+pub fn grace_for_in_flight(longest: Duration) -> Duration {
+    let ns = longest.as_nanos() * 6 / 5;
+    Duration::from_secs(ns.div_ceil(1_000_000_000).max(1) as u64)
+}
+
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// The remedy for one incident: its cause and its failures.
+pub(crate) fn for_incident(cause: Cause, members: &[(&FailedRequest, &Finding)]) -> Remedy {
+    match cause {
+        Cause::EndpointLagOnTermination => endpoint_lag(members),
+        Cause::KilledInFlight => killed_in_flight(members),
+        Cause::ContainerCrash => {
+            let what = members
+                .iter()
+                .flat_map(|(_, fd)| fd.fits.first())
+                .map(|c| format!("pod {}{}", c.pod, c.what))
+                .next();
+            Remedy {
+                text: match what {
+                    Some(w) => format!("{} ({w})", cause.remedy_template()),
+                    None => cause.remedy_template().to_string(),
+                },
+                value: None,
+            }
+        }
+        _ => Remedy {
+            text: cause.remedy_template().to_string(),
+            value: None,
+        },
+    }
+}
+
+/// Per Pod, from its deletion to the last failure attributed to it; the
+/// largest, with its Pod. A failure with several candidate Pods counts
+/// for the one deleted most recently before it: the smallest lag that
+/// explains it. Counting it for an older candidate would size the preStop
+/// by the propagation allowance rather than by what the run showed.
+fn longest_lag(members: &[(&FailedRequest, &Finding)]) -> Option<(String, Duration)> {
+    let mut per_pod: BTreeMap<&str, u64> = BTreeMap::new();
+    for (f, fd) in members {
+        // The Pods that fit on the events alone come first; Pods kept as
+        // candidates only through the allowance count when none does.
+        let any_strict = fd.fits.iter().any(|c| c.strict);
+        let nearest = fd
+            .fits
+            .iter()
+            .filter(|c| c.strict || !any_strict)
+            .map(|c| (f.start_ns.saturating_sub(c.event_ns), c.pod.as_str()))
+            .min();
+        if let Some((lag, pod)) = nearest {
+            let e = per_pod.entry(pod).or_insert(0);
+            *e = (*e).max(lag);
+        }
+    }
+    per_pod
+        .into_iter()
+        .max_by_key(|&(pod, lag)| (lag, std::cmp::Reverse(pod)))
+        .map(|(pod, lag)| (pod.to_string(), Duration::from_nanos(lag)))
+}
+
+fn endpoint_lag(members: &[(&FailedRequest, &Finding)]) -> Remedy {
+    match longest_lag(members) {
+        Some((pod, lag)) => {
+            let v = prestop_for_lag(lag);
+            Remedy {
+                text: format!(
+                    "add a preStop sleep of at least {}: failures went on {} after pod {pod}'s \
+                     deletionTimestamp (+20%, rounded up to 100 ms), so it must keep serving \
+                     until every proxy has dropped its endpoint",
+                    secs(v),
+                    text::dur(lag.as_nanos() as u64),
+                ),
+                value: Some(v),
+            }
+        }
+        None => Remedy {
+            text: Cause::EndpointLagOnTermination
+                .remedy_template()
+                .to_string(),
+            value: None,
+        },
+    }
+}
+
+fn killed_in_flight(members: &[(&FailedRequest, &Finding)]) -> Remedy {
+    let longest = members
+        .iter()
+        .map(|(f, _)| f.end_ns.saturating_sub(f.start_ns))
+        .max()
+        .unwrap_or(0);
+    let fits: Vec<&Fit> = members.iter().flat_map(|(_, fd)| fd.fits.iter()).collect();
+    let grace = fits.iter().filter_map(|c| c.grace_period_s).max();
+    let at_sigterm = fits.iter().any(|c| c.at_deletion);
+    let v = grace_for_in_flight(Duration::from_nanos(longest));
+    let now = grace.map(|g| format!(" (now {g} s)")).unwrap_or_default();
+    let text = if at_sigterm {
+        format!(
+            "handle SIGTERM by draining: these requests died when their Pod got its \
+             deletionTimestamp, so the app stops serving at SIGTERM; keep in-flight requests \
+             running, and terminationGracePeriodSeconds at least {}{now}: the longest failed \
+             request lasted {} (+20%, rounded up to a second)",
+            secs(v),
+            text::dur(longest),
+        )
+    } else {
+        format!(
+            "raise terminationGracePeriodSeconds to at least {}{now}, and handle SIGTERM by \
+             draining: requests were cut off when the container exited; the longest lasted {} \
+             (+20%, rounded up to a second)",
+            secs(v),
+            text::dur(longest),
+        )
+    };
+    Remedy {
+        text,
+        value: Some(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn prestop_is_the_lag_plus_a_fifth_rounded_up_to_100_ms() {
+        assert_eq!(prestop_for_lag(ms(950)), ms(1200));
+        assert_eq!(prestop_for_lag(ms(1000)), ms(1200));
+        assert_eq!(prestop_for_lag(ms(1001)), ms(1300));
+        assert_eq!(prestop_for_lag(ms(40)), ms(100));
+        assert_eq!(prestop_for_lag(ms(0)), ms(100));
+    }
+
+    #[test]
+    fn grace_is_the_longest_request_plus_a_fifth_in_whole_seconds() {
+        assert_eq!(grace_for_in_flight(ms(2000)), ms(3000));
+        assert_eq!(grace_for_in_flight(ms(5000)), ms(6000));
+        assert_eq!(grace_for_in_flight(ms(100)), ms(1000));
+        assert_eq!(grace_for_in_flight(ms(0)), ms(1000));
+    }
+
+    #[test]
+    fn seconds_read_whole_or_to_a_tenth() {
+        assert_eq!(secs(ms(1200)), "1.2 s");
+        assert_eq!(secs(ms(3000)), "3 s");
+    }
+}

@@ -1,0 +1,52 @@
+//! `baton load URL`: the load generator alone.
+
+use crate::cli::LoadArgs;
+use crate::exit::{self, Exit};
+use crate::load::{self, plan::LoadInput, plan::LoadPlan};
+use crate::report::summary::LoadSummary;
+use std::sync::Arc;
+
+pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| super::default_out_dir("load"));
+    let plan = LoadPlan::build(LoadInput {
+        url: args.url,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        requests: args.requests,
+        duration: args.duration,
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+        keepalive: args.keepalive,
+        headers: args.headers,
+        method: args.method,
+        expect_status: args.expect_status,
+        backend_from: args.backend_from,
+        version_from: args.version_from,
+        source_ips: args.source_ips,
+        out_dir,
+        workers: args.workers,
+    })
+    .map_err(Exit::usage)?;
+    let plan = Arc::new(plan);
+    let cancel = super::ctrl_c_token();
+    let run = load::execute(plan.clone(), None, cancel, args.quiet)
+        .await
+        .map_err(|e| match e {
+            load::LoadError::Output { .. } => anyhow::Error::new(Exit::usage(e)),
+            other => anyhow::Error::new(other),
+        })?;
+    let summary = LoadSummary::build(&plan, &run, args.max_failed);
+    summary
+        .write(&plan.out_dir)
+        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", plan.out_dir.display())))?;
+    out!("{}", summary.human());
+    outln!(
+        "  records    {} and {}",
+        run.requests_csv.display(),
+        plan.out_dir.join("summary.json").display()
+    );
+    Ok(exit::for_verdict(summary.verdict, run.interrupted))
+}

@@ -1,0 +1,74 @@
+//! One module per command: each turns its arguments into a plan, runs it,
+//! writes its outputs, and returns the exit code.
+
+/// `print!` that ignores a closed stdout (`baton run ... | head`): the run
+/// and its files matter more than the terminal text, and `print!` would
+/// panic on EPIPE.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` that ignores a closed stdout; see [`out!`].
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+pub mod compare;
+pub mod demo;
+pub mod load;
+pub mod matrix;
+pub mod report;
+pub mod run;
+pub mod sandbox;
+
+use tokio_util::sync::CancellationToken;
+
+/// A token cancelled by the first Ctrl-C (graceful: stop scheduling,
+/// finish in-flight requests, write reports). A second Ctrl-C exits at
+/// once with 130.
+pub fn ctrl_c_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\nbaton: interrupted; finishing in-flight requests and writing reports (Ctrl-C again to abort)"
+            );
+            t.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(crate::exit::INTERRUPTED));
+            }
+        }
+    });
+    token
+}
+
+/// `reports/<kind>-<UTC time>`, the default run directory.
+pub fn default_out_dir(kind: &str) -> std::path::PathBuf {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    std::path::Path::new("reports").join(format!("{kind}-{stamp}"))
+}
+
+/// Run one command to its exit code.
+pub async fn dispatch(command: crate::cli::Command) -> anyhow::Result<u8> {
+    match command {
+        crate::cli::Command::Run(args) => run::run(args).await,
+        crate::cli::Command::Demo(args) => demo::run(args).await,
+        crate::cli::Command::Report(args) => report::run(args),
+        crate::cli::Command::Load(args) => load::run(args).await,
+        crate::cli::Command::Sandbox(args) => sandbox::run(args).await,
+        crate::cli::Command::Compare(args) => compare::run(args),
+        crate::cli::Command::Matrix(args) => matrix::run(args).await,
+    }
+}

@@ -1,0 +1,13 @@
+//! `baton report DIR`: re-render every report of a run directory from its
+//! raw records, with no cluster. Exits with the run's verdict, as the run
+//! did (so a re-render under a newer baton can be gated on too).
+
+use crate::cli::ReportArgs;
+use crate::run;
+
+pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
+    let outcome = run::render_dir(&args.dir)?;
+    out!("{}", outcome.summary.human());
+    outln!("  reports    {} (re-rendered)", outcome.out_dir.display());
+    Ok(outcome.exit_code())
+}

@@ -1,0 +1,410 @@
+//! One HTTP/1.1 request on a connection baton set up itself, measured and
+//! classified.
+//!
+//! Without keep-alive every request gets a fresh TCP socket (TCP_NODELAY,
+//! optional source address with IP_BIND_ADDRESS_NO_PORT so many source
+//! addresses multiply the ephemeral-port space), `Connection: close`
+//! so the server closes first and TIME_WAIT stays on its side, and hyper's
+//! HTTP/1 client connection driven inline in the request's own task (no
+//! spawn per request). With keep-alive, connections go back to a
+//! per-worker pool; that mode exists only to compare against.
+//!
+//! Not for: pacing (see `engine`), writing records (see `sink`).
+
+use super::extract::{Extractor, Interner};
+use super::outcome::{self, Outcome, Phase};
+use super::probe::{Probe, Seen};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// At most this much of a body is kept for `body:` extractors; the rest is
+/// read and dropped.
+const BODY_KEEP: usize = 64 * 1024;
+
+/// What every request of a run shares, built once.
+#[derive(Debug)]
+pub struct RequestTemplate {
+    pub addr: SocketAddr,
+    pub method: Method,
+    /// Origin-form (`/path?query`), as HTTP/1.1 sends it.
+    pub path: Uri,
+    /// Host, user agent, `Connection: close` (unless keep-alive) and the
+    /// user's own headers.
+    pub headers: HeaderMap,
+    pub connect_timeout: Duration,
+    /// Whole request, connect included.
+    pub timeout: Duration,
+    pub expect_status: StatusSet,
+    pub backend_from: Option<Extractor>,
+    pub version_from: Option<Extractor>,
+    pub keepalive: bool,
+}
+
+/// The statuses that count as success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<(u16, u16)>);
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+impl std::str::FromStr for StatusSet {
+    type Err = String;
+    /// `200`, `200,204`, `200-299`, or a mix.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut ranges = vec![];
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (part, part),
+            };
+            let parse = |x: &str| {
+                x.parse::<u16>()
+                    .ok()
+                    .filter(|v| (100..=599).contains(v))
+                    .ok_or_else(|| format!("`{x}` is not an HTTP status (100-599)"))
+            };
+            let (lo, hi) = (parse(lo)?, parse(hi)?);
+            if lo > hi {
+                return Err(format!("`{part}`: range runs backwards"));
+            }
+            ranges.push((lo, hi));
+        }
+        if ranges.is_empty() {
+            return Err("no status given".into());
+        }
+        Ok(StatusSet(ranges))
+    }
+}
+
+/// How one request went. Times are from `start`.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub start: Instant,
+    pub connect: Option<Duration>,
+    pub ttfb: Option<Duration>,
+    pub total: Duration,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    pub phase: Phase,
+    /// The errno behind a failure, when there was one (for the summary).
+    pub errno: Option<i32>,
+    pub backend: Option<Arc<str>>,
+    pub version: Option<Arc<str>>,
+    /// Whether this request opened a new connection (always, without
+    /// keep-alive).
+    pub new_connection: bool,
+}
+
+/// An open HTTP/1 connection and what its socket has seen.
+struct Conn {
+    sender: http1::SendRequest<Empty<Bytes>>,
+    seen: Rc<Cell<Seen>>,
+}
+
+/// Per-worker state the client needs: idle keep-alive connections and the
+/// string interner. Single-threaded (one per worker runtime).
+#[derive(Default)]
+pub struct ClientState {
+    idle: RefCell<Vec<Conn>>,
+    interner: RefCell<Interner>,
+}
+
+enum Failure {
+    Connect(Outcome, Option<i32>),
+}
+
+/// Open a socket and connect it, classifying any failure.
+async fn connect(
+    t: &RequestTemplate,
+    source: Option<IpAddr>,
+    deadline: Instant,
+) -> Result<TcpStream, Failure> {
+    let fail =
+        |e: std::io::Error| Failure::Connect(outcome::classify_connect_error(&e), e.raw_os_error());
+    let socket = match t.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(fail)?;
+    socket.set_nodelay(true).map_err(fail)?;
+    if let Some(ip) = source {
+        // Let connect(2) pick the port per 4-tuple instead of bind(2)
+        // reserving one per source address: the whole point of several
+        // source addresses is more ports.
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        );
+        socket.bind(SocketAddr::new(ip, 0)).map_err(fail)?;
+    }
+    let connect_deadline = deadline.min(Instant::now() + t.connect_timeout);
+    match tokio::time::timeout_at(connect_deadline.into(), socket.connect(t.addr)).await {
+        Err(_) => Err(Failure::Connect(Outcome::ConnectTimeout, None)),
+        Ok(Err(e)) => Err(fail(e)),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+fn build_request(t: &RequestTemplate) -> Request<Empty<Bytes>> {
+    let mut req = Request::new(Empty::new());
+    *req.method_mut() = t.method.clone();
+    *req.uri_mut() = t.path.clone();
+    *req.headers_mut() = t.headers.clone();
+    req
+}
+
+/// Send one request and read the whole response; `Err` carries hyper's
+/// error for classification with what the socket saw.
+async fn exchange(
+    sender: &mut http1::SendRequest<Empty<Bytes>>,
+    t: &RequestTemplate,
+) -> Result<(http::response::Parts, Bytes), hyper::Error> {
+    let resp = sender.send_request(build_request(t)).await?;
+    let (parts, mut body) = resp.into_parts();
+    let keep = t.backend_from.as_ref().is_some_and(Extractor::needs_body)
+        || t.version_from.as_ref().is_some_and(Extractor::needs_body);
+    let mut kept = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data()
+            && keep
+            && kept.len() < BODY_KEEP
+        {
+            let room = BODY_KEEP - kept.len();
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok((parts, kept.freeze()))
+}
+
+/// Turn a failed exchange into an outcome and phase, trusting what the
+/// socket saw over hyper's summary of it.
+fn classify_failure(
+    seen: &Seen,
+    err: Option<&hyper::Error>,
+    timed_out: bool,
+) -> (Outcome, Phase, Option<i32>) {
+    let written = seen.bytes_written > 0;
+    let phase = outcome::phase_of(written, seen.first_byte_at.is_some());
+    if let Some((errno, kind, on_write)) = seen.error {
+        let o = outcome::classify_io_error(errno, kind);
+        let phase = if on_write && seen.first_byte_at.is_none() {
+            Phase::Write
+        } else {
+            phase
+        };
+        return (o, phase, errno);
+    }
+    if timed_out {
+        return (Outcome::Timeout, phase, None);
+    }
+    if seen.eof || err.is_some_and(|e| e.is_incomplete_message()) {
+        return (Outcome::Eof, phase, None);
+    }
+    (Outcome::Other, phase, None)
+}
+
+/// Make one request as the template says; never panics, never returns an
+/// error: every way a request can end is an [`Outcome`].
+pub async fn request(t: &RequestTemplate, state: &ClientState, source: Option<IpAddr>) -> Measured {
+    let start = Instant::now();
+    let deadline = start + t.timeout;
+    let mut m = Measured {
+        start,
+        connect: None,
+        ttfb: None,
+        total: Duration::ZERO,
+        status: None,
+        outcome: Outcome::Other,
+        phase: Phase::None,
+        errno: None,
+        backend: None,
+        version: None,
+        new_connection: true,
+    };
+
+    // A pooled connection, if keep-alive and one is idle and still usable.
+    let pooled = if t.keepalive {
+        let mut idle = state.idle.borrow_mut();
+        let mut found = None;
+        while let Some(c) = idle.pop() {
+            if c.sender.is_ready() {
+                found = Some(c);
+                break;
+            }
+        }
+        found
+    } else {
+        None
+    };
+
+    let (mut conn, driver) = match pooled {
+        Some(c) => {
+            c.seen.set(Seen::default());
+            m.new_connection = false;
+            m.connect = Some(Duration::ZERO);
+            (c, None)
+        }
+        None => {
+            let stream = match connect(t, source, deadline).await {
+                Ok(s) => s,
+                Err(Failure::Connect(o, errno)) => {
+                    m.total = start.elapsed();
+                    m.outcome = o;
+                    m.phase = Phase::Connect;
+                    m.errno = errno;
+                    return m;
+                }
+            };
+            m.connect = Some(start.elapsed());
+            let seen = Rc::new(Cell::new(Seen::default()));
+            let io = TokioIo::new(Probe::new(stream, seen.clone()));
+            // The handshake does no I/O for HTTP/1; it only builds the pair.
+            let (sender, driver) = match http1::handshake(io).await {
+                Ok(pair) => pair,
+                Err(_) => {
+                    m.total = start.elapsed();
+                    m.outcome = Outcome::Other;
+                    m.phase = Phase::Write;
+                    return m;
+                }
+            };
+            (Conn { sender, seen }, Some(driver))
+        }
+    };
+
+    let result = match driver {
+        // Fresh connection: drive it inline next to the exchange. With
+        // `Connection: close` it ends right after the response.
+        Some(driver) if !t.keepalive => {
+            let both = futures::future::join(exchange(&mut conn.sender, t), driver);
+            tokio::time::timeout_at(deadline.into(), both)
+                .await
+                .map(|(r, _)| r)
+        }
+        // Fresh keep-alive connection: it outlives this request.
+        Some(driver) => {
+            tokio::task::spawn_local(async move {
+                let _ = driver.await;
+            });
+            tokio::time::timeout_at(deadline.into(), exchange(&mut conn.sender, t)).await
+        }
+        None => tokio::time::timeout_at(deadline.into(), exchange(&mut conn.sender, t)).await,
+    };
+    m.total = start.elapsed();
+    let seen = conn.seen.get();
+    m.ttfb = seen
+        .first_byte_at
+        .map(|at| at.saturating_duration_since(start));
+
+    match result {
+        Ok(Ok((parts, body))) => {
+            let status = parts.status.as_u16();
+            m.status = Some(status);
+            m.outcome = if t.expect_status.contains(status) {
+                Outcome::Ok
+            } else {
+                Outcome::HttpStatus
+            };
+            let mut interner = state.interner.borrow_mut();
+            let mut pick = |e: &Option<Extractor>| {
+                e.as_ref()
+                    .and_then(|e| e.find(&parts.headers, &body))
+                    .map(|v| interner.intern(v))
+            };
+            m.backend = pick(&t.backend_from);
+            m.version = pick(&t.version_from);
+            drop(interner);
+            if t.keepalive {
+                state.idle.borrow_mut().push(conn);
+            }
+        }
+        Ok(Err(e)) => {
+            let (o, p, errno) = classify_failure(&seen, Some(&e), false);
+            (m.outcome, m.phase, m.errno) = (o, p, errno);
+        }
+        Err(_elapsed) => {
+            let (o, p, errno) = classify_failure(&seen, None, true);
+            (m.outcome, m.phase, m.errno) = (o, p, errno);
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_sets_parse_lists_and_ranges() {
+        let s: StatusSet = "200, 204,300-399".parse().unwrap();
+        assert!(s.contains(200) && s.contains(204) && s.contains(302));
+        assert!(!s.contains(201) && !s.contains(503));
+        assert!("".parse::<StatusSet>().is_err());
+        assert!("99".parse::<StatusSet>().is_err());
+        assert!("500-200".parse::<StatusSet>().is_err());
+        assert!("abc".parse::<StatusSet>().is_err());
+    }
+
+    #[test]
+    fn the_socket_error_decides_the_outcome_and_its_direction_the_phase() {
+        use nix::errno::Errno;
+        let mut seen = Seen {
+            bytes_written: 0,
+            ..Default::default()
+        };
+        seen.error = Some((
+            Some(Errno::EPIPE as i32),
+            std::io::ErrorKind::BrokenPipe,
+            true,
+        ));
+        assert_eq!(classify_failure(&seen, None, false).0, Outcome::Reset);
+        assert_eq!(classify_failure(&seen, None, false).1, Phase::Write);
+
+        let mut seen = Seen {
+            bytes_written: 80,
+            ..Default::default()
+        };
+        seen.error = Some((
+            Some(Errno::ECONNRESET as i32),
+            std::io::ErrorKind::ConnectionReset,
+            false,
+        ));
+        assert_eq!(classify_failure(&seen, None, false).1, Phase::FirstByte);
+        seen.first_byte_at = Some(Instant::now());
+        assert_eq!(classify_failure(&seen, None, false).1, Phase::Body);
+    }
+
+    #[test]
+    fn a_clean_close_is_eof_and_silence_is_a_timeout() {
+        let seen = Seen {
+            bytes_written: 80,
+            eof: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            classify_failure(&seen, None, false),
+            (Outcome::Eof, Phase::FirstByte, None)
+        );
+        let seen = Seen {
+            bytes_written: 80,
+            ..Default::default()
+        };
+        assert_eq!(
+            classify_failure(&seen, None, true),
+            (Outcome::Timeout, Phase::FirstByte, None)
+        );
+    }
+}

@@ -1,0 +1,393 @@
+//! A validated load plan: everything a load run needs, checked before any
+//! socket opens. Built from `baton load`'s flags here; `baton run` will
+//! build the same plan from a profile.
+//!
+//! Not for: parsing the command line (see `cli`) or running (see `engine`).
+
+use super::client::{RequestTemplate, StatusSet};
+use super::extract::Extractor;
+use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Uri};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bad input to a load run; each message names the flag to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("URL `{url}`: {why}")]
+    Url { url: String, why: String },
+    #[error("URL `{url}`: cannot resolve host `{host}`: {why}")]
+    Resolve {
+        url: String,
+        host: String,
+        why: String,
+    },
+    #[error("--header `{0}`: expected `Name: value`")]
+    Header(String),
+    #[error("--{flag}: {why}")]
+    Flag { flag: &'static str, why: String },
+}
+
+/// The rate regime of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pacing {
+    /// Open model: `rate` arrivals per second on a fixed schedule,
+    /// whatever the responses do; `concurrency` caps in-flight requests
+    /// and arrivals over the cap are shed and counted.
+    Open { rate: f64 },
+    /// Closed model (`--rate 0`): `concurrency` requests back to back,
+    /// each started when one finishes. No schedule, so no lateness.
+    Closed,
+}
+
+#[derive(Debug)]
+pub struct LoadPlan {
+    pub url: String,
+    pub template: RequestTemplate,
+    pub pacing: Pacing,
+    pub concurrency: usize,
+    pub max_requests: Option<u64>,
+    pub duration: Option<Duration>,
+    pub source_ips: Vec<IpAddr>,
+    pub out_dir: PathBuf,
+    /// One runtime per worker thread, each with its own histograms.
+    pub workers: usize,
+    /// What the live status line adds after the load's own figures (the
+    /// rollout's progress, during `baton run`); empty for `baton load`.
+    pub status_note: StatusNote,
+    /// `duration` is only a safety bound (`baton run` stops the load
+    /// itself), so the status line does not show it as the planned length.
+    pub duration_is_bound: bool,
+}
+
+/// Text shared with the status line, updated by whoever knows more.
+pub type StatusNote = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// The raw inputs, as the command line or a profile gives them.
+#[derive(Clone, Debug, Default)]
+pub struct LoadInput {
+    pub url: String,
+    pub rate: f64,
+    pub concurrency: Option<usize>,
+    pub requests: Option<u64>,
+    pub duration: Option<Duration>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub keepalive: bool,
+    pub headers: Vec<String>,
+    pub method: String,
+    pub expect_status: Option<StatusSet>,
+    pub backend_from: Option<Extractor>,
+    pub version_from: Option<Extractor>,
+    pub source_ips: Vec<IpAddr>,
+    pub out_dir: PathBuf,
+    pub workers: Option<usize>,
+}
+
+/// The default run length when neither `--requests` nor `--duration` is
+/// given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+fn flag(flag: &'static str, why: impl Into<String>) -> PlanError {
+    PlanError::Flag {
+        flag,
+        why: why.into(),
+    }
+}
+
+/// Parse `http://host:port/path?q` into the address to connect to and the
+/// request line's target. Resolves the host once, up front.
+fn parse_url(url: &str) -> Result<(SocketAddr, Uri, HeaderValue), PlanError> {
+    let bad = |why: &str| PlanError::Url {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    if !url.contains("://") {
+        return Err(bad("missing scheme; write it as http://host:port/path"));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(bad(
+                "https is not supported yet; point baton at the plain-HTTP Service, NodePort or Pod port",
+            ));
+        }
+        Some(other) => return Err(bad(&format!("scheme `{other}` is not http"))),
+        None => return Err(bad("missing scheme; write it as http://host:port/path")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("missing host"))?.clone();
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "credentials in the URL are not supported; use --header 'Authorization: …'",
+        ));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = authority.port_u16().unwrap_or(80);
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| PlanError::Resolve {
+            url: url.into(),
+            host: host.clone(),
+            why: e.to_string(),
+        })?
+        .next()
+        .ok_or_else(|| PlanError::Resolve {
+            url: url.into(),
+            host: host.clone(),
+            why: "no address".into(),
+        })?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path: Uri = path.parse().map_err(|_| bad("invalid path"))?;
+    let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("invalid host"))?;
+    Ok((addr, path, host_header))
+}
+
+fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
+    let (k, v) = h
+        .split_once(':')
+        .ok_or_else(|| PlanError::Header(h.to_string()))?;
+    let name = HeaderName::from_bytes(k.trim().as_bytes())
+        .map_err(|_| PlanError::Header(h.to_string()))?;
+    let value = HeaderValue::from_str(v.trim()).map_err(|_| PlanError::Header(h.to_string()))?;
+    Ok((name, value))
+}
+
+impl LoadPlan {
+    pub fn build(input: LoadInput) -> Result<LoadPlan, PlanError> {
+        if !(input.rate.is_finite() && input.rate >= 0.0) {
+            return Err(flag(
+                "rate",
+                format!(
+                    "`{}` must be a number >= 0 (0 = as fast as --concurrency allows)",
+                    input.rate
+                ),
+            ));
+        }
+        if input.timeout.is_zero() {
+            return Err(flag("timeout", "must be greater than 0"));
+        }
+        if input.connect_timeout.is_zero() {
+            return Err(flag("connect-timeout", "must be greater than 0"));
+        }
+        if input.duration.is_some_and(|d| d.is_zero()) {
+            return Err(flag("duration", "must be greater than 0"));
+        }
+        if input.requests == Some(0) {
+            return Err(flag("requests", "must be at least 1"));
+        }
+        if input.concurrency == Some(0) {
+            return Err(flag("concurrency", "must be at least 1"));
+        }
+        if input.workers == Some(0) {
+            return Err(flag("workers", "must be at least 1"));
+        }
+        let (addr, path, host) = parse_url(&input.url)?;
+        if let Some(ip) = input
+            .source_ips
+            .iter()
+            .find(|ip| ip.is_ipv4() != addr.is_ipv4())
+        {
+            return Err(flag(
+                "source-ips",
+                format!("{ip} is not of the same family as the target {}", addr.ip()),
+            ));
+        }
+        let method: Method = input.method.parse().map_err(|_| {
+            flag(
+                "method",
+                format!("`{}` is not an HTTP method", input.method),
+            )
+        })?;
+
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, host);
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("baton/", env!("CARGO_PKG_VERSION"))),
+        );
+        if !input.keepalive {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        for h in &input.headers {
+            let (k, v) = parse_header(h)?;
+            if k == CONNECTION {
+                return Err(flag(
+                    "header",
+                    "Connection is baton's to set: use --keepalive to compare with a pool",
+                ));
+            }
+            headers.append(k, v);
+        }
+
+        let pacing = if input.rate > 0.0 {
+            Pacing::Open { rate: input.rate }
+        } else {
+            Pacing::Closed
+        };
+        // Open model: enough room for every request that can be pending
+        // within one timeout at the asked rate, so shedding means the
+        // target is slower than the timeout allows, not a low default.
+        let concurrency = input.concurrency.unwrap_or(match pacing {
+            Pacing::Open { rate } => {
+                ((rate * input.timeout.as_secs_f64()).ceil() as usize).clamp(16, 50_000) + 16
+            }
+            Pacing::Closed => 32,
+        });
+        let duration = match (input.requests, input.duration) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (_, d) => d,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = input.workers.unwrap_or(cores).min(concurrency).max(1);
+
+        Ok(LoadPlan {
+            url: input.url,
+            template: RequestTemplate {
+                addr,
+                method,
+                path,
+                headers,
+                connect_timeout: input.connect_timeout.min(input.timeout),
+                timeout: input.timeout,
+                expect_status: input
+                    .expect_status
+                    .unwrap_or_else(|| StatusSet(vec![(200, 299)])),
+                backend_from: input.backend_from,
+                version_from: input.version_from,
+                keepalive: input.keepalive,
+            },
+            pacing,
+            concurrency,
+            max_requests: input.requests,
+            duration,
+            source_ips: input.source_ips,
+            out_dir: input.out_dir,
+            workers,
+            status_note: StatusNote::default(),
+            duration_is_bound: false,
+        })
+    }
+
+    pub fn rate(&self) -> Option<f64> {
+        match self.pacing {
+            Pacing::Open { rate } => Some(rate),
+            Pacing::Closed => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(url: &str) -> LoadInput {
+        LoadInput {
+            url: url.into(),
+            rate: 100.0,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            method: "GET".into(),
+            out_dir: "out".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_plain_url_builds_a_plan_with_close_and_host_headers() {
+        let p = LoadPlan::build(input("http://127.0.0.1:8080/a?b=1")).unwrap();
+        assert_eq!(p.template.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(p.template.path, "/a?b=1");
+        assert_eq!(p.template.headers[HOST], "127.0.0.1:8080");
+        assert_eq!(p.template.headers[CONNECTION], "close");
+        assert_eq!(p.duration, Some(DEFAULT_DURATION));
+        assert_eq!(p.pacing, Pacing::Open { rate: 100.0 });
+        // 100 rps × 2 s timeout = 200 pending at most, plus headroom.
+        assert_eq!(p.concurrency, 216);
+    }
+
+    #[test]
+    fn keepalive_drops_the_close_header() {
+        let mut i = input("http://127.0.0.1/");
+        i.keepalive = true;
+        let p = LoadPlan::build(i).unwrap();
+        assert!(p.template.headers.get(CONNECTION).is_none());
+        assert_eq!(p.template.addr.port(), 80);
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        for (url, needle) in [
+            ("127.0.0.1:8080", "scheme"),
+            ("https://127.0.0.1/", "https"),
+            ("ftp://127.0.0.1/", "ftp"),
+            ("http://", "URL"),
+            ("not a url", "URL"),
+        ] {
+            let e = LoadPlan::build(input(url)).unwrap_err().to_string();
+            assert!(e.contains(needle), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_flag() {
+        let mut i = input("http://127.0.0.1/");
+        i.rate = -1.0;
+        assert!(
+            LoadPlan::build(i)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--rate")
+        );
+        let mut i = input("http://127.0.0.1/");
+        i.concurrency = Some(0);
+        assert!(
+            LoadPlan::build(i)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--concurrency")
+        );
+        let mut i = input("http://127.0.0.1/");
+        i.headers = vec!["no-colon".into()];
+        assert!(
+            LoadPlan::build(i)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--header")
+        );
+        let mut i = input("http://127.0.0.1/");
+        i.headers = vec!["Connection: keep-alive".into()];
+        assert!(
+            LoadPlan::build(i)
+                .unwrap_err()
+                .to_string()
+                .contains("--keepalive")
+        );
+        let mut i = input("http://127.0.0.1/");
+        i.source_ips = vec!["::1".parse().unwrap()];
+        assert!(
+            LoadPlan::build(i)
+                .unwrap_err()
+                .to_string()
+                .starts_with("--source-ips")
+        );
+    }
+
+    #[test]
+    fn rate_zero_is_the_closed_model() {
+        let mut i = input("http://127.0.0.1/");
+        i.rate = 0.0;
+        i.requests = Some(10);
+        let p = LoadPlan::build(i).unwrap();
+        assert_eq!(p.pacing, Pacing::Closed);
+        assert_eq!(p.duration, None);
+        assert_eq!(p.concurrency, 32);
+    }
+}

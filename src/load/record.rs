@@ -1,0 +1,53 @@
+//! One request's record, and its row in `requests.csv`.
+//!
+//! Times are offsets from the run's start on one monotonic clock, so they
+//! line up with the lifecycle events the cluster side records.
+
+use super::outcome::{Outcome, Phase};
+use std::sync::Arc;
+
+/// The columns of `requests.csv`, in order (DESIGN.md, "Run directory").
+pub const CSV_HEADER: [&str; 11] = [
+    "seq",
+    "scheduled_ns",
+    "start_ns",
+    "connect_us",
+    "ttfb_us",
+    "total_us",
+    "status",
+    "outcome",
+    "phase",
+    "backend",
+    "version",
+];
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestRecord {
+    /// Order in which requests were sent, from 0, without gaps.
+    pub seq: u64,
+    /// When the request was due (open model); equal to `start_ns` in the
+    /// closed model (`--rate 0`), where nothing is scheduled ahead.
+    pub scheduled_ns: u64,
+    /// When the connect began.
+    pub start_ns: u64,
+    /// Time to an established connection; `None` if it never was.
+    pub connect_us: Option<u64>,
+    /// From start to the first response byte read off the socket.
+    pub ttfb_us: Option<u64>,
+    /// From start to the end (complete response, error or timeout).
+    pub total_us: u64,
+    pub status: Option<u16>,
+    pub outcome: Outcome,
+    pub phase: Phase,
+    /// Who answered (from `backend_from`), shared between records.
+    pub backend: Option<Arc<str>>,
+    /// Which version answered (from `version_from`).
+    pub version: Option<Arc<str>>,
+}
+
+impl RequestRecord {
+    /// Lateness: how long after its due instant the request really began.
+    pub fn lateness_ns(&self) -> u64 {
+        self.start_ns.saturating_sub(self.scheduled_ns)
+    }
+}

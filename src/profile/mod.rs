@@ -1,0 +1,167 @@
+//! Profiles: everything a run needs, in one YAML file (DESIGN.md,
+//! "Profiles"), parsed, overridden with `--set`, and validated before
+//! anything touches a socket or the cluster.
+//!
+//! Unknown fields and bad values are errors naming the file, the line and
+//! the field (`profiles/web.yaml:12:5: load.rat: unknown field ...`).
+//! Every default is filled in here, so `profile.resolved.yaml` is the run
+//! exactly as it ran.
+//!
+//! Not for: turning the profile into a load plan or a cluster connection
+//! (see `commands::run`).
+
+mod overrides;
+mod schema;
+
+pub use overrides::{SetError, apply_set};
+pub use schema::*;
+
+use std::path::{Path, PathBuf};
+
+/// The file name of the resolved profile in a run directory.
+pub const RESOLVED_YAML: &str = "profile.resolved.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile {}: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// A syntax error, an unknown field or a bad value, where it is.
+    #[error("{}{}: {field}: {message}", file.display(), location_text(*line, *column))]
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        /// The dotted path of the field, e.g. `load.rate`.
+        field: String,
+        message: String,
+    },
+    #[error("--set {0}")]
+    Set(#[from] SetError),
+    /// A value that parsed but does not make sense with the others.
+    #[error("{}: {field}: {message}", file.display())]
+    Check {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+fn location_text(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => " (after --set)".to_string(),
+    }
+}
+
+/// A profile as loaded, with the directory relative paths resolve against.
+#[derive(Clone, Debug)]
+pub struct LoadedProfile {
+    pub profile: Profile,
+    pub file: PathBuf,
+    /// The profile's own directory: `apply` files and sandbox manifests
+    /// are relative to it.
+    pub base_dir: PathBuf,
+}
+
+/// Read, override and validate a profile.
+pub fn load(file: &Path, sets: &[String]) -> Result<LoadedProfile, ProfileError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ProfileError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let profile = parse(&text, file, sets)?;
+    let base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    Ok(LoadedProfile {
+        profile,
+        file: file.to_path_buf(),
+        base_dir,
+    })
+}
+
+/// [`load`] on text already read; `file` names it in errors.
+pub fn parse(text: &str, file: &Path, sets: &[String]) -> Result<Profile, ProfileError> {
+    // First the file as written, so errors carry its lines.
+    let profile: Profile = from_yaml(text, file)?;
+    let profile = if sets.is_empty() {
+        profile
+    } else {
+        // Then the overrides, on the tree; errors name the --set path.
+        let mut tree: serde_norway::Value =
+            serde_norway::from_str(text).map_err(|e| invalid(file, "", &e))?;
+        for set in sets {
+            apply_set(&mut tree, set)?;
+        }
+        serde_path_to_error::deserialize(tree).map_err(|e| {
+            let field = e.path().to_string();
+            ProfileError::Invalid {
+                file: file.to_path_buf(),
+                line: None,
+                column: None,
+                field,
+                message: e.into_inner().to_string(),
+            }
+        })?
+    };
+    profile
+        .check()
+        .map_err(|(field, message)| ProfileError::Check {
+            file: file.to_path_buf(),
+            field,
+            message,
+        })?;
+    Ok(profile)
+}
+
+fn from_yaml(text: &str, file: &Path) -> Result<Profile, ProfileError> {
+    let de = serde_norway::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        invalid(file, &field, e.inner())
+    })
+}
+
+fn invalid(file: &Path, field: &str, e: &serde_norway::Error) -> ProfileError {
+    let loc = e.location();
+    // serde_norway appends " at line L column C" to its message; the
+    // location is shown in front instead.
+    let mut message = e.to_string();
+    if let Some(cut) = message.find(" at line ") {
+        message.truncate(cut);
+    }
+    // serde_norway may also name the field (or its parent) in front.
+    if let Some((head, rest)) = message.split_once(": ")
+        && !head.is_empty()
+        && field.starts_with(head)
+    {
+        message = rest.to_string();
+    }
+    ProfileError::Invalid {
+        file: file.to_path_buf(),
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        field: if field.is_empty() || field == "." {
+            "(top level)".to_string()
+        } else {
+            field.to_string()
+        },
+        message,
+    }
+}
+
+impl Profile {
+    /// The profile with every default filled in, as YAML.
+    pub fn resolved_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

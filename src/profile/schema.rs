@@ -1,0 +1,339 @@
+//! The profile's fields, their defaults, and the checks that need more
+//! than one field. Field docs here are the reference for profile authors
+//! (`profiles/README.md` points at them).
+
+use crate::cluster::steps::{OnStall, Step};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Names the run in reports.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Which cluster, when not the sandbox.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    /// Run on the embedded sandbox (a simulator) instead of a real
+    /// cluster. Ignored when `--kubeconfig` or `--context` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxSection>,
+    pub target: Target,
+    #[serde(default)]
+    pub load: LoadSection,
+    pub rollout: RolloutSection,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// A kubeconfig context; default: the kubeconfig's current one.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Default: `KUBECONFIG`, then `~/.kube/config`, then in-cluster.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            namespace: default_namespace(),
+            context: None,
+            kubeconfig: None,
+        }
+    }
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// Manifests (paths relative to the profile) applied when the sandbox
+    /// starts; none means the seed scenario (Deployment `web-server`,
+    /// Service `web-service`).
+    #[serde(default)]
+    pub manifests: Vec<PathBuf>,
+    /// How far the sandbox's Service proxy lags its EndpointSlices, as
+    /// kube-proxy does on a real node.
+    #[serde(default = "default_propagation", with = "humantime_serde")]
+    pub propagation_delay: Duration,
+}
+
+fn default_propagation() -> Duration {
+    Duration::from_secs(1)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// What the load hits. On the sandbox it may be left out: the
+    /// Service's NodePort is used.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The Service whose EndpointSlices are watched.
+    pub service: String,
+    #[serde(default = "default_expect")]
+    pub expect_status: Vec<u16>,
+    /// Who answered: `{header: x-pod-name}` or `{body_regex: '...'}`.
+    #[serde(default)]
+    pub backend_from: Option<ExtractorSpec>,
+    /// Which version answered, the same way.
+    #[serde(default)]
+    pub version_from: Option<ExtractorSpec>,
+    /// Extra request headers, `Name: value`.
+    #[serde(default)]
+    pub headers: Vec<String>,
+}
+
+fn default_expect() -> Vec<u16> {
+    vec![200]
+}
+
+/// Where to find a value in a response: `{header: NAME}` or
+/// `{body_regex: REGEX}` (the first capture group, else the whole match).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractorSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+}
+
+impl ExtractorSpec {
+    /// The load engine's extractor; the error says what is wrong.
+    pub fn compile(&self) -> Result<crate::load::extract::Extractor, String> {
+        let text = match (&self.header, &self.body_regex) {
+            (Some(h), None) => format!("header:{h}"),
+            (None, Some(r)) => format!("body:{r}"),
+            _ => return Err("give exactly one of `header` or `body_regex`".into()),
+        };
+        text.parse().map_err(|e| format!("{e}"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSection {
+    /// Requests per second, open model (due at fixed instants).
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    /// In-flight cap; default rate × timeout + 16.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Reuse connections (for comparison only: a kept-alive connection is
+    /// not re-routed, so it hides what a rollout does to new ones).
+    #[serde(default)]
+    pub keepalive: bool,
+    /// Load before the first step, so the baseline is seen.
+    #[serde(default = "default_warmup", with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Load after the last step, so late failures are seen.
+    #[serde(default = "default_cooldown", with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// Local addresses to bind, round robin (more ephemeral ports).
+    #[serde(default)]
+    pub source_ips: Vec<IpAddr>,
+}
+
+impl Default for LoadSection {
+    fn default() -> Self {
+        LoadSection {
+            rate: default_rate(),
+            concurrency: None,
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
+            keepalive: false,
+            warmup: default_warmup(),
+            cooldown: default_cooldown(),
+            source_ips: Vec::new(),
+        }
+    }
+}
+
+fn default_rate() -> f64 {
+    200.0
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_warmup() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSection {
+    pub deployment: String,
+    /// Each step is a one-key map (`- set_image: {...}`); see
+    /// `cluster::steps::Step`.
+    pub steps: Vec<Step>,
+    /// What to do when the rollout stalls: `fail` (stop, record) or
+    /// `undo` (roll back, as kubectl rollout undo, and record it).
+    #[serde(default)]
+    pub on_stall: OnStall,
+    /// A rollout with no progress for this long is stalled.
+    #[serde(default = "default_no_progress", with = "humantime_serde")]
+    pub no_progress: Duration,
+    /// The whole rollout (all steps) must finish within this.
+    #[serde(default = "default_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+}
+
+fn default_no_progress() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// The verdict's limits (DESIGN.md). A threshold left out is not judged,
+/// except `max_failed`, which defaults to 0: a rollout gate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    #[serde(default = "default_max_failed")]
+    pub max_failed: Option<u64>,
+    /// Failed / sent, 0.0–1.0.
+    #[serde(default)]
+    pub max_error_rate: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub p99_latency: Option<Duration>,
+    /// The longest stretch with no successful response.
+    #[serde(default, with = "humantime_serde")]
+    pub max_disruption: Option<Duration>,
+    /// All responses before the first step come from this version.
+    #[serde(default)]
+    pub initial_version: Option<String>,
+    /// All responses after the rollout settled come from this version.
+    #[serde(default)]
+    pub final_version: Option<String>,
+    /// Responses after the rollout settled came from at least this many
+    /// Pods (the spread, e.g. after a scale-up).
+    #[serde(default)]
+    pub min_backends: Option<u64>,
+    /// A watch blind for longer than this makes the run invalid.
+    #[serde(default = "default_blind_spot", with = "humantime_serde")]
+    pub max_blind_spot: Duration,
+    /// A rollout that did not complete (a failed step, a stall, the
+    /// deadline) fails the run. Turn off for a profile about stalls.
+    #[serde(default = "yes")]
+    pub rollout_must_complete: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_failed: default_max_failed(),
+            max_error_rate: None,
+            p99_latency: None,
+            max_disruption: None,
+            initial_version: None,
+            final_version: None,
+            min_backends: None,
+            max_blind_spot: default_blind_spot(),
+            rollout_must_complete: true,
+        }
+    }
+}
+
+fn default_max_failed() -> Option<u64> {
+    Some(0)
+}
+fn default_blind_spot() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Profile {
+    /// Checks across fields, after parsing. Returns the field and why.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: String| Err((f.to_string(), m));
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty".into());
+        }
+        if !(self.load.rate.is_finite() && self.load.rate > 0.0) {
+            return bad(
+                "load.rate",
+                format!(
+                    "{} must be a number of requests per second > 0 (a rollout needs a schedule)",
+                    self.load.rate
+                ),
+            );
+        }
+        if self.load.timeout.is_zero() {
+            return bad("load.timeout", "must be more than 0s".into());
+        }
+        if self.load.connect_timeout.is_zero() {
+            return bad("load.connect_timeout", "must be more than 0s".into());
+        }
+        if self.target.expect_status.is_empty() {
+            return bad(
+                "target.expect_status",
+                "must list at least one status".into(),
+            );
+        }
+        if let Some(s) = self
+            .target
+            .expect_status
+            .iter()
+            .find(|s| !(100..600).contains(*s))
+        {
+            return bad("target.expect_status", format!("{s} is not an HTTP status"));
+        }
+        if let Some(b) = &self.target.backend_from
+            && let Err(e) = b.compile()
+        {
+            return bad("target.backend_from", e);
+        }
+        if let Some(v) = &self.target.version_from
+            && let Err(e) = v.compile()
+        {
+            return bad("target.version_from", e);
+        }
+        if self.target.url.is_none() && self.sandbox.is_none() {
+            return bad(
+                "target.url",
+                "is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load)"
+                    .into(),
+            );
+        }
+        if self.rollout.steps.is_empty() {
+            return bad("rollout.steps", "must hold at least one step".into());
+        }
+        if let Some(r) = self.thresholds.max_error_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return bad(
+                "thresholds.max_error_rate",
+                format!("{r} must be between 0.0 and 1.0 (a fraction, not a percentage)"),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! Profile parsing: defaults, errors with file:line:field, --set, the
+//! resolved YAML, and every bundled profile.
+
+use super::*;
+use std::path::Path;
+
+const MINIMAL: &str = "\
+name: web
+sandbox: {}
+target: {service: web-service}
+rollout:
+  deployment: web-server
+  steps:
+    - sleep: 1s
+";
+
+fn parse_str(text: &str, sets: &[&str]) -> Result<Profile, ProfileError> {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    parse(text, Path::new("p.yaml"), &sets)
+}
+
+fn err(text: &str, sets: &[&str]) -> String {
+    parse_str(text, sets).unwrap_err().to_string()
+}
+
+#[test]
+fn a_minimal_profile_gets_every_default() {
+    let p = parse_str(MINIMAL, &[]).unwrap();
+    assert_eq!(p.cluster.namespace, "default");
+    assert_eq!(p.load.rate, 200.0);
+    assert_eq!(p.load.timeout, std::time::Duration::from_secs(2));
+    assert!(!p.load.keepalive);
+    assert_eq!(p.target.expect_status, vec![200]);
+    assert_eq!(p.thresholds.max_failed, Some(0));
+    assert!(p.thresholds.rollout_must_complete);
+    assert_eq!(
+        p.sandbox.unwrap().propagation_delay,
+        std::time::Duration::from_secs(1)
+    );
+}
+
+#[test]
+fn an_unknown_field_names_file_line_and_field() {
+    let text = MINIMAL.replace(
+        "target: {service: web-service}",
+        "target: {service: s, urll: x}",
+    );
+    let e = err(&text, &[]);
+    assert!(e.starts_with("p.yaml:3:"), "{e}");
+    assert!(e.contains("target.urll") || e.contains("urll"), "{e}");
+    assert!(e.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_names_its_field() {
+    let text = format!("{MINIMAL}load: {{rate: fast}}\n");
+    let e = err(&text, &[]);
+    assert!(e.starts_with("p.yaml:8:"), "{e}");
+    assert!(e.contains("load.rate"), "{e}");
+}
+
+#[test]
+fn a_bad_duration_names_its_field() {
+    let text = format!("{MINIMAL}load: {{timeout: soon}}\n");
+    let e = err(&text, &[]);
+    assert!(e.contains("load.timeout"), "{e}");
+}
+
+#[test]
+fn checks_across_fields_name_the_field() {
+    let e = err(MINIMAL, &["load.rate=0"]);
+    assert!(e.contains("load.rate") && e.contains("> 0"), "{e}");
+    let e = err(MINIMAL, &["thresholds.max_error_rate=5"]);
+    assert!(e.contains("thresholds.max_error_rate"), "{e}");
+    let e = err(MINIMAL, &["target.backend_from.body_regex=(unclosed"]);
+    assert!(e.contains("target.backend_from"), "{e}");
+    let real = MINIMAL.replace("sandbox: {}\n", "");
+    let e = err(&real, &[]);
+    assert!(
+        e.contains("target.url") && e.contains("real cluster"),
+        "{e}"
+    );
+}
+
+#[test]
+fn set_overrides_apply_before_validation() {
+    let p = parse_str(MINIMAL, &["load.rate=750", "thresholds.max_failed=3"]).unwrap();
+    assert_eq!(p.load.rate, 750.0);
+    assert_eq!(p.thresholds.max_failed, Some(3));
+    let e = err(MINIMAL, &["load.rat=750"]);
+    assert!(e.contains("(after --set)") && e.contains("rat"), "{e}");
+    let e = err(MINIMAL, &["load.rate"]);
+    assert!(e.contains("expected path=value"), "{e}");
+}
+
+#[test]
+fn the_resolved_yaml_parses_back_to_the_same_profile() {
+    let p = parse_str(MINIMAL, &[]).unwrap();
+    let again = parse_str(&p.resolved_yaml(), &[]).unwrap();
+    assert_eq!(p, again);
+}
+
+#[test]
+fn every_bundled_profile_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let loaded = load(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            for m in loaded.profile.sandbox.iter().flat_map(|s| &s.manifests) {
+                assert!(
+                    loaded.base_dir.join(m).is_file(),
+                    "{}: {}",
+                    path.display(),
+                    m.display()
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "found {n} profiles");
+}

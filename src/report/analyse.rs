@@ -1,0 +1,528 @@
+//! One streaming pass over `requests.csv`: per-bucket counts and latency
+//! quantiles (for `timeline.csv` and the report), the failed requests
+//! (for attribution), the longest disruption, and who answered after the
+//! rollout settled.
+//!
+//! Reads the file rather than the engine's memory so that `baton run` and
+//! `baton report DIR` compute the same thing from the same bytes, and so
+//! memory stays flat however long the run: buckets are closed and their
+//! latencies dropped as the pass moves on; only failures are kept whole.
+//!
+//! Not for: attributing failures or judging (see `attribution`, `verdict`).
+
+use crate::attribution::FailedRequest;
+use crate::load::outcome::{Outcome, Phase};
+use crate::load::record::RequestRecord;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The width of a `timeline.csv` bucket.
+pub const BUCKET_NS: u64 = 100_000_000;
+/// The resolution of the disruption measure.
+const SLOT_NS: u64 = 1_000_000;
+
+/// One bucket of requests, by the instant they started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bucket {
+    pub start_ns: u64,
+    pub sent: u64,
+    pub ok: u64,
+    /// Failed requests per outcome (`ok` never appears).
+    pub failed: BTreeMap<Outcome, u64>,
+    /// Of requests that got a complete response, from their start.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Responses per version (requests whose version was read).
+    pub versions: BTreeMap<String, u64>,
+}
+
+impl Bucket {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+/// The longest stretch with no successful response while requests were
+/// failing: from the last success before a failure to the first after.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Disruption {
+    pub from_ns: u64,
+    pub to_ns: u64,
+}
+
+impl Disruption {
+    pub fn len_ns(&self) -> u64 {
+        self.to_ns - self.from_ns
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub rows: u64,
+    pub ok: u64,
+    /// Target failures (every outcome but `ok` and `client_resource`).
+    pub failed: u64,
+    pub client_resource: u64,
+    pub buckets: Vec<Bucket>,
+    /// Every non-ok request (client_resource included: attribution names
+    /// it `harness`), in `seq` order.
+    pub failures: Vec<FailedRequest>,
+    pub disruption: Option<Disruption>,
+    /// Responses per version among requests started before `before_ns`
+    /// (see [`analyse`]): who answered before the rollout began.
+    pub versions_before: BTreeMap<String, u64>,
+    /// Responses per version among requests started at or after
+    /// `settled_ns` (see [`analyse`]).
+    pub versions_after_settled: BTreeMap<String, u64>,
+    /// Responses per backend (Pod) after `settled_ns`: the spread.
+    pub backends_after_settled: BTreeMap<String, u64>,
+    /// Counts per outcome and the latency, response-time and lateness
+    /// histograms, from the rows (the same figures the engine kept).
+    pub stats: crate::load::stats::Stats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    #[error("{path}: {source}")]
+    Csv { path: String, source: csv::Error },
+    #[error("{path}: row {row}: column `{column}`: cannot read `{value}`")]
+    Field {
+        path: String,
+        row: u64,
+        column: &'static str,
+        value: String,
+    },
+}
+
+/// The instants that split a run for the version and spread figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks {
+    /// When the rollout began (the first step): responses before it show
+    /// the starting version.
+    pub before_ns: Option<u64>,
+    /// When the rollout had settled: responses after it should all come
+    /// from the final version, spread over the final Pods.
+    pub settled_ns: Option<u64>,
+}
+
+/// Read `requests.csv` once.
+pub fn analyse(requests_csv: &Path, marks: Marks) -> Result<Analysis, AnalyseError> {
+    let path = requests_csv.display().to_string();
+    let mut reader = csv::Reader::from_path(requests_csv).map_err(|source| AnalyseError::Csv {
+        path: path.clone(),
+        source,
+    })?;
+    let mut acc = Accumulator::new(marks);
+    let mut row = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(source) => {
+                return Err(AnalyseError::Csv {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+        let rec = parse_row(&row).map_err(|(column, value)| AnalyseError::Field {
+            path: path.clone(),
+            row: acc.a.rows + 1,
+            column,
+            value,
+        })?;
+        acc.add(rec);
+    }
+    Ok(acc.finish())
+}
+
+/// A row of `requests.csv` back into the record the engine wrote.
+fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String)> {
+    fn text(r: &csv::ByteRecord, i: usize) -> &str {
+        r.get(i)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+    fn num(
+        r: &csv::ByteRecord,
+        i: usize,
+        col: &'static str,
+    ) -> Result<u64, (&'static str, String)> {
+        let t = text(r, i);
+        t.parse().map_err(|_| (col, t.to_string()))
+    }
+    let opt = |i: usize| Some(text(r, i)).filter(|s| !s.is_empty()).map(Arc::from);
+    let outcome = Outcome::parse(text(r, 7)).ok_or(("outcome", text(r, 7).to_string()))?;
+    let phase = Phase::parse(text(r, 8)).ok_or(("phase", text(r, 8).to_string()))?;
+    let status = match text(r, 6) {
+        "" => None,
+        s => Some(s.parse().map_err(|_| ("status", s.to_string()))?),
+    };
+    let opt_num = |i: usize, col: &'static str| match text(r, i) {
+        "" => Ok(None),
+        t => t.parse().map(Some).map_err(|_| (col, t.to_string())),
+    };
+    Ok(RequestRecord {
+        seq: num(r, 0, "seq")?,
+        scheduled_ns: num(r, 1, "scheduled_ns")?,
+        start_ns: num(r, 2, "start_ns")?,
+        connect_us: opt_num(3, "connect_us")?,
+        ttfb_us: opt_num(4, "ttfb_us")?,
+        total_us: num(r, 5, "total_us")?,
+        status,
+        outcome,
+        phase,
+        backend: opt(9),
+        version: opt(10),
+    })
+}
+
+/// Folds rows, which arrive roughly in start order (in completion order,
+/// per worker), into the analysis.
+struct Accumulator {
+    a: Analysis,
+    marks: Marks,
+    /// Buckets still open, by index; closed once the pass is well past
+    /// them (rows arrive at most a timeout out of start order).
+    open: BTreeMap<u64, (Bucket, Vec<u32>)>,
+    /// Per 1 ms slot: did a request that started in it succeed, fail?
+    ok_slots: Vec<bool>,
+    fail_slots: Vec<bool>,
+    max_start_ns: u64,
+}
+
+impl Accumulator {
+    fn new(marks: Marks) -> Self {
+        Accumulator {
+            a: Analysis::default(),
+            marks,
+            open: BTreeMap::new(),
+            ok_slots: Vec::new(),
+            fail_slots: Vec::new(),
+            max_start_ns: 0,
+        }
+    }
+
+    fn add(&mut self, r: RequestRecord) {
+        let a = &mut self.a;
+        a.rows += 1;
+        a.stats.record_row(
+            r.outcome,
+            r.start_ns.saturating_sub(r.scheduled_ns),
+            r.total_us,
+            r.connect_us,
+            r.ttfb_us,
+        );
+        let ok = r.outcome == Outcome::Ok;
+        match r.outcome {
+            Outcome::Ok => a.ok += 1,
+            Outcome::ClientResource => a.client_resource += 1,
+            _ => a.failed += 1,
+        }
+        let after = self.marks.settled_ns.is_some_and(|s| r.start_ns >= s);
+        let before = self.marks.before_ns.is_some_and(|b| r.start_ns < b);
+        if let Some(v) = &r.version {
+            if after {
+                *a.versions_after_settled.entry(v.to_string()).or_default() += 1;
+            }
+            if before {
+                *a.versions_before.entry(v.to_string()).or_default() += 1;
+            }
+        }
+        if let (true, Some(b)) = (after, &r.backend) {
+            *a.backends_after_settled.entry(b.to_string()).or_default() += 1;
+        }
+        // Disruption slots: only target outcomes count.
+        if r.outcome != Outcome::ClientResource {
+            let slot = (r.start_ns / SLOT_NS) as usize;
+            let slots = if ok {
+                &mut self.ok_slots
+            } else {
+                &mut self.fail_slots
+            };
+            if slots.len() <= slot {
+                slots.resize(slot + 1, false);
+            }
+            slots[slot] = true;
+        }
+
+        let idx = r.start_ns / BUCKET_NS;
+        let (bucket, latencies) = self.open.entry(idx).or_insert_with(|| {
+            (
+                Bucket {
+                    start_ns: idx * BUCKET_NS,
+                    ..Bucket::default()
+                },
+                Vec::new(),
+            )
+        });
+        bucket.sent += 1;
+        if ok {
+            bucket.ok += 1;
+        } else {
+            *bucket.failed.entry(r.outcome).or_default() += 1;
+        }
+        if r.status.is_some() {
+            latencies.push(u32::try_from(r.total_us).unwrap_or(u32::MAX));
+        }
+        if let Some(v) = &r.version {
+            *bucket.versions.entry(v.to_string()).or_default() += 1;
+        }
+        if !ok {
+            a.failures.push(FailedRequest::from(&r));
+        }
+        // Close buckets far enough behind (rows come in completion order,
+        // so a start can trail the newest one by about a timeout).
+        self.max_start_ns = self.max_start_ns.max(r.start_ns);
+        let keep_from = self.max_start_ns.saturating_sub(60_000_000_000) / BUCKET_NS;
+        while let Some((&first, _)) = self.open.first_key_value() {
+            if first >= keep_from {
+                break;
+            }
+            let (_, (b, lat)) = self.open.pop_first().expect("just seen");
+            self.close(b, lat);
+        }
+    }
+
+    fn close(&mut self, mut b: Bucket, mut latencies: Vec<u32>) {
+        if !latencies.is_empty() {
+            latencies.sort_unstable();
+            b.p50_ms = Some(quantile(&latencies, 0.50));
+            b.p99_ms = Some(quantile(&latencies, 0.99));
+        }
+        self.a.buckets.push(b);
+    }
+
+    fn finish(mut self) -> Analysis {
+        while let Some((_, (b, lat))) = self.open.pop_first() {
+            self.close(b, lat);
+        }
+        self.a.buckets.sort_by_key(|b| b.start_ns);
+        self.a.failures.sort_by_key(|f| f.seq);
+        self.a.disruption = longest_disruption(&self.ok_slots, &self.fail_slots);
+        self.a
+    }
+}
+
+/// Nearest-rank quantile of sorted microseconds, in milliseconds.
+fn quantile(sorted_us: &[u32], q: f64) -> f64 {
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    f64::from(sorted_us[rank - 1]) / 1000.0
+}
+
+/// The longest span between two slots with a success that has a failure
+/// and no success in between. A failure before the first success or after
+/// the last runs to the run's edge (its first or last failing slot).
+fn longest_disruption(ok: &[bool], fail: &[bool]) -> Option<Disruption> {
+    let n = ok.len().max(fail.len());
+    let at = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
+    let mut best: Option<Disruption> = None;
+    let mut last_ok: Option<usize> = None;
+    let mut first_fail_since: Option<usize> = None;
+    let mut last_fail: usize = 0;
+    let mut offer = |from: usize, to: usize| {
+        let d = Disruption {
+            from_ns: from as u64 * SLOT_NS,
+            to_ns: to as u64 * SLOT_NS,
+        };
+        if best.is_none_or(|b| d.len_ns() > b.len_ns()) {
+            best = Some(d);
+        }
+    };
+    for i in 0..n {
+        if at(fail, i) {
+            first_fail_since.get_or_insert(i);
+            last_fail = i;
+        }
+        if at(ok, i) {
+            if let Some(f) = first_fail_since.take() {
+                let from = last_ok.unwrap_or(f);
+                offer(from, i);
+            }
+            last_ok = Some(i);
+        }
+    }
+    if let Some(f) = first_fail_since {
+        offer(last_ok.unwrap_or(f), last_fail + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: u64, start_ms: u64, outcome: Outcome, version: Option<&str>) -> RequestRecord {
+        RequestRecord {
+            seq,
+            scheduled_ns: start_ms * 1_000_000,
+            start_ns: start_ms * 1_000_000,
+            connect_us: Some(100),
+            ttfb_us: None,
+            total_us: 2_000,
+            status: (outcome == Outcome::Ok).then_some(200),
+            outcome,
+            phase: Phase::None,
+            backend: None,
+            version: version.map(Arc::from),
+        }
+    }
+
+    fn fold(rows: Vec<RequestRecord>, settled: Option<u64>) -> Analysis {
+        let mut acc = Accumulator::new(Marks {
+            before_ns: Some(100_000_000),
+            settled_ns: settled,
+        });
+        for r in rows {
+            acc.add(r);
+        }
+        acc.finish()
+    }
+
+    #[test]
+    fn buckets_count_by_start_and_split_failures_by_outcome() {
+        let a = fold(
+            vec![
+                row(0, 10, Outcome::Ok, Some("1.27")),
+                row(1, 50, Outcome::ConnectRefused, None),
+                row(2, 150, Outcome::Ok, Some("1.28")),
+            ],
+            None,
+        );
+        assert_eq!(a.buckets.len(), 2);
+        assert_eq!(a.buckets[0].sent, 2);
+        assert_eq!(a.buckets[0].ok, 1);
+        assert_eq!(a.buckets[0].failed[&Outcome::ConnectRefused], 1);
+        assert_eq!(a.buckets[0].versions["1.27"], 1);
+        assert_eq!(a.buckets[1].start_ns, BUCKET_NS);
+        assert_eq!(a.buckets[1].p99_ms, Some(2.0));
+        assert_eq!((a.rows, a.ok, a.failed), (3, 2, 1));
+        assert_eq!(a.failures.len(), 1);
+        assert_eq!(a.failures[0].end_ns, 52_000_000);
+    }
+
+    #[test]
+    fn harness_errors_are_kept_for_attribution_but_not_counted_as_failed() {
+        let a = fold(vec![row(0, 1, Outcome::ClientResource, None)], None);
+        assert_eq!((a.failed, a.client_resource), (0, 1));
+        assert_eq!(a.failures.len(), 1);
+        assert_eq!(a.disruption, None);
+    }
+
+    #[test]
+    fn disruption_runs_from_the_last_success_before_to_the_first_after() {
+        let a = fold(
+            vec![
+                row(0, 0, Outcome::Ok, None),
+                row(1, 5, Outcome::Ok, None),
+                row(2, 10, Outcome::ConnectRefused, None),
+                row(3, 15, Outcome::Reset, None),
+                row(4, 40, Outcome::Ok, None),
+                row(5, 45, Outcome::ConnectRefused, None),
+                row(6, 50, Outcome::Ok, None),
+            ],
+            None,
+        );
+        assert_eq!(
+            a.disruption,
+            Some(Disruption {
+                from_ns: 5_000_000,
+                to_ns: 40_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn no_failure_means_no_disruption_even_with_gaps_in_sending() {
+        let a = fold(
+            vec![row(0, 0, Outcome::Ok, None), row(1, 900, Outcome::Ok, None)],
+            None,
+        );
+        assert_eq!(a.disruption, None);
+    }
+
+    #[test]
+    fn failures_at_the_end_run_to_the_last_failure() {
+        let a = fold(
+            vec![
+                row(0, 0, Outcome::Ok, None),
+                row(1, 20, Outcome::Timeout, None),
+            ],
+            None,
+        );
+        assert_eq!(a.disruption.unwrap().len_ns(), 21_000_000);
+    }
+
+    #[test]
+    fn versions_after_settling_count_only_later_starts() {
+        let a = fold(
+            vec![
+                row(0, 10, Outcome::Ok, Some("1.27")),
+                row(1, 200, Outcome::Ok, Some("1.28")),
+                row(2, 210, Outcome::Ok, Some("1.28")),
+            ],
+            Some(100_000_000),
+        );
+        assert_eq!(a.versions_after_settled.len(), 1);
+        assert_eq!(a.versions_after_settled["1.28"], 2);
+        assert_eq!(a.versions_before.len(), 1);
+        assert_eq!(a.versions_before["1.27"], 1);
+    }
+
+    #[test]
+    fn out_of_order_rows_land_in_their_own_bucket() {
+        let a = fold(
+            vec![
+                row(1, 250, Outcome::Ok, None),
+                row(0, 20, Outcome::Ok, None),
+            ],
+            None,
+        );
+        let starts: Vec<u64> = a.buckets.iter().map(|b| b.start_ns).collect();
+        assert_eq!(starts, vec![0, 2 * BUCKET_NS]);
+        assert_eq!(a.failures.len(), 0);
+    }
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let v: Vec<u32> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&[7000], 0.99), 7.0);
+    }
+
+    #[test]
+    fn a_real_requests_csv_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.csv");
+        std::fs::write(
+            &path,
+            "seq,scheduled_ns,start_ns,connect_us,ttfb_us,total_us,status,outcome,phase,backend,version\n\
+             0,0,100,50,80,120,200,ok,,web-a,1.27\n\
+             1,5000000,5000100,,,300,,connect_refused,connect,,\n",
+        )
+        .unwrap();
+        let a = analyse(&path, Marks::default()).unwrap();
+        assert_eq!((a.rows, a.ok, a.failed), (2, 1, 1));
+        assert_eq!(a.failures[0].phase, Phase::Connect);
+        assert_eq!(a.buckets[0].versions["1.27"], 1);
+    }
+
+    #[test]
+    fn a_corrupt_row_names_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.csv");
+        std::fs::write(
+            &path,
+            "seq,scheduled_ns,start_ns,connect_us,ttfb_us,total_us,status,outcome,phase,backend,version\n\
+             0,0,100,50,80,120,200,exploded,,,\n",
+        )
+        .unwrap();
+        let e = analyse(&path, Marks::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("row 1") && e.contains("outcome") && e.contains("exploded"),
+            "{e}"
+        );
+    }
+}

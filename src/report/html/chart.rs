@@ -1,0 +1,1040 @@
+//! The chart of `report.html`: every series of a run placed on one
+//! shared time axis (run-clock seconds, `X0`..`X1` in SVG user units),
+//! panel under panel: requests, latency, versions, a lane per Pod and per
+//! endpoint, a marker per failure; the rollout's steps across them all.
+//!
+//! Bars and lines are drawn in data units (bucket index, count or log10
+//! ms) under a transform, which keeps 6,000 buckets a few hundred KB.
+//! Pure: no I/O, ordered collections only.
+
+use super::HtmlInput;
+use super::view::{candidates_text, keep_end, keep_start, ms_to_s, outcome_text, r2, secs};
+use crate::attribution::{Attribution, Cause, FailedRequest};
+use crate::cluster::event::EventKind;
+use crate::load::outcome::Outcome;
+use crate::report::analyse::{BUCKET_NS, Bucket};
+use crate::timeline::{EndpointState, Lifecycle, PodState, Timeline};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The chart's coordinate system (SVG user units; the SVG scales to the
+/// page width).
+const WIDTH: f64 = 1200.0;
+/// Left of the plot: panel titles, y ticks and lane labels.
+const X0: f64 = 200.0;
+const X1: f64 = 1185.0;
+const LABEL_ROW: f64 = 14.0;
+const PANEL_GAP: f64 = 22.0;
+const REQUESTS_H: f64 = 110.0;
+const LATENCY_H: f64 = 90.0;
+const VERSIONS_H: f64 = 70.0;
+const LANE_PITCH: f64 = 16.0;
+const LANE_H: f64 = 12.0;
+const MARKER_ROW: f64 = 14.0;
+/// A failed segment of a bar is at least this tall, so that one failure
+/// among a thousand successes still shows.
+const MIN_FAILED_PX: f64 = 2.0;
+/// Lane labels longer than this keep their end (the unique suffix of a
+/// generated Pod name).
+const LABEL_CHARS: usize = 28;
+/// Step labels longer than this are cut (the full text is in the title).
+const STEP_LABEL_CHARS: usize = 60;
+/// Rough width of one character of an 11 px label, for placing labels.
+const CHAR_PX: f64 = 6.2;
+const MAX_LABEL_ROWS: usize = 4;
+
+const VERSION_COLOURS: [&str; 8] = [
+    "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8", "#969696", "#e7ba52", "#ad494a", "#17becf",
+];
+
+#[derive(Serialize)]
+pub(super) struct Chart {
+    pub width: f64,
+    pub height: f64,
+    pub x0: f64,
+    pub x1: f64,
+    /// The run-clock seconds at `x1` (`x0` is 0 s).
+    pub end_s: f64,
+    pub plot_top: f64,
+    pub plot_bottom: f64,
+    pub ticks_top_y: f64,
+    pub ticks_bottom_y: f64,
+    pub ticks: Vec<Tick>,
+    pub bands: Vec<Band>,
+    pub marks: Vec<VLine>,
+    pub labels: Vec<Label>,
+    pub requests: BarPanel,
+    pub latency: LinePanel,
+    pub versions: BarPanel,
+    pub pods: LanePanel,
+    pub endpoints: LanePanel,
+    pub failures: MarkerPanel,
+}
+
+#[derive(Serialize)]
+pub(super) struct Tick {
+    pub x: f64,
+    pub label: String,
+}
+
+/// A rollout step's span.
+#[derive(Serialize)]
+pub(super) struct Band {
+    pub x: f64,
+    pub w: f64,
+    pub title: String,
+}
+
+/// A vertical line across every panel: a step's start, the stall.
+#[derive(Serialize)]
+pub(super) struct VLine {
+    pub x: f64,
+    pub cls: &'static str,
+    pub title: String,
+}
+
+/// A label above the plot, in one of a few rows so labels do not overlap.
+#[derive(Serialize)]
+pub(super) struct Label {
+    pub x: f64,
+    pub y: f64,
+    /// Where the label's text starts; left of `x` when it would run off
+    /// the plot's right edge.
+    pub text_x: f64,
+    /// The run-clock seconds it marks (the zoom script places it by this).
+    pub t: f64,
+    pub text: String,
+    pub title: String,
+    pub cls: &'static str,
+}
+
+#[derive(Serialize)]
+pub(super) struct YTick {
+    pub y: f64,
+    pub label: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct Series {
+    pub cls: String,
+    pub fill: String,
+    pub d: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct Rect {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub title: String,
+}
+
+/// Stacked bars, drawn in (bucket index, count) units under `transform`.
+#[derive(Serialize)]
+pub(super) struct BarPanel {
+    pub title: &'static str,
+    /// Shown when the panel has nothing to draw.
+    pub empty_text: &'static str,
+    pub y: f64,
+    pub h: f64,
+    pub transform: String,
+    pub series: Vec<Series>,
+    pub yticks: Vec<YTick>,
+    pub empty: bool,
+    pub overlay: Option<Rect>,
+}
+
+/// Latency lines, drawn in (bucket index, log10 ms) units.
+#[derive(Serialize)]
+pub(super) struct LinePanel {
+    pub title: &'static str,
+    /// Shown when the panel has nothing to draw.
+    pub empty_text: &'static str,
+    pub y: f64,
+    pub h: f64,
+    pub transform: String,
+    pub p50: String,
+    pub p99: String,
+    pub yticks: Vec<YTick>,
+    pub empty: bool,
+}
+
+#[derive(Serialize)]
+pub(super) struct LanePanel {
+    pub title: &'static str,
+    /// Shown when the panel has nothing to draw.
+    pub empty_text: &'static str,
+    pub y: f64,
+    pub h: f64,
+    pub lanes: Vec<Lane>,
+    pub empty: bool,
+}
+
+#[derive(Serialize)]
+pub(super) struct Lane {
+    pub y: f64,
+    pub label: String,
+    pub title: String,
+    pub segs: Vec<Seg>,
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Seg {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub cls: String,
+    pub title: String,
+}
+
+/// A point event on a lane (a restart, a container exit): a short
+/// vertical line, which keeps its width when the chart zooms.
+#[derive(Serialize)]
+pub(super) struct Mark {
+    pub x: f64,
+    pub y1: f64,
+    pub y2: f64,
+    pub cls: &'static str,
+    pub title: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct MarkerPanel {
+    pub title: &'static str,
+    /// Shown when the panel has nothing to draw.
+    pub empty_text: &'static str,
+    pub y: f64,
+    pub h: f64,
+    pub rows: Vec<YTick>,
+    pub markers: Vec<Marker>,
+    pub empty: bool,
+}
+
+/// One failed request on the time axis.
+#[derive(Serialize)]
+pub(super) struct Marker {
+    pub x: f64,
+    pub y: f64,
+    pub cls: &'static str,
+    pub href: String,
+    pub title: String,
+}
+
+/// The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k at least `v` (1
+/// for nothing): a scale top that wastes little of a panel and halves to a
+/// readable middle tick.
+pub(super) fn nice_ceil(v: f64) -> f64 {
+    const STEPS: [f64; 9] = [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0];
+    if v <= 1.0 {
+        return 1.0;
+    }
+    let mut m = 10f64.powf(v.log10().floor());
+    loop {
+        for f in STEPS {
+            if f * m >= v - 1e-9 {
+                return f * m;
+            }
+        }
+        m *= 10.0;
+    }
+}
+
+/// A tick spacing giving at most about a dozen ticks over `end_s`.
+pub(super) fn tick_step(end_s: f64) -> f64 {
+    const STEPS: [f64; 17] = [
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+        3600.0, 7200.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|s| end_s / s <= 12.0)
+        .unwrap_or(7200.0)
+}
+
+/// The run-clock span the chart covers, `[0, end]`, in ns: everything
+/// measured and everything seen, rounded up to a whole bucket.
+fn end_ns(input: &HtmlInput<'_>) -> u64 {
+    let s = input.summary;
+    let ms_ns = |ms: f64| (ms.max(0.0) * 1e6) as u64;
+    let candidates = [
+        input.buckets.last().map_or(0, |b| b.start_ns + BUCKET_NS),
+        input.timeline.events().last().map_or(0, |e| e.observed_ns),
+        input.failures.iter().map(|f| f.start_ns).max().unwrap_or(0),
+        s.rollout
+            .steps
+            .iter()
+            .map(|st| ms_ns(st.ended_ms))
+            .max()
+            .unwrap_or(0),
+        s.rollout.stall.as_ref().map_or(0, |st| ms_ns(st.at_ms)),
+    ];
+    let end = candidates.into_iter().max().unwrap_or(0).max(BUCKET_NS);
+    // A little room on the right so the last state does not touch the edge.
+    let padded = end + end / 100;
+    padded.div_ceil(BUCKET_NS) * BUCKET_NS
+}
+
+/// Maps run-clock time onto the plot.
+#[derive(Clone, Copy)]
+struct Scale {
+    end_ns: u64,
+}
+
+impl Scale {
+    pub fn x(self, ns: u64) -> f64 {
+        r2(X0 + ns.min(self.end_ns) as f64 / self.end_ns as f64 * (X1 - X0))
+    }
+
+    pub fn x_ms(self, ms: f64) -> f64 {
+        self.x((ms.max(0.0) * 1e6) as u64)
+    }
+
+    /// Plot width of one bucket.
+    fn px_per_bucket(self) -> f64 {
+        BUCKET_NS as f64 / self.end_ns as f64 * (X1 - X0)
+    }
+}
+
+/// Versions in the order they first answered (the old one first), then
+/// by name.
+pub(super) fn versions_in_order(buckets: &[Bucket]) -> Vec<&str> {
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, b) in buckets.iter().enumerate() {
+        for v in b.versions.keys() {
+            first.entry(v.as_str()).or_insert(i);
+        }
+    }
+    let mut v: Vec<(usize, &str)> = first.into_iter().map(|(k, i)| (i, k)).collect();
+    v.sort();
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
+pub(super) fn version_colour(i: usize) -> &'static str {
+    VERSION_COLOURS[i % VERSION_COLOURS.len()]
+}
+
+/// Failing outcomes that occur in the buckets, in `Outcome::ALL` order.
+pub(super) fn failing_outcomes(buckets: &[Bucket]) -> Vec<Outcome> {
+    Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != Outcome::Ok && buckets.iter().any(|b| b.failed.contains_key(o)))
+        .collect()
+}
+
+/// Labels above the plot, each in the first row where it does not overlap
+/// the previous label of that row.
+struct LabelRows {
+    /// Per row, the x where its last label's text ends.
+    ends: Vec<f64>,
+}
+
+impl LabelRows {
+    fn place(&mut self, x: f64, text: &str) -> (usize, f64) {
+        let w = text.chars().count() as f64 * CHAR_PX + 6.0;
+        let text_x = if x + w > X1 { (X1 - w).max(X0) } else { x };
+        for (row, end) in self.ends.iter_mut().enumerate() {
+            if text_x >= *end {
+                *end = text_x + w;
+                return (row, text_x);
+            }
+        }
+        if self.ends.len() < MAX_LABEL_ROWS {
+            self.ends.push(text_x + w);
+            return (self.ends.len() - 1, text_x);
+        }
+        // Every row is taken: overlap in the last one rather than lose it.
+        let last = self.ends.len() - 1;
+        self.ends[last] = self.ends[last].max(text_x + w);
+        (last, text_x)
+    }
+}
+
+/// The chart of a run: `shown` are the failures that get a marker,
+/// `has_row[i]` whether failure `i` has a table row to link to.
+pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) -> Chart {
+    let end = end_ns(input);
+    let scale = Scale { end_ns: end };
+    let s = input.summary;
+    // Step labels first: their rows decide where the plot starts.
+    let mut rows = LabelRows { ends: Vec::new() };
+    // (row, x, text x, seconds, text, title, class)
+    type Placed = (usize, f64, f64, f64, String, String, &'static str);
+    let mut placed: Vec<Placed> = Vec::new();
+    let mut bands = Vec::new();
+    let mut marks = Vec::new();
+    for st in &s.rollout.steps {
+        let x = scale.x_ms(st.started_ms);
+        let x_end = scale.x_ms(st.ended_ms);
+        let full = format!("{}. {}", st.index, st.description);
+        let title = format!(
+            "step {} from {} s to {} s: {}",
+            full,
+            ms_to_s(st.started_ms),
+            ms_to_s(st.ended_ms),
+            st.outcome
+        );
+        let text = keep_start(&full, STEP_LABEL_CHARS);
+        let (row, text_x) = rows.place(x, &text);
+        let cls = if st.outcome == "done" {
+            "step"
+        } else {
+            "step bad"
+        };
+        placed.push((
+            row,
+            x,
+            text_x,
+            st.started_ms / 1000.0,
+            text,
+            title.clone(),
+            cls,
+        ));
+        bands.push(Band {
+            x,
+            w: r2((x_end - x).max(0.0)),
+            title: title.clone(),
+        });
+        marks.push(VLine { x, cls, title });
+    }
+    if let Some(st) = &s.rollout.stall {
+        let x = scale.x_ms(st.at_ms);
+        let text = keep_start(&format!("stalled: {}", st.reason), STEP_LABEL_CHARS);
+        let title = format!(
+            "the rollout stalled at {} s: {}{}",
+            ms_to_s(st.at_ms),
+            st.reason,
+            if st.undone { " (rolled back)" } else { "" }
+        );
+        let (row, text_x) = rows.place(x, &text);
+        placed.push((
+            row,
+            x,
+            text_x,
+            st.at_ms / 1000.0,
+            text,
+            title.clone(),
+            "stall",
+        ));
+        marks.push(VLine {
+            x,
+            cls: "stall",
+            title,
+        });
+    }
+    let label_h = rows.ends.len() as f64 * LABEL_ROW;
+    let labels = placed
+        .into_iter()
+        .map(|(row, x, text_x, t, text, title, cls)| Label {
+            x,
+            y: r2(row as f64 * LABEL_ROW + 11.0),
+            text_x: r2(text_x + 3.0),
+            t: (t * 1000.0).round() / 1000.0,
+            text,
+            title,
+            cls,
+        })
+        .collect();
+    let ticks_top_y = label_h + 12.0;
+    let plot_top = ticks_top_y + 8.0;
+
+    let mut y = plot_top;
+    let requests = requests_panel(input, scale, y);
+    y += requests.h + PANEL_GAP;
+    let latency = latency_panel(input.buckets, scale, y);
+    y += latency.h + PANEL_GAP;
+    let versions = versions_panel(input.buckets, scale, y);
+    y += versions.h + PANEL_GAP;
+    let pods = pods_panel(input.timeline, scale, end, y);
+    y += pods.h + PANEL_GAP;
+    let endpoints = endpoints_panel(input.timeline, scale, end, y);
+    y += endpoints.h + PANEL_GAP;
+    let failures = failures_panel(input.failures, input.attributions, shown, has_row, scale, y);
+    y += failures.h;
+    let plot_bottom = r2(y);
+    let ticks_bottom_y = plot_bottom + 14.0;
+
+    let end_s = end as f64 / 1e9;
+    let step = tick_step(end_s);
+    let mut ticks = Vec::new();
+    let mut k = 0u64;
+    loop {
+        let t = k as f64 * step;
+        if t > end_s + 1e-9 {
+            break;
+        }
+        ticks.push(Tick {
+            x: scale.x((t * 1e9).round() as u64),
+            label: if step < 1.0 {
+                format!("{t:.1} s")
+            } else {
+                format!("{t:.0} s")
+            },
+        });
+        k += 1;
+    }
+
+    Chart {
+        width: WIDTH,
+        height: r2(ticks_bottom_y + 8.0),
+        x0: X0,
+        x1: X1,
+        end_s: r2(end_s),
+        plot_top: r2(plot_top),
+        plot_bottom,
+        ticks_top_y: r2(ticks_top_y),
+        ticks_bottom_y: r2(ticks_bottom_y),
+        ticks,
+        bands,
+        marks,
+        labels,
+        requests,
+        latency,
+        versions,
+        pods,
+        endpoints,
+        failures,
+    }
+}
+
+/// `translate(x0, bottom) scale(sx, -sy)`: (bucket index, value up) units.
+fn unit_transform(bottom: f64, sx: f64, sy: f64) -> String {
+    format!("translate({X0},{}) scale({},{})", r2(bottom), sx, -sy)
+}
+
+/// y ticks at 0, half and the top of a count scale.
+fn count_ticks(y: f64, h: f64, max: f64) -> Vec<YTick> {
+    [0.0, 0.5, 1.0]
+        .into_iter()
+        .map(|f| YTick {
+            y: r2(y + h - f * h),
+            label: format!("{}", (max * f * 10.0).round() / 10.0),
+        })
+        .collect()
+}
+
+/// Appends one bar `[base, base + h]` at bucket `i`, in units.
+fn bar(d: &mut String, i: u64, base: f64, h: f64) {
+    let _ = write!(d, "M{i} {}v{}h1v{}z", r2(base), r2(h), r2(-h));
+}
+
+fn requests_panel(input: &HtmlInput<'_>, scale: Scale, y: f64) -> BarPanel {
+    let buckets = input.buckets;
+    let outcomes = failing_outcomes(buckets);
+    let h = REQUESTS_H;
+    // First pass: the scale, with the minimum height of failed segments.
+    let raw_max = buckets.iter().map(|b| b.sent).max().unwrap_or(0) as f64;
+    let mut ymax = nice_ceil(raw_max);
+    let min_units = |ymax: f64| MIN_FAILED_PX / h * ymax;
+    let stacked_max = buckets
+        .iter()
+        .map(|b| {
+            b.ok as f64
+                + b.failed
+                    .values()
+                    .map(|&n| (n as f64).max(min_units(ymax)))
+                    .sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+    if stacked_max > ymax {
+        ymax = nice_ceil(stacked_max);
+    }
+    let min_h = min_units(ymax);
+    let mut ok = String::new();
+    let mut failed: BTreeMap<Outcome, String> = BTreeMap::new();
+    for b in buckets {
+        let i = b.start_ns / BUCKET_NS;
+        let mut base = 0.0;
+        if b.ok > 0 {
+            bar(&mut ok, i, 0.0, b.ok as f64);
+            base = b.ok as f64;
+        }
+        for o in &outcomes {
+            if let Some(&n) = b.failed.get(o)
+                && n > 0
+            {
+                let hh = (n as f64).max(min_h);
+                bar(failed.entry(*o).or_default(), i, base, hh);
+                base += hh;
+            }
+        }
+    }
+    let mut series = vec![Series {
+        cls: "o-ok".into(),
+        fill: String::new(),
+        d: ok,
+    }];
+    for o in &outcomes {
+        series.push(Series {
+            cls: format!("o-{}", o.as_str()),
+            fill: String::new(),
+            d: failed.remove(o).unwrap_or_default(),
+        });
+    }
+    let overlay = input.summary.longest_disruption.map(|d| {
+        let x = scale.x_ms(d.from_ms);
+        let w = (scale.x_ms(d.to_ms) - x).max(2.0);
+        Rect {
+            x,
+            y,
+            w: r2(w),
+            h,
+            title: format!(
+                "longest disruption: {:.0} ms with no successful response, from {} s to {} s",
+                d.len_ms,
+                ms_to_s(d.from_ms),
+                ms_to_s(d.to_ms)
+            ),
+        }
+    });
+    BarPanel {
+        title: "requests / 100 ms",
+        empty_text: "no requests",
+        y: r2(y),
+        h,
+        transform: unit_transform(y + h, r2_fine(scale.px_per_bucket()), r2_fine(h / ymax)),
+        series,
+        yticks: count_ticks(y, h, ymax),
+        empty: buckets.is_empty(),
+        overlay,
+    }
+}
+
+/// Round a scale factor to 6 significant-enough decimals.
+fn r2_fine(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
+
+fn latency_panel(buckets: &[Bucket], scale: Scale, y: f64) -> LinePanel {
+    let h = LATENCY_H;
+    let values = buckets
+        .iter()
+        .flat_map(|b| [b.p50_ms, b.p99_ms])
+        .flatten()
+        .filter(|v| *v > 0.0);
+    let (lo, hi) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let empty = hi <= 0.0;
+    let lo_dec = if empty {
+        0.0
+    } else {
+        lo.log10().floor().max(-3.0)
+    };
+    let mut hi_dec = if empty { 1.0 } else { hi.log10().ceil() };
+    if hi_dec <= lo_dec {
+        hi_dec = lo_dec + 1.0;
+    }
+    let line = |get: fn(&Bucket) -> Option<f64>| {
+        let mut d = String::new();
+        let mut prev: Option<u64> = None;
+        for b in buckets {
+            let i = b.start_ns / BUCKET_NS;
+            let Some(v) = get(b).filter(|v| *v > 0.0) else {
+                prev = None;
+                continue;
+            };
+            let ly = (v.log10() - lo_dec).max(0.0);
+            let cmd = if prev == Some(i.wrapping_sub(1)) {
+                'L'
+            } else {
+                'M'
+            };
+            let _ = write!(d, "{cmd}{}.5 {}", i, (ly * 1000.0).round() / 1000.0);
+            prev = Some(i);
+        }
+        d
+    };
+    let p50 = line(|b| b.p50_ms);
+    let p99 = line(|b| b.p99_ms);
+    let decades = hi_dec - lo_dec;
+    let yticks = (0..=decades as i64)
+        .map(|k| {
+            let dec = lo_dec + k as f64;
+            YTick {
+                y: r2(y + h - k as f64 / decades * h),
+                label: ms_label(10f64.powf(dec)),
+            }
+        })
+        .collect();
+    LinePanel {
+        title: "latency p50 / p99 (log)",
+        empty_text: "no complete responses",
+        y: r2(y),
+        h,
+        transform: unit_transform(y + h, r2_fine(scale.px_per_bucket()), r2_fine(h / decades)),
+        p50,
+        p99,
+        yticks,
+        empty,
+    }
+}
+
+/// `0.1 ms`, `10 ms`, `1 s`, `10 s`.
+pub(super) fn ms_label(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{} s", ms / 1000.0)
+    } else if ms >= 1.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+fn versions_panel(buckets: &[Bucket], scale: Scale, y: f64) -> BarPanel {
+    let h = VERSIONS_H;
+    let order = versions_in_order(buckets);
+    let ymax = nice_ceil(
+        buckets
+            .iter()
+            .map(|b| b.versions.values().sum::<u64>())
+            .max()
+            .unwrap_or(0) as f64,
+    );
+    let mut paths: Vec<String> = vec![String::new(); order.len()];
+    for b in buckets {
+        let i = b.start_ns / BUCKET_NS;
+        let mut base = 0.0;
+        for (k, v) in order.iter().enumerate() {
+            if let Some(&n) = b.versions.get(*v)
+                && n > 0
+            {
+                bar(&mut paths[k], i, base, n as f64);
+                base += n as f64;
+            }
+        }
+    }
+    BarPanel {
+        title: "responses per version",
+        empty_text: "no version read from the responses (see target.version_from)",
+        y: r2(y),
+        h,
+        transform: unit_transform(y + h, r2_fine(scale.px_per_bucket()), r2_fine(h / ymax)),
+        series: paths
+            .into_iter()
+            .enumerate()
+            .map(|(k, d)| Series {
+                cls: "version".into(),
+                fill: version_colour(k).to_string(),
+                d,
+            })
+            .collect(),
+        yticks: count_ticks(y, h, ymax),
+        empty: order.is_empty(),
+        overlay: None,
+    }
+}
+
+/// Pods in the order they appeared, then by name.
+fn pods_in_order(timeline: &Timeline) -> Vec<&str> {
+    let mut v: Vec<(u64, &str)> = timeline
+        .pod_names()
+        .map(|n| (timeline.pod_history(n).next().map_or(0, |(ns, _)| ns), n))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, n)| n).collect()
+}
+
+fn lane_y(y: f64, k: usize) -> f64 {
+    r2(y + k as f64 * LANE_PITCH + (LANE_PITCH - LANE_H) / 2.0)
+}
+
+fn lanes_height(n: usize) -> f64 {
+    n.max(1) as f64 * LANE_PITCH
+}
+
+/// Describes a Pod state for a segment's title.
+fn pod_state_words(p: &PodState) -> String {
+    let mut s = p.lifecycle.as_str().to_string();
+    if let Some(w) = &p.waiting_reason {
+        let _ = write!(s, ", waiting: {w}");
+    }
+    if p.lifecycle == Lifecycle::Terminating
+        && let Some(g) = p.deletion.as_ref().and_then(|d| d.grace_period_s)
+    {
+        let _ = write!(s, " (grace {g} s)");
+    }
+    if p.restart_count > 0 {
+        let _ = write!(s, ", {} restart(s)", p.restart_count);
+    }
+    s
+}
+
+/// Merges consecutive states with the same key into segments
+/// `(from, to, state)`, the last one running to `end`.
+fn segments<'a, S, K: PartialEq>(
+    history: impl Iterator<Item = (u64, &'a S)>,
+    key: impl Fn(&S) -> K,
+    end: u64,
+) -> Vec<(u64, u64, &'a S)>
+where
+    S: 'a,
+{
+    let mut out: Vec<(u64, u64, &'a S)> = Vec::new();
+    let mut cur: Option<(u64, &'a S, K)> = None;
+    for (ns, s) in history {
+        let k = key(s);
+        match &cur {
+            Some((_, _, ck)) if *ck == k => {}
+            _ => {
+                if let Some((from, st, _)) = cur.take() {
+                    out.push((from, ns, st));
+                }
+                cur = Some((ns, s, k));
+            }
+        }
+    }
+    if let Some((from, st, _)) = cur {
+        out.push((from, end.max(from), st));
+    }
+    out
+}
+
+fn pods_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LanePanel {
+    let pods = pods_in_order(timeline);
+    let lanes = pods
+        .iter()
+        .enumerate()
+        .map(|(k, &pod)| {
+            let ly = lane_y(y, k);
+            let segs = segments(
+                timeline.pod_history(pod),
+                |p: &PodState| (p.lifecycle, p.waiting_reason.clone()),
+                end,
+            )
+            .into_iter()
+            .map(|(from, to, p)| {
+                let x = scale.x(from);
+                let w = r2((scale.x(to) - x).max(0.0));
+                let gone = p.lifecycle == Lifecycle::Gone;
+                let mut cls = format!("l-{}", p.lifecycle.as_str());
+                // Waiting matters while the Pod should be coming up.
+                if p.waiting_reason.is_some()
+                    && matches!(p.lifecycle, Lifecycle::Pending | Lifecycle::Running)
+                {
+                    cls.push_str(" waiting");
+                }
+                Seg {
+                    x,
+                    y: if gone {
+                        r2(ly + LANE_H / 2.0 - 1.0)
+                    } else {
+                        ly
+                    },
+                    w,
+                    h: if gone { 2.0 } else { LANE_H },
+                    cls,
+                    title: format!(
+                        "{pod}: {} from {} s to {} s",
+                        pod_state_words(p),
+                        secs(from),
+                        secs(to)
+                    ),
+                }
+            })
+            .collect();
+            let marks = timeline
+                .pod_events(pod)
+                .filter_map(|e| {
+                    let x = scale.x(e.observed_ns);
+                    let why = match (e.reason.as_str(), e.exit_code) {
+                        ("", None) => String::new(),
+                        (r, None) => format!(": {r}"),
+                        ("", Some(c)) => format!(": exit code {c}"),
+                        (r, Some(c)) => format!(": {r}, exit code {c}"),
+                    };
+                    match e.kind {
+                        EventKind::ContainerRestarted => Some(Mark {
+                            x,
+                            y1: r2(ly - 2.0),
+                            y2: r2(ly + LANE_H + 2.0),
+                            cls: "restart",
+                            title: format!(
+                                "{pod}: container restarted (count {}) at {} s{why}",
+                                e.new,
+                                secs(e.observed_ns)
+                            ),
+                        }),
+                        EventKind::ContainerTerminated => Some(Mark {
+                            x,
+                            y1: r2(ly - 1.0),
+                            y2: r2(ly + LANE_H + 1.0),
+                            cls: "exit",
+                            title: format!(
+                                "{pod}: container exited at {} s{why}",
+                                secs(e.observed_ns)
+                            ),
+                        }),
+                        _ => None,
+                    }
+                })
+                .collect();
+            Lane {
+                y: ly,
+                label: keep_end(pod, LABEL_CHARS),
+                title: pod.to_string(),
+                segs,
+                marks,
+            }
+        })
+        .collect::<Vec<_>>();
+    LanePanel {
+        title: "pods",
+        empty_text: "no pod events seen",
+        y: r2(y),
+        h: lanes_height(lanes.len()),
+        empty: lanes.is_empty(),
+        lanes,
+    }
+}
+
+/// An endpoint's drawn state: class and words; `None` when not listed.
+fn endpoint_class(e: &EndpointState) -> Option<(&'static str, &'static str)> {
+    if !e.listed {
+        None
+    } else if e.ready {
+        Some(("e-ready", "ready"))
+    } else if e.serving && e.terminating {
+        Some(("e-serving", "serving, terminating"))
+    } else if e.terminating {
+        Some(("e-terminating", "terminating, not serving"))
+    } else {
+        Some(("e-notready", "not ready"))
+    }
+}
+
+fn endpoints_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LanePanel {
+    let mut lanes = Vec::new();
+    for pod in pods_in_order(timeline) {
+        // One lane per endpoint entry (address and slice) of the Pod.
+        let mut per_entry: BTreeMap<(&str, &str), Vec<(u64, &EndpointState)>> = BTreeMap::new();
+        for (ns, e) in timeline.endpoint_history(pod) {
+            per_entry
+                .entry((e.address.as_str(), e.slice.as_str()))
+                .or_default()
+                .push((ns, e));
+        }
+        for ((address, slice), history) in per_entry {
+            let ly = lane_y(y, lanes.len());
+            let segs = segments(history.into_iter(), endpoint_class, end)
+                .into_iter()
+                .filter_map(|(from, to, e)| {
+                    let (cls, words) = endpoint_class(e)?;
+                    let x = scale.x(from);
+                    Some(Seg {
+                        x,
+                        y: ly,
+                        w: r2((scale.x(to) - x).max(0.0)),
+                        h: LANE_H,
+                        cls: cls.to_string(),
+                        title: format!(
+                            "{pod} {address}: {words} from {} s to {} s",
+                            secs(from),
+                            secs(to)
+                        ),
+                    })
+                })
+                .collect();
+            lanes.push(Lane {
+                y: ly,
+                label: keep_end(pod, LABEL_CHARS),
+                title: format!("{pod} at {address} ({slice})"),
+                segs,
+                marks: Vec::new(),
+            });
+        }
+    }
+    LanePanel {
+        title: "endpoints",
+        empty_text: "no endpoint events seen",
+        y: r2(y),
+        h: lanes_height(lanes.len()),
+        empty: lanes.is_empty(),
+        lanes,
+    }
+}
+
+fn failures_panel(
+    failures: &[FailedRequest],
+    attributions: &[Attribution],
+    shown: &[usize],
+    has_row: &[bool],
+    scale: Scale,
+    y: f64,
+) -> MarkerPanel {
+    // A row per cause that occurs, in the order causes are shown.
+    let causes: Vec<Cause> = Cause::ALL
+        .into_iter()
+        .filter(|c| attributions.iter().any(|a| a.cause == *c))
+        .collect();
+    let row_y = |c: Cause| {
+        let k = causes.iter().position(|x| *x == c).unwrap_or(0);
+        y + k as f64 * MARKER_ROW + 2.0
+    };
+    let markers = shown
+        .iter()
+        .map(|&i| {
+            let (f, a) = (&failures[i], &attributions[i]);
+            let mut title = format!(
+                "{} s #{} {}{}\n{}, {} confidence, incident {}",
+                secs(f.start_ns),
+                f.seq,
+                outcome_text(f),
+                f.status.map(|s| format!(" {s}")).unwrap_or_default(),
+                a.cause.as_str(),
+                a.confidence.as_str(),
+                a.incident
+            );
+            if !a.candidates.is_empty() {
+                let _ = write!(title, "\npods: {}", candidates_text(a));
+            }
+            if !a.evidence.is_empty() {
+                let _ = write!(title, "\n{}", a.evidence);
+            }
+            Marker {
+                x: scale.x(f.start_ns),
+                y: r2(row_y(a.cause)),
+                cls: cause_class(a.cause),
+                href: if has_row[i] {
+                    format!("#f-{}", f.seq)
+                } else {
+                    String::new()
+                },
+                title,
+            }
+        })
+        .collect();
+    MarkerPanel {
+        title: "failures (by cause)",
+        empty_text: "no failed requests",
+        y: r2(y),
+        h: causes.len().max(1) as f64 * MARKER_ROW,
+        rows: causes
+            .iter()
+            .map(|c| YTick {
+                y: r2(row_y(*c) + 8.0),
+                label: c.as_str().to_string(),
+            })
+            .collect(),
+        markers,
+        empty: failures.is_empty(),
+    }
+}
+
+/// The colour class of a cause: short, because every marker and row
+/// carries one.
+pub(super) fn cause_class(c: Cause) -> &'static str {
+    match c {
+        Cause::Unexplained => "c0",
+        Cause::EndpointLagOnTermination => "c1",
+        Cause::KilledInFlight => "c2",
+        Cause::PrematureReadiness => "c3",
+        Cause::NoReadyEndpoints => "c4",
+        Cause::AppError => "c5",
+        Cause::ContainerCrash => "c6",
+        Cause::Harness => "c7",
+    }
+}

@@ -1,0 +1,555 @@
+//! The numbers and plain strings `report.html` places: the verdict and
+//! counts, the legend, incidents, steps and the failure table; the chart
+//! comes from [`super::chart`]. Pure: no I/O, no clock, ordered
+//! collections only, so the same run gives the same view.
+//!
+//! Strings from the cluster or the target are passed through untouched:
+//! the template escapes them. Strings built here for attributes (`d`,
+//! `transform`, colours, classes) hold only numbers, our own enum names
+//! and our own palette.
+
+use super::HtmlInput;
+use super::chart::{
+    Chart, cause_class, chart, failing_outcomes, version_colour, versions_in_order,
+};
+use crate::attribution::{Attribution, Cause, FailedRequest};
+use crate::load::outcome::Outcome;
+use crate::report::run_summary::RunSummary;
+use crate::verdict::Verdict;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+pub(super) struct View {
+    name: String,
+    baton_version: &'static str,
+    verdict: &'static str,
+    verdict_class: &'static str,
+    reason: String,
+    meta: Vec<Pair>,
+    counts: Vec<Count>,
+    thresholds: Vec<Threshold>,
+    causes: Vec<Key>,
+    chart: Chart,
+    legend: Legend,
+    incidents: Vec<IncidentView>,
+    steps: Vec<StepView>,
+    stall: Option<String>,
+    /// The longest disruption in words, if there was one.
+    disruption: Option<String>,
+    failures: FailureTable,
+    warnings: Vec<String>,
+    blind_spots: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Pair {
+    label: &'static str,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct Count {
+    label: &'static str,
+    value: String,
+    bad: bool,
+}
+
+#[derive(Serialize)]
+struct Threshold {
+    name: &'static str,
+    limit: String,
+    value: String,
+    pass: bool,
+}
+
+/// A legend entry: a class (and for versions a colour) and its label.
+#[derive(Serialize)]
+struct Key {
+    cls: String,
+    fill: String,
+    label: String,
+    count: u64,
+}
+
+#[derive(Serialize)]
+struct Legend {
+    outcomes: Vec<Key>,
+    versions: Vec<Key>,
+    causes: Vec<Key>,
+}
+
+#[derive(Serialize)]
+struct IncidentView {
+    id: u32,
+    cause: &'static str,
+    cls: &'static str,
+    failures: u64,
+    confidence: &'static str,
+    from_s: String,
+    to_s: String,
+    outcomes: String,
+    pods: Vec<String>,
+    evidence: String,
+    remedy: String,
+}
+
+#[derive(Serialize)]
+struct StepView {
+    index: usize,
+    description: String,
+    start_s: String,
+    end_s: String,
+    outcome: String,
+    done: bool,
+}
+
+#[derive(Serialize)]
+struct FailureTable {
+    rows: Vec<FailureRow>,
+    /// Failures with a row.
+    shown: usize,
+    /// Failures with a marker.
+    marked: usize,
+    total: usize,
+}
+
+#[derive(Serialize)]
+struct FailureRow {
+    id: String,
+    seq: u64,
+    start_s: String,
+    outcome: String,
+    status: String,
+    backend: String,
+    cause: &'static str,
+    cls: &'static str,
+    confidence: &'static str,
+    incident: u32,
+    candidates: String,
+    evidence: String,
+}
+
+/// Round to two decimals (enough for SVG user units), without `-0`.
+pub(super) fn r2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0 + 0.0
+}
+
+pub(super) fn secs(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1e9)
+}
+
+/// Seconds, with three decimals, from milliseconds.
+pub(super) fn ms_to_s(ms: f64) -> String {
+    format!("{:.3}", ms / 1000.0)
+}
+
+/// `s` cut to its last `n` characters behind an ellipsis.
+pub(super) fn keep_end(s: &str, n: usize) -> String {
+    let len = s.chars().count();
+    if len <= n {
+        return s.to_string();
+    }
+    let tail: String = s.chars().skip(len - (n - 1)).collect();
+    format!("…{tail}")
+}
+
+/// `s` cut to its first `n` characters before an ellipsis.
+pub(super) fn keep_start(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(n - 1).collect();
+    format!("{head}…")
+}
+
+pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) -> View {
+    let s = input.summary;
+    let marked = select_shown(input.failures, input.attributions, max_markers);
+    // The round-robin's first picks are the same whatever the cap, so
+    // every row is also a marker.
+    let rows = select_shown(
+        input.failures,
+        input.attributions,
+        max_rows.min(max_markers),
+    );
+    let mut has_row = vec![false; input.failures.len()];
+    for &i in &rows {
+        has_row[i] = true;
+    }
+    let chart = chart(input, &marked, &has_row);
+    View {
+        name: s.name.clone(),
+        baton_version: s.baton_version,
+        verdict: verdict_word(s),
+        verdict_class: verdict_class(s),
+        reason: s.reason.clone(),
+        meta: meta(s),
+        counts: counts(s),
+        thresholds: s
+            .thresholds
+            .iter()
+            .map(|t| Threshold {
+                name: t.name,
+                limit: t.limit.clone(),
+                value: t.value.clone(),
+                pass: t.pass,
+            })
+            .collect(),
+        causes: cause_keys(s),
+        legend: legend(input),
+        chart,
+        incidents: s
+            .incidents
+            .iter()
+            .map(|i| IncidentView {
+                id: i.id,
+                cause: i.cause.as_str(),
+                cls: cause_class(i.cause),
+                failures: i.failures,
+                confidence: i.confidence.as_str(),
+                from_s: secs(i.first_ns),
+                to_s: secs(i.last_ns),
+                outcomes: i
+                    .outcomes
+                    .iter()
+                    .map(|(o, n)| format!("{o} × {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                pods: i.pods.clone(),
+                evidence: i.evidence.clone(),
+                remedy: i.remedy.text.clone(),
+            })
+            .collect(),
+        steps: s
+            .rollout
+            .steps
+            .iter()
+            .map(|st| StepView {
+                index: st.index,
+                description: st.description.clone(),
+                start_s: ms_to_s(st.started_ms),
+                end_s: ms_to_s(st.ended_ms),
+                outcome: st.outcome.clone(),
+                done: st.outcome == "done",
+            })
+            .collect(),
+        stall: s.rollout.stall.as_ref().map(|st| {
+            format!(
+                "stalled at {} s: {}{}",
+                ms_to_s(st.at_ms),
+                st.reason,
+                if st.undone { " (rolled back)" } else { "" }
+            )
+        }),
+        disruption: s.longest_disruption.map(|d| {
+            format!(
+                "longest disruption: {:.0} ms with no successful response, from {} s to {} s",
+                d.len_ms,
+                ms_to_s(d.from_ms),
+                ms_to_s(d.to_ms)
+            )
+        }),
+        failures: failure_table(input.failures, input.attributions, &rows, marked.len()),
+        warnings: s.warnings.clone(),
+        blind_spots: s
+            .watch_blind_spots
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} saw nothing for {:.0} ms from {} s",
+                    b.resource,
+                    b.len_ms,
+                    ms_to_s(b.from_ms)
+                )
+            })
+            .collect(),
+    }
+}
+
+fn verdict_word(s: &RunSummary) -> &'static str {
+    match (s.interrupted, s.verdict) {
+        (true, _) => "INTERRUPTED",
+        (_, Verdict::Pass) => "PASS",
+        (_, Verdict::Fail) => "FAIL",
+        (_, Verdict::Invalid) => "INVALID",
+    }
+}
+
+fn verdict_class(s: &RunSummary) -> &'static str {
+    match (s.interrupted, s.verdict) {
+        (true, _) => "interrupted",
+        (_, Verdict::Pass) => "pass",
+        (_, Verdict::Fail) => "fail",
+        (_, Verdict::Invalid) => "invalid",
+    }
+}
+
+fn meta(s: &RunSummary) -> Vec<Pair> {
+    vec![
+        Pair {
+            label: "deployment",
+            value: format!("{} in {}", s.deployment, s.namespace),
+        },
+        Pair {
+            label: "cluster",
+            value: s.cluster.clone(),
+        },
+        Pair {
+            label: "target",
+            value: s.target_url.clone(),
+        },
+        Pair {
+            label: "started",
+            value: s.started_at.clone(),
+        },
+        Pair {
+            label: "load ran",
+            value: format!("{:.1} s", s.elapsed_s),
+        },
+        Pair {
+            label: "baton",
+            value: s.baton_version.to_string(),
+        },
+    ]
+}
+
+fn version_counts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "nobody".into();
+    }
+    m.iter()
+        .map(|(k, n)| format!("{k} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn counts(s: &RunSummary) -> Vec<Count> {
+    let r = &s.requests;
+    let mut v = vec![
+        Count {
+            label: "sent",
+            value: r.sent.to_string(),
+            bad: false,
+        },
+        Count {
+            label: "ok",
+            value: r.ok.to_string(),
+            bad: false,
+        },
+        Count {
+            label: "failed",
+            value: r.failed.to_string(),
+            bad: r.failed > 0,
+        },
+    ];
+    if r.client_resource > 0 {
+        v.push(Count {
+            label: "harness errors",
+            value: r.client_resource.to_string(),
+            bad: true,
+        });
+    }
+    v.push(Count {
+        label: "rate",
+        value: format!("{:.0}/s of {:.0}/s", s.rps_achieved, s.rps_target),
+        bad: false,
+    });
+    v.push(Count {
+        label: "latency p50 / p99",
+        value: format!("{:.1} / {:.1} ms", s.latency_ms.p50, s.latency_ms.p99),
+        bad: false,
+    });
+    v.push(Count {
+        label: "longest disruption",
+        value: s
+            .longest_disruption
+            .map_or("none".to_string(), |d| format!("{:.0} ms", d.len_ms)),
+        bad: s.longest_disruption.is_some(),
+    });
+    v.push(Count {
+        label: "versions before",
+        value: version_counts(&s.versions_before_rollout),
+        bad: false,
+    });
+    v.push(Count {
+        label: "versions after",
+        value: format!(
+            "{} from {} pod(s)",
+            version_counts(&s.versions_after_rollout),
+            s.backends_after_rollout.len()
+        ),
+        bad: false,
+    });
+    v.push(Count {
+        label: "rollout",
+        value: if s.rollout.completed {
+            "completed".to_string()
+        } else {
+            "did not complete".to_string()
+        },
+        bad: !s.rollout.completed,
+    });
+    v
+}
+
+fn cause_keys(s: &RunSummary) -> Vec<Key> {
+    Cause::ALL
+        .iter()
+        .filter_map(|c| {
+            let n = s.causes.get(c.as_str()).copied().unwrap_or(0);
+            (n > 0).then(|| Key {
+                cls: cause_class(*c).to_string(),
+                fill: String::new(),
+                label: c.as_str().to_string(),
+                count: n,
+            })
+        })
+        .collect()
+}
+
+fn legend(input: &HtmlInput<'_>) -> Legend {
+    let total = |o: Outcome| -> u64 {
+        input
+            .buckets
+            .iter()
+            .map(|b| {
+                if o == Outcome::Ok {
+                    b.ok
+                } else {
+                    b.failed.get(&o).copied().unwrap_or(0)
+                }
+            })
+            .sum()
+    };
+    let mut outcomes = vec![Outcome::Ok];
+    outcomes.extend(failing_outcomes(input.buckets));
+    let mut causes: BTreeMap<Cause, u64> = BTreeMap::new();
+    for a in input.attributions {
+        *causes.entry(a.cause).or_default() += 1;
+    }
+    Legend {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| Key {
+                cls: format!("o-{}", o.as_str()),
+                fill: String::new(),
+                label: o.as_str().to_string(),
+                count: total(o),
+            })
+            .collect(),
+        versions: versions_in_order(input.buckets)
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Key {
+                cls: String::new(),
+                fill: version_colour(i).to_string(),
+                label: v.to_string(),
+                count: input
+                    .buckets
+                    .iter()
+                    .map(|b| b.versions.get(v).copied().unwrap_or(0))
+                    .sum(),
+            })
+            .collect(),
+        causes: Cause::ALL
+            .into_iter()
+            .filter_map(|c| {
+                causes.get(&c).map(|&n| Key {
+                    cls: cause_class(c).to_string(),
+                    fill: String::new(),
+                    label: c.as_str().to_string(),
+                    count: n,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Which failures get a marker and a row, as indices in `seq` order: all
+/// of them up to `max`; beyond it, round-robin over the incidents (the
+/// earliest failures of each first), so that every incident shows.
+pub(super) fn select_shown(
+    failures: &[FailedRequest],
+    attributions: &[Attribution],
+    max: usize,
+) -> Vec<usize> {
+    if failures.len() <= max {
+        return (0..failures.len()).collect();
+    }
+    let mut by_incident: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, a) in attributions.iter().enumerate() {
+        by_incident.entry(a.incident).or_default().push(i);
+    }
+    for members in by_incident.values_mut() {
+        members.sort_by_key(|&i| (failures[i].start_ns, failures[i].seq));
+    }
+    let mut picked = Vec::with_capacity(max);
+    let mut round = 0;
+    while picked.len() < max {
+        let mut any = false;
+        for members in by_incident.values() {
+            if let Some(&i) = members.get(round) {
+                any = true;
+                picked.push(i);
+                if picked.len() == max {
+                    break;
+                }
+            }
+        }
+        if !any {
+            break;
+        }
+        round += 1;
+    }
+    picked.sort_unstable();
+    picked
+}
+
+pub(super) fn candidates_text(a: &Attribution) -> String {
+    a.candidates
+        .iter()
+        .map(|c| format!("{} ({})", c.pod, c.state))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub(super) fn outcome_text(f: &FailedRequest) -> String {
+    match f.phase.as_str() {
+        "" => f.outcome.as_str().to_string(),
+        p => format!("{} ({p})", f.outcome.as_str()),
+    }
+}
+
+fn failure_table(
+    failures: &[FailedRequest],
+    attributions: &[Attribution],
+    shown: &[usize],
+    marked: usize,
+) -> FailureTable {
+    FailureTable {
+        rows: shown
+            .iter()
+            .map(|&i| {
+                let (f, a) = (&failures[i], &attributions[i]);
+                FailureRow {
+                    id: format!("f-{}", f.seq),
+                    seq: f.seq,
+                    start_s: secs(f.start_ns),
+                    outcome: outcome_text(f),
+                    status: f.status.map(|s| s.to_string()).unwrap_or_default(),
+                    backend: f.backend.clone().unwrap_or_default(),
+                    cause: a.cause.as_str(),
+                    cls: cause_class(a.cause),
+                    confidence: a.confidence.as_str(),
+                    incident: a.incident,
+                    candidates: candidates_text(a),
+                    evidence: a.evidence.clone(),
+                }
+            })
+            .collect(),
+        shown: shown.len(),
+        marked,
+        total: failures.len(),
+    }
+}

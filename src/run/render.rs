@@ -1,0 +1,236 @@
+//! Every report of a run directory, rendered from its files alone:
+//! `requests.csv`, `events.csv`, `profile.resolved.yaml` and `run.json`.
+//! `baton run` ends here, and `baton report DIR` is this and nothing else,
+//! so a report rebuilt after an upgrade, or on another machine for a
+//! postmortem, is the same report (byte for byte, for the same baton).
+
+use super::record::RunRecord;
+use crate::attribution::{self, AttributionConfig, AttributionResult};
+use crate::cluster::event::{EVENTS_CSV, EventKind, read_events_csv};
+use crate::exit::Exit;
+use crate::load::REQUESTS_CSV;
+use crate::profile::{self, RESOLVED_YAML};
+use crate::report::analyse::{self, Analysis};
+use crate::report::run_summary::{BlindSpotLine, RunRequests, RunSummary, Span, ns_to_ms};
+use crate::report::summary::{percentiles, rate_per_s};
+use crate::report::tables;
+use crate::timeline::{Timeline, lags};
+use crate::verdict::Verdict;
+use crate::verdict::run::{Limits, RunFacts, judge_run};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    pub out_dir: PathBuf,
+    pub attribution: AttributionResult,
+    pub analysis: Analysis,
+    pub timeline: Timeline,
+}
+
+impl RunOutcome {
+    pub fn exit_code(&self) -> u8 {
+        crate::exit::for_verdict(self.summary.verdict, self.summary.interrupted)
+    }
+}
+
+/// Read the run directory `dir`, attribute, judge, and (re)write every
+/// derived file: `failures.csv`, `timeline.csv`, `summary.json`,
+/// `summary.md`, `junit.xml`, `report.html`.
+pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
+    let missing = |what: &str, e: &dyn std::fmt::Display| {
+        Exit::usage(format!(
+            "{} is not a complete run directory: {what}: {e}",
+            dir.display()
+        ))
+    };
+    let write_err = |what: &str, e: &dyn std::fmt::Display| {
+        Exit::usage(format!("cannot write {what} in {}: {e}", dir.display()))
+    };
+    let profile = profile::load(&dir.join(RESOLVED_YAML), &[])
+        .map_err(|e| missing(RESOLVED_YAML, &e))?
+        .profile;
+    let record = RunRecord::read(dir).map_err(|e| missing(super::record::RUN_JSON, &e))?;
+    let events = read_events_csv(&dir.join(EVENTS_CSV)).map_err(|e| missing(EVENTS_CSV, &e))?;
+
+    // "After the rollout" starts when the steps ended and the last pod
+    // that went away during the run was gone: a terminating pod may still
+    // answer (a preStop sleep keeps it serving) until then.
+    let last_gone = events
+        .iter()
+        .filter(|e| e.kind == EventKind::PodGone && e.observed_ns >= record.steps_started_ns)
+        .map(|e| e.observed_ns)
+        .max()
+        .unwrap_or(0);
+    let marks = analyse::Marks {
+        before_ns: Some(record.steps_started_ns),
+        settled_ns: Some(record.steps_ended_ns.max(last_gone)),
+    };
+    let analysis =
+        analyse::analyse(&dir.join(REQUESTS_CSV), marks).map_err(|e| missing(REQUESTS_CSV, &e))?;
+
+    let timeline = Timeline::new(events);
+    let mut cfg = AttributionConfig::default();
+    if let Some(ms) = record.propagation_allowance_ms {
+        cfg.propagation_allowance = Duration::from_millis(ms);
+    }
+    let attribution = attribution::attribute(&analysis.failures, &timeline, &cfg);
+    tables::write_failures(
+        &dir.join(tables::FAILURES_CSV),
+        &analysis.failures,
+        &attribution.per_request,
+    )
+    .map_err(|e| write_err(tables::FAILURES_CSV, &e))?;
+    tables::write_timeline(
+        &dir.join(tables::TIMELINE_CSV),
+        &analysis.buckets,
+        &timeline,
+    )
+    .map_err(|e| write_err(tables::TIMELINE_CSV, &e))?;
+
+    let summary = summarise(&profile, &record, &analysis, &attribution, &timeline);
+    summary
+        .write_all(dir)
+        .map_err(|e| write_err("the summaries", &e))?;
+    // The HTML report is for people: failing to write it warns, it does
+    // not fail the run (the gate reads summary.json and the exit code).
+    let html = crate::report::html::HtmlInput {
+        summary: &summary,
+        buckets: &analysis.buckets,
+        timeline: &timeline,
+        failures: &analysis.failures,
+        attributions: &attribution.per_request,
+    };
+    let html_path = dir.join(crate::report::html::REPORT_HTML);
+    if let Err(e) = crate::report::html::render(&html)
+        .map_err(|e| e.to_string())
+        .and_then(|s| std::fs::write(&html_path, s).map_err(|e| e.to_string()))
+    {
+        eprintln!("baton: warning: cannot write {}: {e}", html_path.display());
+    }
+    Ok(RunOutcome {
+        summary,
+        out_dir: dir.to_path_buf(),
+        attribution,
+        analysis,
+        timeline,
+    })
+}
+
+/// Judge and summarise. Counts and latencies come from the rows (the
+/// engine's own figures are the same rows); what the rows cannot say
+/// (requests sent, shed, elapsed) comes from `run.json`.
+fn summarise(
+    profile: &profile::Profile,
+    record: &RunRecord,
+    analysis: &Analysis,
+    attribution: &AttributionResult,
+    timeline: &Timeline,
+) -> RunSummary {
+    let stats = &analysis.stats;
+    let th = &profile.thresholds;
+    let longest_blind = record
+        .blind_spots
+        .iter()
+        .map(|b| Duration::from_nanos(b.len_ns))
+        .max()
+        .unwrap_or_default();
+    let facts = RunFacts {
+        sent: record.sent,
+        rows_written: analysis.rows,
+        failed: analysis.failed,
+        client_resource: analysis.client_resource,
+        p99_ms: (!stats.response_us.is_empty())
+            .then(|| stats.response_us.value_at_quantile(0.99) as f64 / 1000.0),
+        longest_disruption: analysis
+            .disruption
+            .map(|d| Duration::from_nanos(d.len_ns())),
+        versions_before: analysis.versions_before.clone(),
+        versions_after: analysis.versions_after_settled.clone(),
+        backends_after: analysis.backends_after_settled.len() as u64,
+        rollout_incomplete: record.rollout_incomplete.clone(),
+        longest_blind_spot: longest_blind,
+        harness_problem: None,
+    };
+    let limits = Limits {
+        max_failed: th.max_failed,
+        max_error_rate: th.max_error_rate,
+        p99_latency: th.p99_latency,
+        max_disruption: th.max_disruption,
+        initial_version: th.initial_version.clone(),
+        final_version: th.final_version.clone(),
+        min_backends: th.min_backends,
+        max_blind_spot: th.max_blind_spot,
+        rollout_must_complete: th.rollout_must_complete,
+    };
+    let judgement = judge_run(&facts, &limits);
+    let mut reason = judgement.reason.clone();
+    if judgement.verdict == Verdict::Invalid && facts.client_resource > 0 {
+        let errnos: Vec<&str> = record.errnos.keys().map(String::as_str).collect();
+        reason = format!(
+            "{reason}: {}",
+            crate::load::host::client_resource_advice(&errnos)
+        );
+    }
+    let elapsed_s = record.elapsed_ns as f64 / 1e9;
+    let pod_lags = lags::pod_lags(timeline);
+    RunSummary {
+        kind: "run",
+        baton_version: env!("CARGO_PKG_VERSION"),
+        name: profile.name.clone(),
+        verdict: judgement.verdict,
+        reason,
+        interrupted: record.interrupted,
+        started_at: record.started_at.clone(),
+        elapsed_s: (elapsed_s * 1000.0).round() / 1000.0,
+        cluster: record.cluster.clone(),
+        namespace: record.namespace.clone(),
+        deployment: profile.rollout.deployment.clone(),
+        target_url: record.target_url.clone(),
+        thresholds: judgement.thresholds,
+        requests: RunRequests {
+            sent: record.sent,
+            ok: analysis.ok,
+            failed: analysis.failed,
+            client_resource: analysis.client_resource,
+            shed: record.shed,
+            rows_written: analysis.rows,
+        },
+        outcomes: stats.outcome_counts(),
+        causes: attribution
+            .count_by_cause()
+            .into_iter()
+            .map(|(c, n)| (c.as_str().to_string(), n))
+            .collect(),
+        incidents: attribution.incidents.clone(),
+        rps_target: profile.load.rate,
+        rps_achieved: rate_per_s(record.sent, elapsed_s),
+        latency_ms: percentiles(&stats.latency_us, "start"),
+        response_time_ms: percentiles(&stats.response_us, "scheduled"),
+        lateness_ms: percentiles(&stats.lateness_us, "scheduled"),
+        longest_disruption: analysis.disruption.map(|d| Span {
+            from_ms: ns_to_ms(d.from_ns),
+            to_ms: ns_to_ms(d.to_ns),
+            len_ms: ns_to_ms(d.len_ns()),
+        }),
+        versions_before_rollout: analysis.versions_before.clone(),
+        versions_after_rollout: analysis.versions_after_settled.clone(),
+        backends_after_rollout: analysis.backends_after_settled.clone(),
+        rollout: record.rollout.clone(),
+        lags: serde_json::json!({
+            "summary": lags::LagSummary::of(&pod_lags),
+            "pods": pod_lags,
+        }),
+        watch_blind_spots: record
+            .blind_spots
+            .iter()
+            .map(|b| BlindSpotLine {
+                resource: b.resource.clone(),
+                from_ms: ns_to_ms(b.from_ns),
+                len_ms: ns_to_ms(b.len_ns),
+            })
+            .collect(),
+        warnings: record.warnings.clone(),
+    }
+}

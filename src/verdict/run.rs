@@ -1,0 +1,413 @@
+//! Judges a `baton run`: every threshold of the profile with its limit and
+//! measured value, plus the conditions that make a run invalid (baton
+//! could not measure faithfully) or failed regardless of thresholds (the
+//! rollout did not complete).
+//!
+//! Pure: the measured facts in, the judgement out.
+
+use super::Verdict;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What a run measured, as the judgement needs it.
+#[derive(Clone, Debug, Default)]
+pub struct RunFacts {
+    pub sent: u64,
+    pub rows_written: u64,
+    pub failed: u64,
+    pub client_resource: u64,
+    /// p99 of successful requests from their scheduled instant, in ms.
+    pub p99_ms: Option<f64>,
+    pub longest_disruption: Option<Duration>,
+    /// Responses per version before the first step.
+    pub versions_before: BTreeMap<String, u64>,
+    /// Responses per version after the rollout settled.
+    pub versions_after: BTreeMap<String, u64>,
+    /// Distinct Pods that answered after the rollout settled.
+    pub backends_after: u64,
+    /// `None` when the rollout completed; else why not (failed step,
+    /// stall, deadline, interrupted).
+    pub rollout_incomplete: Option<String>,
+    /// The longest time a watch saw nothing.
+    pub longest_blind_spot: Duration,
+    /// Why the run could not be measured at all (cluster lost, ...).
+    pub harness_problem: Option<String>,
+}
+
+/// The profile's limits (see `profile::Thresholds`).
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub max_failed: Option<u64>,
+    pub max_error_rate: Option<f64>,
+    pub p99_latency: Option<Duration>,
+    pub max_disruption: Option<Duration>,
+    pub initial_version: Option<String>,
+    pub final_version: Option<String>,
+    pub min_backends: Option<u64>,
+    pub max_blind_spot: Duration,
+    /// A rollout that did not complete fails the run (default). A profile
+    /// about stall handling turns it off.
+    pub rollout_must_complete: bool,
+}
+
+/// One threshold's line in the summary and one JUnit test case.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThresholdResult {
+    pub name: &'static str,
+    pub limit: String,
+    pub value: String,
+    pub pass: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// The reason for the verdict, in one line.
+    pub reason: String,
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+/// "Every response in this window came from `want`."
+fn only_version(
+    name: &'static str,
+    want: &str,
+    seen: &BTreeMap<String, u64>,
+    if_none: &str,
+) -> ThresholdResult {
+    let total: u64 = seen.values().sum();
+    let others: u64 = seen
+        .iter()
+        .filter(|(v, _)| v.as_str() != want)
+        .map(|(_, n)| n)
+        .sum();
+    let value = if total == 0 {
+        if_none.to_string()
+    } else {
+        seen.iter()
+            .map(|(v, n)| format!("{v}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    ThresholdResult {
+        name,
+        limit: want.to_string(),
+        value,
+        pass: total > 0 && others == 0,
+    }
+}
+
+pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
+    let mut t = Vec::new();
+    if let Some(max) = l.max_failed {
+        t.push(ThresholdResult {
+            name: "max_failed",
+            limit: max.to_string(),
+            value: f.failed.to_string(),
+            pass: f.failed <= max,
+        });
+    }
+    if let Some(max) = l.max_error_rate {
+        let rate = if f.sent == 0 {
+            0.0
+        } else {
+            f.failed as f64 / f.sent as f64
+        };
+        t.push(ThresholdResult {
+            name: "max_error_rate",
+            limit: format!("{max}"),
+            value: format!("{rate:.6}"),
+            pass: rate <= max,
+        });
+    }
+    if let Some(max) = l.p99_latency {
+        let limit_ms = max.as_secs_f64() * 1000.0;
+        t.push(ThresholdResult {
+            name: "p99_latency",
+            limit: ms(max),
+            value: f
+                .p99_ms
+                .map_or("no successful request".into(), |v| format!("{v:.1} ms")),
+            pass: f.p99_ms.is_some_and(|v| v <= limit_ms),
+        });
+    }
+    if let Some(max) = l.max_disruption {
+        let d = f.longest_disruption.unwrap_or_default();
+        t.push(ThresholdResult {
+            name: "max_disruption",
+            limit: ms(max),
+            value: if f.longest_disruption.is_some() {
+                ms(d)
+            } else {
+                "none".into()
+            },
+            pass: f.longest_disruption.is_none() || d <= max,
+        });
+    }
+    if let Some(want) = &l.initial_version {
+        t.push(only_version(
+            "initial_version",
+            want,
+            &f.versions_before,
+            "no responses before the rollout began (lengthen load.warmup)",
+        ));
+    }
+    if let Some(want) = &l.final_version {
+        t.push(only_version(
+            "final_version",
+            want,
+            &f.versions_after,
+            "no responses after the rollout settled (lengthen load.cooldown)",
+        ));
+    }
+    if let Some(min) = l.min_backends {
+        t.push(ThresholdResult {
+            name: "min_backends",
+            limit: min.to_string(),
+            value: f.backends_after.to_string(),
+            pass: f.backends_after >= min,
+        });
+    }
+    if l.rollout_must_complete {
+        t.push(ThresholdResult {
+            name: "rollout_completed",
+            limit: "yes".into(),
+            value: f
+                .rollout_incomplete
+                .clone()
+                .map_or("yes".into(), |why| format!("no: {why}")),
+            pass: f.rollout_incomplete.is_none(),
+        });
+    }
+
+    // Invalid outranks fail: nothing can be concluded about the target.
+    let invalid = if let Some(p) = &f.harness_problem {
+        Some(p.clone())
+    } else if f.rows_written != f.sent {
+        Some(format!(
+            "{} requests sent but {} records written: records were lost",
+            f.sent, f.rows_written
+        ))
+    } else if f.client_resource > 0 {
+        Some(format!(
+            "{} requests failed on the load host's own limits (client_resource); the target was not measured faithfully",
+            f.client_resource
+        ))
+    } else if f.longest_blind_spot > l.max_blind_spot {
+        Some(format!(
+            "a watch saw nothing for {} (allowed: {}): failures in that gap cannot be attributed",
+            ms(f.longest_blind_spot),
+            ms(l.max_blind_spot)
+        ))
+    } else if f.sent == 0 {
+        Some("no request was sent".into())
+    } else {
+        None
+    };
+    if let Some(reason) = invalid {
+        return Judgement {
+            verdict: Verdict::Invalid,
+            reason,
+            thresholds: t,
+        };
+    }
+    let failing: Vec<&ThresholdResult> = t.iter().filter(|r| !r.pass).collect();
+    let (verdict, reason) = match failing.first() {
+        None => (
+            Verdict::Pass,
+            format!(
+                "{} of {} requests failed; every threshold held",
+                f.failed, f.sent
+            ),
+        ),
+        Some(first) => {
+            let mut reason = format!("{}: {} (limit {})", first.name, first.value, first.limit);
+            if failing.len() > 1 {
+                reason.push_str(&format!(", and {} more threshold(s)", failing.len() - 1));
+            }
+            (Verdict::Fail, reason)
+        }
+    };
+    Judgement {
+        verdict,
+        reason,
+        thresholds: t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> RunFacts {
+        RunFacts {
+            sent: 1000,
+            rows_written: 1000,
+            p99_ms: Some(12.0),
+            versions_before: [("1.27".to_string(), 100)].into(),
+            versions_after: [("1.28".to_string(), 200)].into(),
+            backends_after: 3,
+            ..RunFacts::default()
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_failed: Some(0),
+            max_error_rate: Some(0.0),
+            p99_latency: Some(Duration::from_millis(500)),
+            max_disruption: Some(Duration::ZERO),
+            initial_version: Some("1.27".into()),
+            final_version: Some("1.28".into()),
+            min_backends: Some(3),
+            max_blind_spot: Duration::from_secs(5),
+            rollout_must_complete: true,
+        }
+    }
+
+    #[test]
+    fn a_clean_rollout_passes_every_threshold() {
+        let j = judge_run(&facts(), &limits());
+        assert_eq!(j.verdict, Verdict::Pass, "{}", j.reason);
+        assert_eq!(j.thresholds.len(), 8);
+        assert!(j.thresholds.iter().all(|t| t.pass));
+    }
+
+    #[test]
+    fn failures_fail_and_the_reason_names_the_first_broken_threshold() {
+        let mut f = facts();
+        f.failed = 40;
+        f.longest_disruption = Some(Duration::from_millis(120));
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(
+            j.reason,
+            "max_failed: 40 (limit 0), and 2 more threshold(s)"
+        );
+        let names: Vec<_> = j
+            .thresholds
+            .iter()
+            .filter(|t| !t.pass)
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["max_failed", "max_error_rate", "max_disruption"]);
+    }
+
+    #[test]
+    fn an_old_version_answering_after_the_rollout_fails_final_version() {
+        let mut f = facts();
+        f.versions_after.insert("1.27".into(), 3);
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(
+            j.reason.starts_with("final_version: 1.27: 3, 1.28: 200"),
+            "{}",
+            j.reason
+        );
+    }
+
+    #[test]
+    fn no_responses_after_the_rollout_cannot_prove_the_final_version() {
+        let mut f = facts();
+        f.versions_after.clear();
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.reason.contains("lengthen load.cooldown"));
+    }
+
+    #[test]
+    fn an_incomplete_rollout_fails_unless_the_profile_allows_it() {
+        let mut f = facts();
+        f.rollout_incomplete = Some("stalled: ErrImagePull (undone)".into());
+        assert_eq!(judge_run(&f, &limits()).verdict, Verdict::Fail);
+        let l = Limits {
+            rollout_must_complete: false,
+            final_version: None,
+            ..limits()
+        };
+        assert_eq!(judge_run(&f, &l).verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn harness_errors_make_the_run_invalid_even_when_thresholds_fail() {
+        let mut f = facts();
+        f.failed = 10;
+        f.client_resource = 2;
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("client_resource"));
+    }
+
+    #[test]
+    fn a_long_watch_blind_spot_makes_the_run_invalid() {
+        let mut f = facts();
+        f.longest_blind_spot = Duration::from_secs(9);
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("9000 ms"), "{}", j.reason);
+    }
+
+    #[test]
+    fn lost_records_make_the_run_invalid() {
+        let mut f = facts();
+        f.rows_written = 999;
+        assert_eq!(judge_run(&f, &limits()).verdict, Verdict::Invalid);
+    }
+
+    #[test]
+    fn p99_over_the_limit_fails_and_no_success_cannot_pass_it() {
+        let mut f = facts();
+        f.p99_ms = Some(700.0);
+        assert_eq!(judge_run(&f, &limits()).verdict, Verdict::Fail);
+        f.p99_ms = None;
+        let j = judge_run(&f, &limits());
+        assert!(
+            j.thresholds
+                .iter()
+                .any(|t| t.name == "p99_latency" && !t.pass)
+        );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn a_new_version_answering_before_the_rollout_fails_initial_version() {
+        let f = RunFacts {
+            sent: 10,
+            rows_written: 10,
+            versions_before: [("1.27".into(), 5), ("1.28".into(), 1)].into(),
+            ..RunFacts::default()
+        };
+        let l = Limits {
+            initial_version: Some("1.27".into()),
+            ..Limits::default()
+        };
+        let j = judge_run(&f, &l);
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.reason, "initial_version: 1.27: 5, 1.28: 1 (limit 1.27)");
+    }
+
+    #[test]
+    fn too_few_pods_answering_after_a_scale_up_fails_min_backends() {
+        let f = RunFacts {
+            sent: 10,
+            rows_written: 10,
+            backends_after: 1,
+            ..RunFacts::default()
+        };
+        let l = Limits {
+            min_backends: Some(3),
+            ..Limits::default()
+        };
+        let j = judge_run(&f, &l);
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert_eq!(j.reason, "min_backends: 1 (limit 3)");
+    }
+}

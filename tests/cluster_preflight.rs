@@ -1,0 +1,160 @@
+//! Preflight against the sandbox: SelfSubjectAccessReviews find every
+//! permission a sandbox access rule denies, report them all at once as
+//! RBAC rules, and change nothing in the cluster; missing targets are
+//! named with their namespace.
+
+use std::time::Duration;
+
+use baton::cluster::preflight::{
+    Permission, PreflightError, check_targets, permissions_for, preflight,
+};
+use baton::cluster::steps::Step;
+use baton_sandbox::{AccessRule, Sandbox, SandboxConfig};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, Client};
+
+async fn start(deny: Vec<AccessRule>) -> (Sandbox, Client) {
+    let mut cfg = SandboxConfig::seed();
+    cfg.deny = deny;
+    let sb = Sandbox::start(cfg).await.expect("sandbox starts");
+    let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
+    let kcfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("client config");
+    (sb, Client::try_from(kcfg).expect("client"))
+}
+
+fn deny(verb: &str, group: &str, resource: &str) -> AccessRule {
+    AccessRule {
+        verb: verb.into(),
+        group: group.into(),
+        resource: resource.into(),
+    }
+}
+
+fn steps(yaml: &str) -> Vec<Step> {
+    serde_norway::from_str(yaml).expect("steps parse")
+}
+
+const ROLLOUT: &str = "- set_image: {image: \"nginx:1.28\"}\n- scale: {replicas: 4}\n- delete_pod: {random: true}\n- wait_rollout: {timeout: 60s}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_allowed_passes() {
+    let (sb, client) = start(Vec::new()).await;
+    preflight(&client, "default", &permissions_for(&steps(ROLLOUT)))
+        .await
+        .expect("all allowed");
+    check_targets(&client, "default", "web-server", Some("web-service"))
+        .await
+        .expect("both exist");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_verbs_are_all_reported_as_rbac_rules_and_nothing_changes() {
+    let (sb, client) = start(vec![
+        deny("patch", "apps", "deployments"),
+        deny("delete", "", "pods"),
+        deny("watch", "discovery.k8s.io", "endpointslices"),
+    ])
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let rv_before = deployments
+        .get("web-server")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+
+    let err = preflight(&client, "default", &permissions_for(&steps(ROLLOUT)))
+        .await
+        .expect_err("denied");
+    let PreflightError::Missing { missing, namespace } = &err else {
+        panic!("expected missing permissions, got {err}");
+    };
+    assert_eq!(namespace, "default");
+    assert_eq!(
+        missing,
+        &[
+            Permission::new("watch", "discovery.k8s.io", "endpointslices"),
+            Permission::new("patch", "apps", "deployments"),
+            Permission::new("delete", "", "pods"),
+        ]
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "missing: watch endpointslices.discovery.k8s.io, patch deployments.apps, delete pods in namespace \"default\""
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(
+            "- apiGroups: [\"apps\"]\n  resources: [\"deployments\"]\n  verbs: [\"patch\"]"
+        ),
+        "{msg}"
+    );
+
+    // Preflight only asked: the Deployment is untouched.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rv_after = deployments
+        .get("web-server")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    assert_eq!(rv_before, rv_after);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_is_checked_on_the_scale_subresource() {
+    let (sb, client) = start(vec![deny("patch", "apps", "deployments/scale")]).await;
+    let err = preflight(
+        &client,
+        "default",
+        &permissions_for(&steps("- scale: {replicas: 2}\n")),
+    )
+    .await
+    .expect_err("denied");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("missing: patch deployments.apps/scale in namespace"),
+        "{msg}"
+    );
+    assert!(msg.contains("resources: [\"deployments/scale\"]"), "{msg}");
+    // set_image needs only the Deployment itself, which is allowed.
+    preflight(
+        &client,
+        "default",
+        &permissions_for(&steps("- set_image: {image: x}\n")),
+    )
+    .await
+    .expect("patch deployments is allowed");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_targets_are_named_with_their_namespace() {
+    let (sb, client) = start(Vec::new()).await;
+    let err = check_targets(&client, "default", "api-server", Some("api"))
+        .await
+        .expect_err("neither exists");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "not found in namespace \"default\": deployment \"api-server\", service \"api\""
+        ),
+        "{msg}"
+    );
+    let err = check_targets(&client, "web", "web-server", None)
+        .await
+        .expect_err("another namespace");
+    assert!(
+        err.to_string()
+            .contains("namespace \"web\": deployment \"web-server\""),
+        "{err}"
+    );
+    sb.shutdown().await;
+}

@@ -1,0 +1,443 @@
+//! `baton run` and `baton demo` end to end: the built binary, the embedded
+//! sandbox, real sockets. Verdicts and exit codes per bundled profile,
+//! attribution checked against the sandbox's own ground truth, counts that
+//! agree across files, bad profiles, and Ctrl-C.
+
+mod common;
+
+use common::{read_csv, read_json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn baton() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+}
+
+type Row = HashMap<String, String>;
+
+fn num(row: &Row, col: &str) -> i128 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} = {:?}", row[col]))
+}
+
+/// Every file of a run directory is there, and the counts agree: one
+/// record per request, one failures.csv row per failed request, the same
+/// totals in summary.json.
+fn check_run_dir(dir: &Path) -> (serde_json::Value, Vec<Row>, Vec<Row>) {
+    for f in [
+        "profile.resolved.yaml",
+        "requests.csv",
+        "events.csv",
+        "failures.csv",
+        "timeline.csv",
+        "summary.json",
+        "summary.md",
+        "junit.xml",
+        "report.html",
+        "sandbox-ground-truth.csv",
+        "cluster/deployment.before.yaml",
+        "cluster/deployment.after.yaml",
+    ] {
+        assert!(dir.join(f).is_file(), "{} has {f}", dir.display());
+    }
+    let summary = read_json(&dir.join("summary.json"));
+    let requests = read_csv(&dir.join("requests.csv"));
+    let failures = read_csv(&dir.join("failures.csv"));
+    let sent = summary["requests"]["sent"].as_u64().unwrap();
+    assert_eq!(requests.len() as u64, sent, "one record per request");
+    let not_ok = requests.iter().filter(|r| r["outcome"] != "ok").count();
+    assert_eq!(
+        failures.len(),
+        not_ok,
+        "one failures.csv row per failed request"
+    );
+    assert_eq!(
+        summary["requests"]["failed"].as_u64().unwrap()
+            + summary["requests"]["client_resource"].as_u64().unwrap(),
+        not_ok as u64
+    );
+    let by_cause: u64 = summary["causes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        by_cause, not_ok as u64,
+        "every failure has exactly one cause"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<testcase name=\"max_failed\""), "{junit}");
+    (summary, requests, failures)
+}
+
+/// When the first request of a run started (run clock, ns).
+fn requests_start(dir: &Path) -> i128 {
+    read_csv(&dir.join("requests.csv"))
+        .iter()
+        .map(|r| num(r, "start_ns"))
+        .min()
+        .expect("requests were sent")
+}
+
+/// For every failed request whose connection the sandbox's proxy logged
+/// as failed, the attributed candidates include the pod the proxy chose.
+/// Requests are matched to proxy records by time (the proxy accepts a
+/// connection within a few hundred microseconds of its start on
+/// loopback; requests are 5 ms apart at 200/s).
+fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> usize {
+    let truth = read_csv(&dir.join("sandbox-ground-truth.csv"));
+    let failed_truth: Vec<&Row> = truth
+        .iter()
+        .filter(|t| t["outcome"] != "proxied" && t["outcome"] != "open" && !t["pod"].is_empty())
+        .collect();
+    // Only unambiguous pairs are checked: exactly one failed request and
+    // exactly one failed proxy record within 2 ms of each other.
+    const NEAR: i128 = 2_000_000;
+    let mut checked = 0;
+    for f in failures {
+        let start = num(f, "start_ns");
+        let near: Vec<&&Row> = failed_truth
+            .iter()
+            .filter(|t| (num(t, "accepted_ns") - start).abs() <= NEAR)
+            .collect();
+        let [t] = near.as_slice() else { continue };
+        let accepted = num(t, "accepted_ns");
+        let rivals = failures
+            .iter()
+            .filter(|g| (num(g, "start_ns") - accepted).abs() <= NEAR)
+            .count();
+        if rivals != 1 {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            f["candidates"].contains(&t["pod"]),
+            "request {} failed on pod {} (proxy: {}), but baton's candidates are {:?} (cause {}, evidence {})",
+            f["seq"],
+            t["pod"],
+            t["outcome"],
+            f["candidates"],
+            f["cause"],
+            f["evidence"]
+        );
+    }
+    checked
+}
+
+/// The README's main command: profile (1) fails with endpoint lag and a
+/// preStop remedy, profile (2) passes; both checked file by file and
+/// against the sandbox's ground truth.
+#[test]
+fn demo_fails_without_prestop_then_passes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["demo", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let fail_at = stdout.find("FAIL:").expect("a FAIL verdict is printed");
+    let pass_at = stdout.find("PASS:").expect("a PASS verdict is printed");
+    assert!(fail_at < pass_at, "{stdout}");
+    assert!(
+        stdout.contains("preStop"),
+        "the remedy is printed: {stdout}"
+    );
+
+    // (1) no preStop: failures, all explained by endpoint lag or in-flight kills.
+    let run1 = dir.path().join("nginx-rolling-update");
+    let (s1, _, failures1) = check_run_dir(&run1);
+    assert_eq!(s1["verdict"], "fail");
+    assert!(s1["requests"]["failed"].as_u64().unwrap() > 0);
+    let lag = s1["causes"]["endpoint_lag_on_termination"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(lag > 0, "causes: {}", s1["causes"]);
+    assert_eq!(
+        s1["causes"]["unexplained"].as_u64().unwrap_or(0),
+        0,
+        "causes: {}",
+        s1["causes"]
+    );
+    let incident = &s1["incidents"][0];
+    assert_eq!(incident["cause"], "endpoint_lag_on_termination");
+    assert!(
+        incident["remedy"]["value_ms"].as_f64().unwrap() >= 100.0,
+        "the remedy names a preStop sleep: {incident}"
+    );
+    assert!(
+        incident["remedy"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("preStop")
+    );
+    let checked = check_against_ground_truth(&run1, &failures1);
+    assert!(checked > 0, "some failures matched the proxy's log");
+    // The proxy failed as many connections during the load as baton
+    // counted failed requests (the baseline gate's probes come before).
+    let first_start = requests_start(&run1);
+    let truth = read_csv(&run1.join("sandbox-ground-truth.csv"));
+    let proxy_failed = truth
+        .iter()
+        .filter(|t| num(t, "accepted_ns") >= first_start - 1_000_000)
+        .filter(|t| t["outcome"] != "proxied" && t["outcome"] != "open")
+        .count();
+    assert_eq!(
+        proxy_failed,
+        failures1.len(),
+        "ground truth and failures.csv agree"
+    );
+
+    // `baton report` rebuilds every derived file from the raw records, to
+    // the byte, in a copy of the run directory with them deleted.
+    let copy = tempfile::tempdir().unwrap();
+    let derived = [
+        "failures.csv",
+        "timeline.csv",
+        "summary.json",
+        "summary.md",
+        "junit.xml",
+        "report.html",
+    ];
+    for f in [
+        "requests.csv",
+        "events.csv",
+        "profile.resolved.yaml",
+        "run.json",
+    ] {
+        std::fs::copy(run1.join(f), copy.path().join(f)).unwrap();
+    }
+    let out = baton().arg("report").arg(copy.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "the run's verdict: fail");
+    for f in derived {
+        assert_eq!(
+            std::fs::read(copy.path().join(f)).unwrap(),
+            std::fs::read(run1.join(f)).unwrap(),
+            "{f} re-rendered differs"
+        );
+    }
+
+    // (2) preStop 5 s: nothing fails, and 1.28.0 alone answers at the end.
+    let run2 = dir.path().join("nginx-prestop");
+    let (s2, _, failures2) = check_run_dir(&run2);
+    assert_eq!(s2["verdict"], "pass", "{}", s2["reason"]);
+    assert!(failures2.is_empty());
+    assert!(s2["versions_after_rollout"]["1.28.0"].as_u64().unwrap() > 0);
+    assert_eq!(s2["versions_after_rollout"].as_object().unwrap().len(), 1);
+}
+
+#[test]
+fn a_typo_in_a_profile_exits_2_naming_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("typo.yaml");
+    std::fs::write(
+        &profile,
+        "name: typo\nsandbox: {}\ntarget: {service: web-service}\nload:\n  rate: 100\n  cooldwn: 2s\nrollout:\n  deployment: web-server\n  steps: [{sleep: 1s}]\n",
+    )
+    .unwrap();
+    let out = baton().arg("run").arg(&profile).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo.yaml:6"), "{err}");
+    assert!(err.contains("load.cooldwn"), "{err}");
+}
+
+#[test]
+fn a_bad_set_override_exits_2_naming_the_field() {
+    let out = baton()
+        .args([
+            "run",
+            "profiles/nginx-prestop.yaml",
+            "--set",
+            "load.rate=-5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("load.rate"), "{err}");
+}
+
+/// Ctrl-C mid-run: exit 130, parseable CSVs, a summary marked interrupted.
+#[test]
+fn ctrl_c_during_a_run_leaves_parseable_files_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = baton()
+        .args([
+            "run",
+            "profiles/nginx-prestop.yaml",
+            "-q",
+            "--set",
+            "load.warmup=30s",
+            "-o",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until requests are being recorded, then interrupt.
+    let requests = dir.path().join("requests.csv");
+    for _ in 0..300 {
+        if std::fs::metadata(&requests).is_ok_and(|m| m.len() > 2_000) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(requests.is_file(), "the load started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let summary = read_json(&dir.path().join("summary.json"));
+    assert_eq!(summary["interrupted"], true);
+    let rows = read_csv(&requests);
+    assert_eq!(
+        rows.len() as u64,
+        summary["requests"]["sent"].as_u64().unwrap()
+    );
+    read_csv(&dir.path().join("events.csv"));
+    read_csv(&dir.path().join("failures.csv"));
+}
+
+/// Run a bundled profile on the sandbox; its exit code and summary.
+fn run_profile(name: &str) -> (i32, serde_json::Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", &format!("profiles/{name}.yaml"), "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        dir.path().join("summary.json").is_file(),
+        "{name}: no summary; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (summary, _, _) = check_run_dir(dir.path());
+    (code, summary, dir)
+}
+
+/// (3) v1 replaced by v2: only v1 before, both during, only v2 after.
+#[test]
+fn echo_v1_to_v2_hands_over_from_v1_to_v2_without_a_drop() {
+    let (code, s, dir) = run_profile("echo-v1-to-v2");
+    assert_eq!(code, 0, "{}", s["reason"]);
+    assert_eq!(s["versions_before_rollout"].as_object().unwrap().len(), 1);
+    assert!(s["versions_before_rollout"]["v1"].as_u64().unwrap() > 0);
+    assert_eq!(s["versions_after_rollout"].as_object().unwrap().len(), 1);
+    assert!(s["versions_after_rollout"]["v2"].as_u64().unwrap() > 0);
+    // During the hand-over some 100 ms bucket saw both versions answer.
+    let buckets = read_csv(&dir.path().join("timeline.csv"));
+    let both = buckets.iter().any(|b| {
+        b["version:v1"].parse::<u64>().unwrap() > 0 && b["version:v2"].parse::<u64>().unwrap() > 0
+    });
+    assert!(both, "no bucket with both versions answering");
+}
+
+/// (4) scale to 1 then 3: responses spread over 3 pods afterwards.
+#[test]
+fn scale_up_spreads_responses_over_every_new_pod() {
+    let (code, s, _dir) = run_profile("scale-up");
+    assert_eq!(code, 0, "{}", s["reason"]);
+    assert_eq!(s["backends_after_rollout"].as_object().unwrap().len(), 3);
+}
+
+/// (5) a pod deleted under load is replaced; nothing is dropped.
+#[test]
+fn deleting_a_pod_under_load_self_heals_without_a_drop() {
+    let (code, s, dir) = run_profile("delete-pod");
+    assert_eq!(code, 0, "{}", s["reason"]);
+    let events = read_csv(&dir.path().join("events.csv"));
+    let deleted = events
+        .iter()
+        .filter(|e| e["kind"] == "pod_deleting")
+        .count();
+    assert_eq!(deleted, 1, "exactly one pod was deleted");
+    assert_eq!(s["backends_after_rollout"].as_object().unwrap().len(), 3);
+}
+
+/// (6) a missing image: the rollout stalls on the image pull, the old pods
+/// keep serving, and on_stall: undo puts the old version back.
+#[test]
+fn a_missing_image_stalls_and_is_undone_while_old_pods_keep_serving() {
+    let (code, s, dir) = run_profile("bad-image");
+    assert_eq!(code, 0, "{}", s["reason"]);
+    let stall = &s["rollout"]["stall"];
+    assert!(
+        stall["reason"].as_str().unwrap().contains("ImagePull"),
+        "{stall}"
+    );
+    assert_eq!(stall["undone"], true);
+    assert_eq!(s["requests"]["failed"], 0);
+    let events = read_csv(&dir.path().join("events.csv"));
+    assert!(events.iter().any(|e| e["kind"] == "rollout_stalled"));
+    let after = read_json(&dir.path().join("summary.json"));
+    assert_eq!(
+        after["versions_after_rollout"].as_object().unwrap().len(),
+        1
+    );
+    assert!(after["versions_after_rollout"]["1.27.5"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn report_on_a_directory_that_is_not_a_run_exits_2_naming_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton().arg("report").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("profile.resolved.yaml"), "{err}");
+}
+
+/// The cluster side's bad input: an unknown context is the user's to fix
+/// (exit 2), a cluster that does not answer makes the run impossible (3).
+#[test]
+fn an_unknown_context_exits_2_and_an_unreachable_cluster_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: dead\nclusters:\n- name: dead\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\nusers:\n- name: u\n  user: {{token: x}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = baton()
+            .args(["run", "profiles/nginx-prestop.yaml", "-q", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .args(["--set", "target.url=http://127.0.0.1:9/", "-o"])
+            .arg(dir.path().join("out"))
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&["--context", "nope"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nope"), "{err}");
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("127.0.0.1"), "{err}");
+}
