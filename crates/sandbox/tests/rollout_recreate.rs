@@ -1,4 +1,9 @@
-//! Recreate: every old Pod is gone before any new Pod exists.
+//! Recreate: every old Pod has terminated before any new Pod exists.
+//!
+//! As in Kubernetes (`oldPodsRunning` in recreate.go), an old Pod whose
+//! containers have exited (phase Succeeded or Failed) no longer counts as
+//! running, even while its object waits to be removed; so the check is on
+//! Pods that have not reached a terminal phase, not on Pod objects.
 
 mod rollout_common;
 
@@ -32,10 +37,14 @@ async fn recreate_never_runs_old_and_new_pods_together() {
                 if ch.kind != "Pod" {
                     continue;
                 }
-                if ch.kind_change == ChangeType::Deleted {
+                let p: Pod = serde_json::from_value((*ch.object).clone()).unwrap();
+                let terminal = matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                if ch.kind_change == ChangeType::Deleted || terminal {
                     images.remove(&ch.name);
                 } else {
-                    let p: Pod = serde_json::from_value((*ch.object).clone()).unwrap();
                     let img = p.spec.unwrap().containers[0].image.clone().unwrap();
                     images.insert(ch.name.clone(), img);
                 }
@@ -57,5 +66,5 @@ async fn recreate_never_runs_old_and_new_pods_together() {
     watcher.abort();
     let o = overlap.lock().unwrap();
     assert!(o.1 > 6, "the watcher saw the rollout ({} changes)", o.1);
-    assert!(!o.0, "old and new pods existed at the same time");
+    assert!(!o.0, "old and new pods were running at the same time");
 }
