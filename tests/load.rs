@@ -132,6 +132,22 @@ fn one_record_and_one_connection_per_request_and_counts_agree() {
     let mut seqs: Vec<u64> = rows.iter().map(|r| r["seq"].parse().unwrap()).collect();
     seqs.sort();
     assert_eq!(seqs, (0..300).collect::<Vec<_>>());
+    // seq is the order of sending: in seq order, due instants and actual
+    // starts both only move forward.
+    let mut by_seq: Vec<(u64, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["seq"].parse().unwrap(),
+                r["scheduled_ns"].parse().unwrap(),
+                r["start_ns"].parse().unwrap(),
+            )
+        })
+        .collect();
+    by_seq.sort();
+    for w in by_seq.windows(2) {
+        assert!(w[0].1 < w[1].1 && w[0].2 <= w[1].2, "out of order: {w:?}");
+    }
     // Open model: the schedule is 2.5 ms apart, whatever the responses did.
     let mut scheduled: Vec<u64> = rows
         .iter()

@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// At most this much of a body is kept for `body:` extractors; the rest is
 /// read and dropped.
@@ -125,20 +125,36 @@ enum Failure {
     Connect(Outcome, Option<i32>),
 }
 
-/// Open a socket and connect it, classifying any failure.
-async fn connect(
-    t: &RequestTemplate,
-    source: Option<IpAddr>,
-    deadline: Instant,
-) -> Result<TcpStream, Failure> {
-    let fail =
-        |e: std::io::Error| Failure::Connect(outcome::classify_connect_error(&e), e.raw_os_error());
-    let socket = match t.addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
+/// A connection whose `connect(2)` has been issued, or the error that
+/// stopped it, and when the attempt began. Made synchronously (by the
+/// pacer thread in the open model, so the SYN leaves at the due instant)
+/// and finished asynchronously on a worker's runtime.
+#[derive(Debug)]
+pub struct Opening {
+    pub start: Instant,
+    socket: std::io::Result<std::net::TcpStream>,
+}
+
+/// Create a non-blocking socket (TCP_NODELAY, the source address if any)
+/// and issue its connect; never blocks. Errors here (EMFILE,
+/// EADDRNOTAVAIL, an immediate ECONNREFUSED) are kept for the request's
+/// record, not returned.
+pub fn open(t: &RequestTemplate, source: Option<IpAddr>) -> Opening {
+    let start = Instant::now();
+    Opening {
+        start,
+        socket: open_socket(t.addr, source),
     }
-    .map_err(fail)?;
-    socket.set_nodelay(true).map_err(fail)?;
+}
+
+fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_tcp_nodelay(true)?;
     if let Some(ip) = source {
         // Let connect(2) pick the port per 4-tuple instead of bind(2)
         // reserving one per source address: the whole point of several
@@ -148,13 +164,37 @@ async fn connect(
             nix::sys::socket::sockopt::IpBindAddressNoPort,
             &true,
         );
-        socket.bind(SocketAddr::new(ip, 0)).map_err(fail)?;
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
     }
-    let connect_deadline = deadline.min(Instant::now() + t.connect_timeout);
-    match tokio::time::timeout_at(connect_deadline.into(), socket.connect(t.addr)).await {
-        Err(_) => Err(Failure::Connect(Outcome::ConnectTimeout, None)),
-        Ok(Err(e)) => Err(fail(e)),
-        Ok(Ok(s)) => Ok(s),
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EINPROGRESS as i32) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
+}
+
+/// Wait for an issued connect to complete on this runtime, classifying any
+/// failure.
+async fn connect(
+    opening: Opening,
+    t: &RequestTemplate,
+    deadline: Instant,
+) -> Result<TcpStream, Failure> {
+    let fail =
+        |e: std::io::Error| Failure::Connect(outcome::classify_connect_error(&e), e.raw_os_error());
+    let stream = TcpStream::from_std(opening.socket.map_err(fail)?).map_err(fail)?;
+    let connect_deadline = deadline.min(opening.start + t.connect_timeout);
+    // Writable means the handshake ended; SO_ERROR says how (as tokio's
+    // own `TcpSocket::connect` does).
+    match tokio::time::timeout_at(connect_deadline.into(), stream.writable()).await {
+        Err(_) => return Err(Failure::Connect(Outcome::ConnectTimeout, None)),
+        Ok(Err(e)) => return Err(fail(e)),
+        Ok(Ok(())) => {}
+    }
+    match stream.take_error() {
+        Ok(None) => Ok(stream),
+        Ok(Some(e)) | Err(e) => Err(fail(e)),
     }
 }
 
@@ -217,9 +257,16 @@ fn classify_failure(
 }
 
 /// Make one request as the template says; never panics, never returns an
-/// error: every way a request can end is an [`Outcome`].
-pub async fn request(t: &RequestTemplate, state: &ClientState, source: Option<IpAddr>) -> Measured {
-    let start = Instant::now();
+/// error: every way a request can end is an [`Outcome`]. `opened` is a
+/// connect already issued (by the pacer); without one the request reuses
+/// an idle keep-alive connection or opens a socket itself, now.
+pub async fn request(
+    t: &RequestTemplate,
+    state: &ClientState,
+    source: Option<IpAddr>,
+    opened: Option<Opening>,
+) -> Measured {
+    let start = opened.as_ref().map_or_else(Instant::now, |o| o.start);
     let deadline = start + t.timeout;
     let mut m = Measured {
         start,
@@ -236,7 +283,7 @@ pub async fn request(t: &RequestTemplate, state: &ClientState, source: Option<Ip
     };
 
     // A pooled connection, if keep-alive and one is idle and still usable.
-    let pooled = if t.keepalive {
+    let pooled = if t.keepalive && opened.is_none() {
         let mut idle = state.idle.borrow_mut();
         let mut found = None;
         while let Some(c) = idle.pop() {
@@ -258,7 +305,8 @@ pub async fn request(t: &RequestTemplate, state: &ClientState, source: Option<Ip
             (c, None)
         }
         None => {
-            let stream = match connect(t, source, deadline).await {
+            let opening = opened.unwrap_or_else(|| open(t, source));
+            let stream = match connect(opening, t, deadline).await {
                 Ok(s) => s,
                 Err(Failure::Connect(o, errno)) => {
                     m.total = start.elapsed();

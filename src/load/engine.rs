@@ -1,12 +1,19 @@
 //! Runs a load plan: one OS thread per worker, each with its own
-//! single-threaded tokio runtime, its own histograms and its share of the
-//! arrival schedule; merged when all are done.
+//! single-threaded tokio runtime and its own histograms, merged when all
+//! are done.
 //!
-//! Open model: each worker wakes at its next due instant, fires *every*
-//! arrival that is due (stamped with its own due instant, so a late wake
-//! shows up as lateness, not as a gap), and never waits for responses.
-//! Arrivals over the in-flight cap are shed and counted, never queued.
-//! Closed model (`--rate 0`): `concurrency` loops back to back.
+//! Open model: a pacer thread of its own owns the arrival schedule. It
+//! sleeps to each due instant, and for *every* arrival that is due it
+//! issues the connect itself (a non-blocking `connect(2)`, stamped with
+//! its due instant, so a late wake shows up as lateness, not as a gap) and
+//! hands the connecting socket to a worker, round robin. The workers do
+//! everything after the SYN. So the start of a request never waits behind
+//! the completions a busy worker is processing: the pacer does nothing
+//! else, sleeps between arrivals, and the kernel wakes such a thread
+//! promptly. Arrivals over the in-flight cap are shed and counted, never
+//! queued. With `--keepalive` the pacer hands over the arrival only and
+//! the worker picks a pooled connection. Closed model (`--rate 0`):
+//! `concurrency` loops back to back, spread over the workers.
 //!
 //! Stopping: the schedule ends (count or duration), or `cancel` fires
 //! (Ctrl-C); either way in-flight requests finish, bounded by their
@@ -17,21 +24,29 @@ use super::pacing::{Next, Schedule, split_evenly};
 use super::plan::{LoadPlan, Pacing};
 use super::record::RequestRecord;
 use super::stats::{LiveCounters, Stats};
-use super::timer::PreciseTimer;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-/// How far past a due instant the pacer may wake, so that arrivals a few
-/// microseconds apart share one wake-up instead of one timer syscall each.
-/// Bounds the pacer's own contribution to lateness.
-const WAKE_SLACK: std::time::Duration = std::time::Duration::from_micros(20);
+/// The pacer sleeps at most this long at a time, so it notices `cancel`.
+const PACER_NAP: Duration = Duration::from_millis(20);
 
+/// An arrival the pacer started, on its way to a worker.
+struct Arrival {
+    /// Place in the sending order.
+    seq: u64,
+    /// Due instant, ns from the run's origin.
+    scheduled_ns: u64,
+    /// The connect, issued; `None` with keep-alive (the worker picks a
+    /// pooled connection or opens one).
+    opening: Option<client::Opening>,
+}
 /// What all workers share.
 struct Shared {
     plan: Arc<LoadPlan>,
@@ -92,16 +107,46 @@ pub fn run(
         cancel,
         records,
     });
+    let (lanes, mut inboxes): (Vec<_>, Vec<_>) = match plan.pacing {
+        Pacing::Open { .. } => (0..plan.workers)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (tx, Some(rx))
+            })
+            .unzip(),
+        Pacing::Closed => (vec![], (0..plan.workers).map(|_| None).collect()),
+    };
     let threads: Vec<_> = (0..plan.workers)
         .map(|id| {
             let shared = shared.clone();
+            let inbox = inboxes[id].take();
             std::thread::Builder::new()
                 .name(format!("baton-load-{id}"))
-                .spawn(move || worker_thread(shared, id))
+                .spawn(move || worker_thread(shared, id, inbox))
         })
         .collect::<io::Result<_>>()?;
-    drop(shared);
     let mut total = Stats::default();
+    if let Pacing::Open { rate } = plan.pacing {
+        let pacer_shared = shared.clone();
+        let pacer = std::thread::Builder::new()
+            .name("baton-pacer".into())
+            .spawn(move || pacer(&pacer_shared, rate, lanes));
+        // Joining the pacer first is safe: it never waits for a worker.
+        match pacer {
+            Ok(p) => {
+                total.shed += p
+                    .join()
+                    .map_err(|_| io::Error::other("the load pacer panicked"))?;
+            }
+            Err(e) => {
+                // No arrivals will come: the workers see their inboxes
+                // close (the lanes went with the closure) and end.
+                shared.cancel.cancel();
+                return Err(e);
+            }
+        }
+    }
+    drop(shared);
     for t in threads {
         let stats = t
             .join()
@@ -111,15 +156,23 @@ pub fn run(
     Ok(total)
 }
 
-fn worker_thread(shared: Arc<Shared>, id: usize) -> io::Result<Stats> {
+fn worker_thread(
+    shared: Arc<Shared>,
+    id: usize,
+    inbox: Option<mpsc::UnboundedReceiver<Arrival>>,
+) -> io::Result<Stats> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    Ok(local.block_on(&rt, worker(shared, id)))
+    Ok(local.block_on(&rt, worker(shared, id, inbox)))
 }
 
-async fn worker(shared: Arc<Shared>, id: usize) -> Stats {
+async fn worker(
+    shared: Arc<Shared>,
+    id: usize,
+    inbox: Option<mpsc::UnboundedReceiver<Arrival>>,
+) -> Stats {
     let w = Rc::new(Worker {
         id,
         stats: RefCell::new(Stats::default()),
@@ -128,9 +181,9 @@ async fn worker(shared: Arc<Shared>, id: usize) -> Stats {
         drained: Notify::new(),
         next_source: Cell::new(0),
     });
-    match shared.plan.pacing {
-        Pacing::Open { rate } => open_model(&shared, &w, rate).await,
-        Pacing::Closed => closed_model(&shared, &w).await,
+    match inbox {
+        Some(inbox) => open_model(&shared, &w, inbox).await,
+        None => closed_model(&shared, &w).await,
     }
     while w.pending.get() > 0 {
         w.drained.notified().await;
@@ -146,38 +199,75 @@ async fn wait_for_record_room(shared: &Shared) {
     }
 }
 
-async fn open_model(shared: &Arc<Shared>, w: &Rc<Worker>, rate: f64) {
+/// The open model's pacer, on its own thread: sleep to each due instant,
+/// start every arrival that is due and hand it to a worker. Returns the
+/// number of arrivals shed at the in-flight cap.
+fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>) -> u64 {
+    // The kernel's default timer slack (50 µs) would be added to every
+    // wake-up; ask for the least it grants.
+    let _ = nix::sys::prctl::set_timerslack(1);
     let plan = &shared.plan;
-    let end_ns = plan.duration.map(ns);
-    let mut schedule = Schedule::new(rate, w.id, plan.workers, plan.max_requests, end_ns);
+    let template = &plan.template;
+    let mut schedule = Schedule::new(rate, 0, 1, plan.max_requests, plan.duration.map(ns));
     let cap = plan.concurrency as u64;
-    let timer = PreciseTimer::new();
+    let mut shed = 0;
+    let mut next_source = 0usize;
     loop {
         if shared.cancel.is_cancelled() {
-            return;
+            return shed;
         }
         match schedule.poll(ns(shared.schedule_start.elapsed())) {
-            Next::Due { due_ns, .. } => {
-                wait_for_record_room(shared).await;
+            Next::Due { index, due_ns } => {
+                // A slow disk delays the schedule (visible as lateness)
+                // instead of losing rows.
+                while shared.records.capacity() == 0 && !shared.cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
                 if shared.live.in_flight.load(Relaxed) >= cap {
-                    w.stats.borrow_mut().shed += 1;
+                    shed += 1;
                     shared.live.shed.fetch_add(1, Relaxed);
                     continue;
                 }
-                start_request(shared, w, due_ns + shared.schedule_offset_ns).await;
+                let opening = (!template.keepalive).then(|| {
+                    let source = (!plan.source_ips.is_empty()).then(|| {
+                        next_source = next_source.wrapping_add(1);
+                        plan.source_ips[next_source % plan.source_ips.len()]
+                    });
+                    client::open(template, source)
+                });
+                shared.live.in_flight.fetch_add(1, Relaxed);
+                shared.live.sent.fetch_add(1, Relaxed);
+                let arrival = Arrival {
+                    seq: shared.seq.fetch_add(1, Relaxed),
+                    scheduled_ns: due_ns + shared.schedule_offset_ns,
+                    opening,
+                };
+                // Fails only if that worker is gone, which fails the run.
+                let _ = lanes[(index % lanes.len() as u64) as usize].send(arrival);
             }
             Next::WaitUntil(due_ns) => {
-                // Wake a little past the due instant so close arrivals
-                // share one wake-up.
-                let at =
-                    shared.schedule_start + std::time::Duration::from_nanos(due_ns) + WAKE_SLACK;
-                tokio::select! {
-                    _ = timer.sleep_until(at) => {}
-                    _ = shared.cancel.cancelled() => return,
+                let at = shared.schedule_start + Duration::from_nanos(due_ns);
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep((at - now).min(PACER_NAP));
                 }
             }
-            Next::Done => return,
+            Next::Done => return shed,
         }
+    }
+}
+
+/// A worker in the open model: take each arrival the pacer started and
+/// run the rest of it as a task of its own, until the pacer is done.
+async fn open_model(
+    shared: &Arc<Shared>,
+    w: &Rc<Worker>,
+    mut inbox: mpsc::UnboundedReceiver<Arrival>,
+) {
+    while let Some(arrival) = inbox.recv().await {
+        w.pending.set(w.pending.get() + 1);
+        let (shared, w) = (shared.clone(), w.clone());
+        tokio::task::spawn_local(async move { one_request(&shared, &w, Some(arrival)).await });
     }
 }
 
@@ -213,36 +303,24 @@ fn begin(shared: &Shared, w: &Worker) {
     w.pending.set(w.pending.get() + 1);
 }
 
-/// Start a due request now, from the pacer: poll it once inline, so its
-/// socket is created and its connect sent at the due instant, and only
-/// then hand the rest to its own task. A spawned task would first wait
-/// behind every other ready task on this thread (completions of earlier
-/// requests), which is lateness the open model exists to avoid. The
-/// first poll registers the pacer's waker for the socket; the task's own
-/// first poll replaces it (tokio keeps the latest waker).
-async fn start_request(shared: &Arc<Shared>, w: &Rc<Worker>, scheduled_ns: u64) {
-    begin(shared, w);
-    let (shared, w) = (shared.clone(), w.clone());
-    let mut request = Box::pin(async move { one_request(&shared, &w, Some(scheduled_ns)).await });
-    let done =
-        std::future::poll_fn(|cx| std::task::Poll::Ready(request.as_mut().poll(cx).is_ready()))
-            .await;
-    if !done {
-        tokio::task::spawn_local(request);
-    }
-}
-
 /// Make one request, record it, and account for it. Always records.
-async fn one_request(shared: &Shared, w: &Worker, scheduled_ns: Option<u64>) {
+/// `arrival` is what the pacer started (open model); without one (closed
+/// model) the request is numbered and counted as sent here.
+async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
     let plan = &shared.plan;
     let source = (!plan.source_ips.is_empty()).then(|| {
         let i = w.next_source.get();
         w.next_source.set(i.wrapping_add(1));
         plan.source_ips[i % plan.source_ips.len()]
     });
-    let seq = shared.seq.fetch_add(1, Relaxed);
-    shared.live.sent.fetch_add(1, Relaxed);
-    let m = client::request(&plan.template, &w.client, source).await;
+    let (seq, scheduled_ns, opening) = match arrival {
+        Some(a) => (a.seq, Some(a.scheduled_ns), a.opening),
+        None => {
+            shared.live.sent.fetch_add(1, Relaxed);
+            (shared.seq.fetch_add(1, Relaxed), None, None)
+        }
+    };
+    let m = client::request(&plan.template, &w.client, source, opening).await;
 
     let start_ns = ns(m.start.saturating_duration_since(shared.origin));
     let scheduled_ns = scheduled_ns.unwrap_or(start_ns);

@@ -56,12 +56,10 @@ pub fn estimate_rate(port_range: (u32, u32), sources: usize, hold_secs: f64) -> 
     ports * sources.max(1) as f64 / hold_secs
 }
 
-/// Read the limits and raise the soft open-files limit to the hard one.
-pub fn inspect(target: IpAddr, sources: usize) -> HostLimits {
+/// Raise the soft open-files limit to the hard one; return the
+/// (soft, hard) limits in force afterwards. Safe to call repeatedly.
+pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let port_range =
-        read_sysctl("/proc/sys/net/ipv4/ip_local_port_range").and_then(|s| parse_port_range(&s));
-    let tcp_tw_reuse = read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse").and_then(|s| s.parse().ok());
     let (mut soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((s, h)) => (Some(s), Some(h)),
         Err(_) => (None, None),
@@ -72,6 +70,15 @@ pub fn inspect(target: IpAddr, sources: usize) -> HostLimits {
     {
         soft = Some(h);
     }
+    (soft, hard)
+}
+
+/// Read the limits and raise the soft open-files limit to the hard one.
+pub fn inspect(target: IpAddr, sources: usize) -> HostLimits {
+    let port_range =
+        read_sysctl("/proc/sys/net/ipv4/ip_local_port_range").and_then(|s| parse_port_range(&s));
+    let tcp_tw_reuse = read_sysctl("/proc/sys/net/ipv4/tcp_tw_reuse").and_then(|s| s.parse().ok());
+    let (soft, hard) = raise_open_files_limit();
     let est = port_range.map(|r| {
         estimate_rate(
             r,

@@ -20,7 +20,6 @@ pub mod record;
 pub mod sink;
 pub mod stats;
 pub mod status;
-pub mod timer;
 
 use crate::clock::RunClock;
 use plan::LoadPlan;
@@ -90,6 +89,15 @@ pub async fn execute(
     );
     for w in &warnings {
         eprintln!("baton: warning: {w}");
+    }
+    if let Some(want) = plan.concurrency_capped_from {
+        eprintln!(
+            "baton: note: --concurrency defaults to {} here, the open-files limit less {} for baton's own \
+             files, instead of the {want} that one timeout at this rate could hold; a target that slows \
+             down shows up as shed requests sooner. Raise `ulimit -n` or pass --concurrency to change it",
+            plan.concurrency,
+            plan::FD_RESERVE,
+        );
     }
 
     let (records, sink) =

@@ -53,6 +53,9 @@ pub struct LoadPlan {
     pub out_dir: PathBuf,
     /// One runtime per worker thread, each with its own histograms.
     pub workers: usize,
+    /// The default `--concurrency` the open-files limit lowered, if it
+    /// did (`concurrency` holds the lowered value).
+    pub concurrency_capped_from: Option<usize>,
     /// What the live status line adds after the load's own figures (the
     /// rollout's progress, during `baton run`); empty for `baton load`.
     pub status_note: StatusNote,
@@ -83,6 +86,39 @@ pub struct LoadInput {
     pub source_ips: Vec<IpAddr>,
     pub out_dir: PathBuf,
     pub workers: Option<usize>,
+    /// The open-files limit the run will have (see
+    /// `host::raise_open_files_limit`): the default `--concurrency` stays
+    /// below it. `None`: unknown, no cap.
+    pub open_files: Option<u64>,
+}
+
+/// Descriptors kept free for baton's own files and connections (the
+/// records file, the cluster client, the sandbox) when the open-files
+/// limit caps the default `--concurrency`.
+pub const FD_RESERVE: u64 = 256;
+
+/// The default in-flight cap. Open model: room for every request that
+/// can be pending within one timeout at the asked rate, plus headroom, so
+/// shedding means the target is slower than the timeout allows, not that
+/// the default was low; but below the open-files limit, since a default
+/// that makes its own run fail with EMFILE helps nobody. Returns the cap
+/// and, when the limit lowered it, what it would have been.
+pub fn default_concurrency(
+    pacing: &Pacing,
+    timeout: Duration,
+    open_files: Option<u64>,
+) -> (usize, Option<usize>) {
+    let want = match pacing {
+        Pacing::Open { rate } => {
+            ((rate * timeout.as_secs_f64()).ceil() as usize).clamp(16, 50_000) + 16
+        }
+        Pacing::Closed => 32,
+    };
+    let room = open_files.map(|n| n.saturating_sub(FD_RESERVE).max(16) as usize);
+    match room {
+        Some(room) if want > room => (room, Some(want)),
+        _ => (want, None),
+    }
 }
 
 /// The default run length when neither `--requests` nor `--duration` is
@@ -232,15 +268,10 @@ impl LoadPlan {
         } else {
             Pacing::Closed
         };
-        // Open model: enough room for every request that can be pending
-        // within one timeout at the asked rate, so shedding means the
-        // target is slower than the timeout allows, not a low default.
-        let concurrency = input.concurrency.unwrap_or(match pacing {
-            Pacing::Open { rate } => {
-                ((rate * input.timeout.as_secs_f64()).ceil() as usize).clamp(16, 50_000) + 16
-            }
-            Pacing::Closed => 32,
-        });
+        let (concurrency, concurrency_capped_from) = match input.concurrency {
+            Some(c) => (c, None),
+            None => default_concurrency(&pacing, input.timeout, input.open_files),
+        };
         let duration = match (input.requests, input.duration) {
             (None, None) => Some(DEFAULT_DURATION),
             (_, d) => d,
@@ -271,6 +302,7 @@ impl LoadPlan {
             source_ips: input.source_ips,
             out_dir: input.out_dir,
             workers,
+            concurrency_capped_from,
             status_note: StatusNote::default(),
             duration_is_bound: false,
         })
@@ -311,6 +343,38 @@ mod tests {
         assert_eq!(p.pacing, Pacing::Open { rate: 100.0 });
         // 100 rps × 2 s timeout = 200 pending at most, plus headroom.
         assert_eq!(p.concurrency, 216);
+    }
+
+    #[test]
+    fn the_default_concurrency_stays_below_the_open_files_limit() {
+        let open = Pacing::Open { rate: 10_000.0 };
+        let t = Duration::from_secs(2);
+        // 10,000 rps × 2 s = 20,000 pending at most, plus headroom...
+        assert_eq!(default_concurrency(&open, t, None), (20_016, None));
+        assert_eq!(
+            default_concurrency(&open, t, Some(1_000_000)),
+            (20_016, None)
+        );
+        // ...but not past the descriptors this process may open.
+        assert_eq!(
+            default_concurrency(&open, t, Some(20_000)),
+            (20_000 - FD_RESERVE as usize, Some(20_016))
+        );
+        // A tiny limit still leaves a usable floor.
+        assert_eq!(default_concurrency(&open, t, Some(100)).0, 16);
+        assert_eq!(
+            default_concurrency(&Pacing::Closed, t, Some(20_000)),
+            (32, None)
+        );
+
+        // An explicit --concurrency is the user's call: only warned about.
+        let mut i = input("http://127.0.0.1/");
+        i.rate = 10_000.0;
+        i.open_files = Some(20_000);
+        assert_eq!(LoadPlan::build(i.clone()).unwrap().concurrency, 19_744);
+        i.concurrency = Some(30_000);
+        let p = LoadPlan::build(i).unwrap();
+        assert_eq!((p.concurrency, p.concurrency_capped_from), (30_000, None));
     }
 
     #[test]

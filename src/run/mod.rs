@@ -257,6 +257,7 @@ pub async fn execute(
         source_ips: p.load.source_ips.clone(),
         out_dir: out.clone(),
         workers: None,
+        open_files: crate::load::host::raise_open_files_limit().0,
     })
     .map_err(|e| Exit::usage(format!("{}: {e}", loaded.file.display())))?;
     plan.duration_is_bound = true;
