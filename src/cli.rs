@@ -159,6 +159,14 @@ pub struct LoadArgs {
     #[arg(long)]
     pub keepalive: bool,
 
+    /// https: also trust the CA certificates in this PEM file (on top of the system's).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// https: accept any server certificate (self-signed test endpoints). The handshake is still made and timed.
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
     /// Extra request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,

@@ -28,6 +28,10 @@ pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
         source_ips: args.source_ips,
         out_dir,
         workers: args.workers,
+        tls: load::tls::TlsOptions {
+            ca_file: args.cacert,
+            insecure: args.insecure,
+        },
         open_files: load::host::raise_open_files_limit().0,
     })
     .map_err(Exit::usage)?;

@@ -47,6 +47,8 @@ pub struct RequestTemplate {
     pub backend_from: Option<Extractor>,
     pub version_from: Option<Extractor>,
     pub keepalive: bool,
+    /// `https://`: the TLS setup every connection shares.
+    pub tls: Option<super::tls::TlsTarget>,
 }
 
 /// The statuses that count as success.
@@ -174,13 +176,17 @@ fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<std:
     Ok(socket.into())
 }
 
-/// Wait for an issued connect to complete on this runtime, classifying any
-/// failure.
+/// A connection: plain TCP, or TLS over it.
+type Stream = tokio_util::either::Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Wait for an issued connect to complete on this runtime, then, for
+/// `https://`, the TLS handshake; classify any failure. `--connect-timeout`
+/// covers both: the connection is usable only after the handshake.
 async fn connect(
     opening: Opening,
     t: &RequestTemplate,
     deadline: Instant,
-) -> Result<TcpStream, Failure> {
+) -> Result<Stream, Failure> {
     let fail =
         |e: std::io::Error| Failure::Connect(outcome::classify_connect_error(&e), e.raw_os_error());
     let stream = TcpStream::from_std(opening.socket.map_err(fail)?).map_err(fail)?;
@@ -193,8 +199,28 @@ async fn connect(
         Ok(Ok(())) => {}
     }
     match stream.take_error() {
-        Ok(None) => Ok(stream),
-        Ok(Some(e)) | Err(e) => Err(fail(e)),
+        Ok(None) => {}
+        Ok(Some(e)) | Err(e) => return Err(fail(e)),
+    }
+    let Some(tls) = &t.tls else {
+        return Ok(tokio_util::either::Either::Left(stream));
+    };
+    match tokio::time::timeout_at(connect_deadline.into(), tls.handshake(stream)).await {
+        Err(_) => Err(Failure::Connect(Outcome::ConnectTimeout, None)),
+        Ok(Ok(s)) => Ok(tokio_util::either::Either::Right(s)),
+        // The server refused the handshake (a certificate this host does
+        // not trust, an alert, plain HTTP on the port): a TLS failure.
+        Ok(Err(e))
+            if super::tls::is_tls_error(&e) || e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Err(Failure::Connect(Outcome::Tls, None))
+        }
+        // The socket failed under the handshake (reset, closed): what
+        // the peer did, as on any established connection.
+        Ok(Err(e)) => Err(Failure::Connect(
+            outcome::classify_io_error(e.raw_os_error(), e.kind()),
+            e.raw_os_error(),
+        )),
     }
 }
 
@@ -387,6 +413,16 @@ pub async fn request(
             let (o, p, errno) = classify_failure(&seen, None, true);
             (m.outcome, m.phase, m.errno) = (o, p, errno);
         }
+    }
+    // Over TLS, a record the client cannot accept (a bad MAC, an alert)
+    // surfaces as InvalidData: a TLS failure, not an unknown one.
+    if t.tls.is_some()
+        && m.outcome == Outcome::Other
+        && seen
+            .error
+            .is_some_and(|(_, kind, _)| kind == std::io::ErrorKind::InvalidData)
+    {
+        m.outcome = Outcome::Tls;
     }
     m
 }

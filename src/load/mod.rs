@@ -20,6 +20,7 @@ pub mod record;
 pub mod sink;
 pub mod stats;
 pub mod status;
+pub mod tls;
 
 use crate::clock::RunClock;
 use plan::LoadPlan;

@@ -6,6 +6,7 @@
 
 use super::client::{RequestTemplate, StatusSet};
 use super::extract::Extractor;
+use super::tls::{TlsError, TlsOptions, TlsTarget};
 use http::header::{CONNECTION, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Uri};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -27,6 +28,8 @@ pub enum PlanError {
     Header(String),
     #[error("--{flag}: {why}")]
     Flag { flag: &'static str, why: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The rate regime of a run.
@@ -86,6 +89,8 @@ pub struct LoadInput {
     pub source_ips: Vec<IpAddr>,
     pub out_dir: PathBuf,
     pub workers: Option<usize>,
+    /// Trust settings for `https://` URLs (ignored for `http://`).
+    pub tls: TlsOptions,
     /// The open-files limit the run will have (see
     /// `host::raise_open_files_limit`): the default `--concurrency` stays
     /// below it. `None`: unknown, no cap.
@@ -132,9 +137,20 @@ fn flag(flag: &'static str, why: impl Into<String>) -> PlanError {
     }
 }
 
-/// Parse `http://host:port/path?q` into the address to connect to and the
-/// request line's target. Resolves the host once, up front.
-fn parse_url(url: &str) -> Result<(SocketAddr, Uri, HeaderValue), PlanError> {
+/// A target URL, taken apart.
+struct ParsedUrl {
+    addr: SocketAddr,
+    /// The request line's target (`/path?query`).
+    path: Uri,
+    host_header: HeaderValue,
+    /// The host as written (a DNS name or an IP), for TLS's server name.
+    host: String,
+    https: bool,
+}
+
+/// Parse `http[s]://host:port/path?q` into the address to connect to and
+/// the request line's target. Resolves the host once, up front.
+fn parse_url(url: &str) -> Result<ParsedUrl, PlanError> {
     let bad = |why: &str| PlanError::Url {
         url: url.to_string(),
         why: why.to_string(),
@@ -145,16 +161,12 @@ fn parse_url(url: &str) -> Result<(SocketAddr, Uri, HeaderValue), PlanError> {
     let uri: Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(bad(
-                "https is not supported yet; point baton at the plain-HTTP Service, NodePort or Pod port",
-            ));
-        }
-        Some(other) => return Err(bad(&format!("scheme `{other}` is not http"))),
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => return Err(bad(&format!("scheme `{other}` is not http or https"))),
         None => return Err(bad("missing scheme; write it as http://host:port/path")),
-    }
+    };
     let authority = uri.authority().ok_or_else(|| bad("missing host"))?.clone();
     if authority.as_str().contains('@') {
         return Err(bad(
@@ -166,7 +178,7 @@ fn parse_url(url: &str) -> Result<(SocketAddr, Uri, HeaderValue), PlanError> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addr = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| PlanError::Resolve {
@@ -183,7 +195,13 @@ fn parse_url(url: &str) -> Result<(SocketAddr, Uri, HeaderValue), PlanError> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let path: Uri = path.parse().map_err(|_| bad("invalid path"))?;
     let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| bad("invalid host"))?;
-    Ok((addr, path, host_header))
+    Ok(ParsedUrl {
+        addr,
+        path,
+        host_header,
+        host,
+        https,
+    })
 }
 
 fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
@@ -225,7 +243,18 @@ impl LoadPlan {
         if input.workers == Some(0) {
             return Err(flag("workers", "must be at least 1"));
         }
-        let (addr, path, host) = parse_url(&input.url)?;
+        let ParsedUrl {
+            addr,
+            path,
+            host_header,
+            host,
+            https,
+        } = parse_url(&input.url)?;
+        let tls = if https {
+            Some(TlsTarget::new(&input.url, &host, &input.tls)?)
+        } else {
+            None
+        };
         if let Some(ip) = input
             .source_ips
             .iter()
@@ -244,7 +273,7 @@ impl LoadPlan {
         })?;
 
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, host);
+        headers.insert(HOST, host_header);
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("baton/", env!("CARGO_PKG_VERSION"))),
@@ -294,6 +323,7 @@ impl LoadPlan {
                 backend_from: input.backend_from,
                 version_from: input.version_from,
                 keepalive: input.keepalive,
+                tls,
             },
             pacing,
             concurrency,
@@ -387,10 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_default_to_port_443_and_carry_a_tls_setup() {
+        let mut i = input("https://127.0.0.1/x");
+        i.tls.insecure = true;
+        let p = LoadPlan::build(i).unwrap();
+        assert_eq!(p.template.addr.port(), 443);
+        assert!(p.template.tls.is_some());
+        let p = LoadPlan::build(input("http://127.0.0.1/x")).unwrap();
+        assert!(p.template.tls.is_none());
+        let mut i = input("https://127.0.0.1/");
+        i.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        let e = LoadPlan::build(i).unwrap_err().to_string();
+        assert!(e.starts_with("--cacert `/nonexistent/ca.pem`"), "{e}");
+    }
+
+    #[test]
     fn bad_urls_say_what_is_wrong() {
         for (url, needle) in [
             ("127.0.0.1:8080", "scheme"),
-            ("https://127.0.0.1/", "https"),
             ("ftp://127.0.0.1/", "ftp"),
             ("http://", "URL"),
             ("not a url", "URL"),

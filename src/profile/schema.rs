@@ -95,6 +95,13 @@ pub struct Target {
     /// Extra request headers, `Name: value`.
     #[serde(default)]
     pub headers: Vec<String>,
+    /// https: a PEM file of CA certificates to trust besides the system's
+    /// (relative to the profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// https: accept any server certificate (self-signed endpoints).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_tls_verify: bool,
 }
 
 fn default_expect() -> Vec<u16> {

@@ -121,3 +121,21 @@ fn every_bundled_profile_is_valid() {
     }
     assert!(n >= 2, "found {n} profiles");
 }
+
+#[test]
+fn tls_settings_parse_survive_the_resolved_yaml_and_can_be_set() {
+    let text = MINIMAL.replace(
+        "target: {service: web-service}",
+        "target: {service: web-service, url: 'https://web.example.com/', ca_file: certs/ca.pem}",
+    );
+    let p = parse_str(&text, &["target.insecure_skip_tls_verify=true"]).unwrap();
+    assert_eq!(p.target.ca_file.as_deref(), Some(Path::new("certs/ca.pem")));
+    assert!(p.target.insecure_skip_tls_verify);
+    let again = parse_str(&p.resolved_yaml(), &[]).unwrap();
+    assert_eq!(again.target.ca_file, p.target.ca_file);
+    assert!(again.target.insecure_skip_tls_verify);
+    // Off and absent by default, and left out of the resolved YAML then.
+    let plain = parse_str(MINIMAL, &[]).unwrap();
+    assert!(plain.target.ca_file.is_none() && !plain.target.insecure_skip_tls_verify);
+    assert!(!plain.resolved_yaml().contains("tls"));
+}

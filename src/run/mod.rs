@@ -77,6 +77,39 @@ pub async fn execute(
     let client = chosen.cluster.client.clone();
     let ns = chosen.cluster.namespace.clone();
     let deployment = p.rollout.deployment.clone();
+    // The load plan, built before anything touches the cluster so that bad
+    // target settings (a CA file, a URL) stop the run first. Bounded by the
+    // profile's own worst case; stopped earlier by `stop` after the
+    // cooldown (or by Ctrl-C).
+    let bound = p.load.warmup + p.rollout.deadline + p.load.cooldown + Duration::from_secs(30);
+    let mut plan = LoadPlan::build(LoadInput {
+        url: chosen.url.clone(),
+        rate: p.load.rate,
+        concurrency: p.load.concurrency,
+        requests: None,
+        duration: Some(bound),
+        timeout: p.load.timeout,
+        connect_timeout: p.load.connect_timeout,
+        keepalive: p.load.keepalive,
+        headers: p.target.headers.clone(),
+        method: "GET".into(),
+        // Profile statuses are checked to be 100..600 when parsed.
+        expect_status: Some(StatusSet(
+            p.target.expect_status.iter().map(|&s| (s, s)).collect(),
+        )),
+        backend_from: extractor(&p.target.backend_from, "target.backend_from")?,
+        version_from: extractor(&p.target.version_from, "target.version_from")?,
+        source_ips: p.load.source_ips.clone(),
+        out_dir: out.clone(),
+        workers: None,
+        tls: crate::load::tls::TlsOptions {
+            ca_file: p.target.ca_file.as_ref().map(|f| loaded.base_dir.join(f)),
+            insecure: p.target.insecure_skip_tls_verify,
+        },
+        open_files: crate::load::host::raise_open_files_limit().0,
+    })
+    .map_err(|e| Exit::usage(format!("{}: {e}", loaded.file.display())))?;
+    plan.duration_is_bound = true;
     let say = |msg: &str| {
         if !opts.quiet {
             eprintln!("baton: {msg}");
@@ -215,6 +248,7 @@ pub async fn execute(
         &client,
         &ns,
         &deployment,
+        &plan.template,
         &chosen.url,
         Duration::from_secs(90),
         &interrupt,
@@ -234,33 +268,6 @@ pub async fn execute(
         .into());
     }
 
-    // The load: bounded by the profile's own worst case, stopped earlier
-    // by `stop` after the cooldown (or by Ctrl-C).
-    let bound = p.load.warmup + p.rollout.deadline + p.load.cooldown + Duration::from_secs(30);
-    let mut plan = LoadPlan::build(LoadInput {
-        url: chosen.url.clone(),
-        rate: p.load.rate,
-        concurrency: p.load.concurrency,
-        requests: None,
-        duration: Some(bound),
-        timeout: p.load.timeout,
-        connect_timeout: p.load.connect_timeout,
-        keepalive: p.load.keepalive,
-        headers: p.target.headers.clone(),
-        method: "GET".into(),
-        // Profile statuses are checked to be 100..600 when parsed.
-        expect_status: Some(StatusSet(
-            p.target.expect_status.iter().map(|&s| (s, s)).collect(),
-        )),
-        backend_from: extractor(&p.target.backend_from, "target.backend_from")?,
-        version_from: extractor(&p.target.version_from, "target.version_from")?,
-        source_ips: p.load.source_ips.clone(),
-        out_dir: out.clone(),
-        workers: None,
-        open_files: crate::load::host::raise_open_files_limit().0,
-    })
-    .map_err(|e| Exit::usage(format!("{}: {e}", loaded.file.display())))?;
-    plan.duration_is_bound = true;
     plan.status_note = note.clone();
     let plan = Arc::new(plan);
     let stop = interrupt.child_token();
