@@ -18,29 +18,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-pub struct TestServer {
+/// A loopback listener that hands each accepted connection to `handle`
+/// on a thread of its own, counts the connections, and stops when
+/// dropped. The plain and the TLS test servers are both this.
+pub struct Listening {
     pub addr: SocketAddr,
-    /// The client addresses connections came from.
-    pub peers: Arc<std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>>,
-    pub accepted: Arc<AtomicU64>,
-    pub requests: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
-impl TestServer {
-    pub fn start() -> TestServer {
+impl Listening {
+    pub fn start(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> Listening {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind test server");
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicU64::new(0));
-        let requests = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let peers = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-        let (a, r, s, p) = (
-            accepted.clone(),
-            requests.clone(),
-            stop.clone(),
-            peers.clone(),
-        );
+        let (a, s) = (accepted.clone(), stop.clone());
+        let handle = Arc::new(handle);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::Relaxed) {
@@ -48,19 +42,53 @@ impl TestServer {
                 }
                 let Ok(conn) = conn else { continue };
                 a.fetch_add(1, Ordering::Relaxed);
-                if let Ok(peer) = conn.peer_addr() {
-                    p.lock().unwrap().insert(peer.ip());
-                }
-                let r = r.clone();
-                std::thread::spawn(move || serve(conn, &r));
+                let handle = handle.clone();
+                std::thread::spawn(move || handle(conn));
             }
         });
-        TestServer {
+        Listening {
             addr,
-            peers,
             accepted,
-            requests,
             stop,
+        }
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The client addresses connections came from.
+    pub peers: Arc<std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>>,
+    requests: Arc<AtomicU64>,
+    listening: Listening,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let requests = Arc::new(AtomicU64::new(0));
+        let peers = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let (r, p) = (requests.clone(), peers.clone());
+        let listening = Listening::start(move |conn| {
+            if let Ok(peer) = conn.peer_addr() {
+                p.lock().unwrap().insert(peer.ip());
+            }
+            serve(conn, &r)
+        });
+        TestServer {
+            addr: listening.addr,
+            peers,
+            requests,
+            listening,
         }
     }
 
@@ -69,18 +97,11 @@ impl TestServer {
     }
 
     pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+        self.listening.accepted()
     }
 
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.addr);
     }
 }
 

@@ -6,19 +6,18 @@
 //! the ClientHello arrives; built as a plain HTTP port, it answers the
 //! ClientHello with `400 Bad Request` as nginx does.
 
+use super::Listening;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub struct TlsServer {
     pub addr: SocketAddr,
     /// The server's certificate, PEM: a CA file that trusts it.
     pub ca_pem: PathBuf,
-    pub accepted: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
+    listening: Listening,
     _dir: tempfile::TempDir,
 }
 
@@ -48,27 +47,11 @@ impl TlsServer {
             )
             .unwrap();
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (accepted.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                a.fetch_add(1, Ordering::Relaxed);
-                let config = config.clone();
-                std::thread::spawn(move || serve(conn, config, mode));
-            }
-        });
+        let listening = Listening::start(move |conn| serve(conn, config.clone(), mode));
         TlsServer {
-            addr,
+            addr: listening.addr,
             ca_pem,
-            accepted,
-            stop,
+            listening,
             _dir: dir,
         }
     }
@@ -78,14 +61,7 @@ impl TlsServer {
     }
 
     pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(self.addr);
+        self.listening.accepted()
     }
 }
 
