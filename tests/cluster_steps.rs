@@ -564,6 +564,30 @@ async fn a_stall_without_undo_fails_and_leaves_the_cluster_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_ready_reports_a_stall_instead_of_waiting_out_its_timeout() {
+    let h = Harness::start().await;
+    let policy = StallPolicy {
+        on_stall: OnStall::Fail,
+        ..StallPolicy::default()
+    };
+    let (report, events) = h
+        .run_with(
+            &steps(
+                "- set_image: {image: \"nginx:does-not-exist\"}\n- wait_ready: {timeout: 150s}\n",
+            ),
+            Path::new("."),
+            policy,
+        )
+        .await;
+    assert!(!report.completed);
+    let stall = report.stall.as_ref().expect("a stall, not a timeout");
+    assert!(stall.reason.contains("ImagePull"), "{}", stall.reason);
+    assert!(matches!(report.steps[1].outcome, StepOutcome::Stalled(_)));
+    assert!(events.iter().any(|e| e.kind == EventKind::RolloutStalled));
+    h.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_a_wait_at_once_and_marks_the_step_cancelled() {
     let h = Harness::start().await;
     let (ctx, mut rx) = h.ctx(Path::new("."), StallPolicy::default());

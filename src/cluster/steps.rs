@@ -834,16 +834,28 @@ async fn new_pods(ctx: &StepContext, d: &Deployment) -> Result<Vec<Pod>, Rollout
 /// How often `wait_ready` looks.
 const READY_POLL: Duration = Duration::from_millis(500);
 
+/// Every live Pod Ready and every replica available
+/// ([`readiness_gap`]), polled; with the same stall rules as
+/// `wait_rollout`, so a scale onto a broken image or a Pod in
+/// CrashLoopBackOff is a stall, not a wait until the timeout.
 async fn wait_ready(ctx: &StepContext, timeout: Duration) -> StepEnd {
     let name = ctx.deployment.as_str();
     let api = ctx.deployments();
     let deadline = tokio::time::Instant::now() + timeout;
+    let now = || Duration::from_nanos(ctx.clock.now_ns());
+    let mut tracker = StallTracker::new(StallRules::new(ctx.stall.no_progress), now());
     loop {
         let last = match api.get(name).await {
             Ok(d) => match rollout::live_pods(&ctx.client, &ctx.namespace, &d).await {
                 Ok(pods) => match readiness_gap(&d, &pods) {
                     None => return StepEnd::Done,
-                    Some(gap) => gap,
+                    Some(gap) => match new_pods(ctx, &d).await {
+                        Ok(new) => match tracker.observe(now(), &d, &new) {
+                            Some(f) => return StepEnd::Stalled(f),
+                            None => gap,
+                        },
+                        Err(e) => format!("{gap}; checking for a stall: {e}"),
+                    },
                 },
                 Err(e) => e.to_string(),
             },
