@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use baton::cluster::preflight::{
-    Permission, PreflightError, check_targets, permissions_for, preflight,
+    Permission, PreflightError, apply_create_permissions, check_targets, permissions_for, preflight,
 };
 use baton::cluster::steps::Step;
 use baton_sandbox::{AccessRule, Sandbox, SandboxConfig};
@@ -150,5 +150,37 @@ async fn missing_targets_are_named_with_their_namespace() {
             .contains("namespace \"web\": deployment \"web-server\""),
         "{err}"
     );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_an_object_that_does_not_exist_yet_needs_create_too() {
+    let (sb, client) = start(vec![deny("create", "", "services")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("both.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-server}\n\
+         spec: {replicas: 3}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: web-extra}\n\
+         spec: {selector: {app: web}, ports: [{port: 80}]}\n",
+    )
+    .unwrap();
+    let s = steps("- apply: {file: both.yaml}\n");
+    // The Deployment exists (patch is enough); the Service does not.
+    let create = apply_create_permissions(&client, "default", &s, dir.path())
+        .await
+        .unwrap();
+    assert_eq!(create, vec![Permission::new("create", "", "services")]);
+    let err = preflight(&client, "default", &create)
+        .await
+        .expect_err("create services is denied");
+    assert!(
+        err.to_string().starts_with("missing: create services"),
+        "{err}"
+    );
+    // Nothing was created by asking.
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    assert!(services.get_opt("web-extra").await.unwrap().is_none());
     sb.shutdown().await;
 }

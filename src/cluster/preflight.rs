@@ -229,6 +229,58 @@ pub fn manifest_permissions(
     Ok(dedup(v))
 }
 
+/// `create` too for every object an `apply` step would create: the API
+/// server authorises a server-side apply of an object that does not exist
+/// yet as a create as well as a patch. Reads each object (one GET, writes
+/// nothing); one this client may not read counts as absent, so the answer
+/// errs towards asking.
+pub async fn apply_create_permissions(
+    client: &Client,
+    namespace: &str,
+    steps: &[Step],
+    base_dir: &Path,
+) -> Result<Vec<Permission>, PreflightError> {
+    use kube::api::DynamicObject;
+    use kube::discovery::Scope;
+    let mut v = Vec::new();
+    for step in steps {
+        let Step::Apply(a) = step else { continue };
+        let file = base_dir.join(&a.file);
+        let bad = |reason: String| PreflightError::Manifest {
+            file: file.clone(),
+            reason,
+        };
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        for doc in super::steps::parse_manifests(&text).map_err(bad)? {
+            let gvk = super::steps::gvk_of(&doc);
+            let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map_err(|e| {
+                    bad(format!(
+                        "the cluster does not serve {} {}: {e}",
+                        doc["apiVersion"].as_str().unwrap_or("?"),
+                        gvk.kind
+                    ))
+                })?;
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &ar),
+                Scope::Cluster => Api::all_with(client.clone(), &ar),
+            };
+            let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+            let absent = match api.get_opt(name).await {
+                Ok(found) => found.is_none(),
+                Err(kube::Error::Api(s)) => s.code == 403,
+                Err(_) => false,
+            };
+            if absent {
+                v.push(Permission::new("create", &ar.group, &ar.plural));
+            }
+        }
+    }
+    Ok(dedup(v))
+}
+
 /// Ask, for each permission, whether baton may (SelfSubjectAccessReview in
 /// `namespace`); `Err(Missing)` lists every one it may not. Writes nothing.
 pub async fn preflight(

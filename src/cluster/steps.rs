@@ -944,7 +944,7 @@ pub fn parse_manifests(text: &str) -> Result<Vec<serde_json::Value>, String> {
     Ok(docs)
 }
 
-fn gvk_of(doc: &serde_json::Value) -> GroupVersionKind {
+pub(crate) fn gvk_of(doc: &serde_json::Value) -> GroupVersionKind {
     let api_version = doc["apiVersion"].as_str().unwrap_or_default();
     let kind = doc["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));

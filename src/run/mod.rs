@@ -139,6 +139,11 @@ pub async fn execute(
         preflight::manifest_permissions(&p.rollout.steps, &loaded.base_dir)
             .map_err(preflight_exit)?,
     );
+    perms.extend(
+        preflight::apply_create_permissions(&client, &ns, &p.rollout.steps, &loaded.base_dir)
+            .await
+            .map_err(preflight_exit)?,
+    );
     preflight::preflight(&client, &ns, &perms)
         .await
         .map_err(preflight_exit)?;
