@@ -202,13 +202,13 @@ pub fn resource_of(api_version: &str, kind: &str) -> (String, String) {
     (resource, group)
 }
 
-/// `patch` on every object the steps' `apply` files hold (relative to
-/// `base_dir`), for [`preflight`].
-pub fn manifest_permissions(
+/// Every object the steps' `apply` files hold (relative to `base_dir`),
+/// with the file it came from.
+fn applied_objects(
     steps: &[Step],
     base_dir: &Path,
-) -> Result<Vec<Permission>, PreflightError> {
-    let mut v = Vec::new();
+) -> Result<Vec<(PathBuf, serde_json::Value)>, PreflightError> {
+    let mut out = Vec::new();
     for step in steps {
         let Step::Apply(a) = step else { continue };
         let file = base_dir.join(&a.file);
@@ -219,13 +219,28 @@ pub fn manifest_permissions(
         let text =
             std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read it: {e}")))?;
         for doc in super::steps::parse_manifests(&text).map_err(bad)? {
+            out.push((file.clone(), doc));
+        }
+    }
+    Ok(out)
+}
+
+/// `patch` on every object the steps' `apply` files hold (relative to
+/// `base_dir`), for [`preflight`].
+pub fn manifest_permissions(
+    steps: &[Step],
+    base_dir: &Path,
+) -> Result<Vec<Permission>, PreflightError> {
+    let v = applied_objects(steps, base_dir)?
+        .iter()
+        .map(|(_, doc)| {
             let (resource, group) = resource_of(
                 doc["apiVersion"].as_str().unwrap_or_default(),
                 doc["kind"].as_str().unwrap_or_default(),
             );
-            v.push(Permission::new("patch", &group, &resource));
-        }
-    }
+            Permission::new("patch", &group, &resource)
+        })
+        .collect();
     Ok(dedup(v))
 }
 
@@ -243,39 +258,33 @@ pub async fn apply_create_permissions(
     use kube::api::DynamicObject;
     use kube::discovery::Scope;
     let mut v = Vec::new();
-    for step in steps {
-        let Step::Apply(a) = step else { continue };
-        let file = base_dir.join(&a.file);
+    for (file, doc) in applied_objects(steps, base_dir)? {
         let bad = |reason: String| PreflightError::Manifest {
             file: file.clone(),
             reason,
         };
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        for doc in super::steps::parse_manifests(&text).map_err(bad)? {
-            let gvk = super::steps::gvk_of(&doc);
-            let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
-                .await
-                .map_err(|e| {
-                    bad(format!(
-                        "the cluster does not serve {} {}: {e}",
-                        doc["apiVersion"].as_str().unwrap_or("?"),
-                        gvk.kind
-                    ))
-                })?;
-            let api: Api<DynamicObject> = match caps.scope {
-                Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &ar),
-                Scope::Cluster => Api::all_with(client.clone(), &ar),
-            };
-            let name = doc["metadata"]["name"].as_str().unwrap_or_default();
-            let absent = match api.get_opt(name).await {
-                Ok(found) => found.is_none(),
-                Err(kube::Error::Api(s)) => s.code == 403,
-                Err(_) => false,
-            };
-            if absent {
-                v.push(Permission::new("create", &ar.group, &ar.plural));
-            }
+        let gvk = super::steps::gvk_of(&doc);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|e| {
+                bad(format!(
+                    "the cluster does not serve {} {}: {e}",
+                    doc["apiVersion"].as_str().unwrap_or("?"),
+                    gvk.kind
+                ))
+            })?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &ar),
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+        let absent = match api.get_opt(name).await {
+            Ok(found) => found.is_none(),
+            Err(kube::Error::Api(s)) => s.code == 403,
+            Err(_) => false,
+        };
+        if absent {
+            v.push(Permission::new("create", &ar.group, &ar.plural));
         }
     }
     Ok(dedup(v))
