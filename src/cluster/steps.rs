@@ -834,7 +834,7 @@ async fn new_pods(ctx: &StepContext, d: &Deployment) -> Result<Vec<Pod>, Rollout
 /// How often `wait_ready` looks.
 const READY_POLL: Duration = Duration::from_millis(500);
 
-/// Every live Pod Ready and every replica available
+/// Every replica on the current template, every live Pod Ready, all available
 /// ([`readiness_gap`]), polled; with the same stall rules as
 /// `wait_rollout`, so a scale onto a broken image or a Pod in
 /// CrashLoopBackOff is a stall, not a wait until the timeout.
@@ -886,7 +886,8 @@ fn pod_ready(p: &Pod) -> bool {
 }
 
 /// What keeps the Deployment from being ready (`None`: ready): the
-/// controller has seen the latest spec, every live Pod is Ready, and
+/// controller has seen the latest spec, `updatedReplicas` reaches
+/// `spec.replicas`, every live Pod is Ready, and
 /// `availableReplicas` equals `spec.replicas`. Pure.
 pub fn readiness_gap(d: &Deployment, live_pods: &[Pod]) -> Option<String> {
     let status = d.status.clone().unwrap_or_default();
@@ -906,6 +907,14 @@ pub fn readiness_gap(d: &Deployment, live_pods: &[Pod]) -> Option<String> {
         ));
     }
     let want = d.spec.replicas.unwrap_or(1);
+    // Right after a template change every live Pod may still be an old,
+    // ready one: not ready until the replicas run the current template.
+    let updated = status.updated_replicas.unwrap_or(0);
+    if updated < want {
+        return Some(format!(
+            "{updated} of {want} replicas on the current template"
+        ));
+    }
     let available = status.available_replicas.unwrap_or(0);
     if available != want {
         return Some(format!("{available} of {want} replicas available"));
@@ -1262,6 +1271,7 @@ mod tests {
             },
             status: Some(DeploymentStatus {
                 observed_generation: Some(observed),
+                updated_replicas: Some(replicas),
                 available_replicas: Some(available),
                 ..Default::default()
             }),
@@ -1269,7 +1279,7 @@ mod tests {
     }
 
     #[test]
-    fn ready_means_observed_all_live_pods_ready_and_all_replicas_available() {
+    fn ready_means_observed_on_the_current_template_all_ready_and_all_available() {
         let pods = [ready_pod("a", true), ready_pod("b", true)];
         assert_eq!(readiness_gap(&dep(2, 2, 2, 2), &pods), None);
         assert!(
@@ -1287,5 +1297,14 @@ mod tests {
         assert!(gap.contains("2 of 3"), "{gap}");
         // Scaled to zero with nothing left: ready.
         assert_eq!(readiness_gap(&dep(2, 2, 0, 0), &[]), None);
+        // A new template observed, its pods not created yet: the old
+        // ones are all ready and available, but it is not ready.
+        let mut d = dep(3, 3, 2, 2);
+        d.status.as_mut().unwrap().updated_replicas = Some(0);
+        let gap = readiness_gap(&d, &pods).unwrap();
+        assert!(
+            gap.contains("0 of 2 replicas on the current template"),
+            "{gap}"
+        );
     }
 }
