@@ -116,13 +116,25 @@ pub fn run(
             .unzip(),
         Pacing::Closed => (vec![], (0..plan.workers).map(|_| None).collect()),
     };
-    let threads: Vec<_> = (0..plan.workers)
-        .map(|id| {
+    // Every runtime (an epoll and an eventfd each) before any worker
+    // opens a socket: once requests run, a low open-files limit is
+    // theirs to hit (as client_resource), not a later worker's start-up.
+    let runtimes: Vec<_> = (0..plan.workers)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        })
+        .collect::<io::Result<_>>()?;
+    let threads: Vec<_> = runtimes
+        .into_iter()
+        .enumerate()
+        .map(|(id, rt)| {
             let shared = shared.clone();
             let inbox = inboxes[id].take();
             std::thread::Builder::new()
                 .name(format!("baton-load-{id}"))
-                .spawn(move || worker_thread(shared, id, inbox))
+                .spawn(move || worker_thread(rt, shared, id, inbox))
         })
         .collect::<io::Result<_>>()?;
     let mut total = Stats::default();
@@ -157,13 +169,11 @@ pub fn run(
 }
 
 fn worker_thread(
+    rt: tokio::runtime::Runtime,
     shared: Arc<Shared>,
     id: usize,
     inbox: Option<mpsc::UnboundedReceiver<Arrival>>,
 ) -> io::Result<Stats> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let local = tokio::task::LocalSet::new();
     Ok(local.block_on(&rt, worker(shared, id, inbox)))
 }
