@@ -208,14 +208,8 @@ async fn connect(
     match tokio::time::timeout_at(connect_deadline.into(), tls.handshake(stream)).await {
         Err(_) => Err(Failure::Connect(Outcome::ConnectTimeout, None)),
         Ok(Ok(s)) => Ok(tokio_util::either::Either::Right(s)),
-        // The server refused the handshake (a certificate this host does
-        // not trust, an alert, plain HTTP on the port): a TLS failure.
-        Ok(Err(e))
-            if super::tls::is_tls_error(&e) || e.kind() == std::io::ErrorKind::InvalidData =>
-        {
-            Err(Failure::Connect(Outcome::Tls, None))
-        }
-        // The socket failed under the handshake (reset, closed): what
+        // A refused handshake (an untrusted certificate, an alert, plain
+        // HTTP on the port) is `tls`; a reset or close under it is what
         // the peer did, as on any established connection.
         Ok(Err(e)) => Err(Failure::Connect(
             outcome::classify_io_error(e.raw_os_error(), e.kind()),
@@ -413,16 +407,6 @@ pub async fn request(
             let (o, p, errno) = classify_failure(&seen, None, true);
             (m.outcome, m.phase, m.errno) = (o, p, errno);
         }
-    }
-    // Over TLS, a record the client cannot accept (a bad MAC, an alert)
-    // surfaces as InvalidData: a TLS failure, not an unknown one.
-    if t.tls.is_some()
-        && m.outcome == Outcome::Other
-        && seen
-            .error
-            .is_some_and(|(_, kind, _)| kind == std::io::ErrorKind::InvalidData)
-    {
-        m.outcome = Outcome::Tls;
     }
     m
 }

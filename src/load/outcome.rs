@@ -170,7 +170,9 @@ pub fn classify_connect_error(err: &io::Error) -> Outcome {
 }
 
 /// Classify an I/O error seen on an established connection, given the
-/// phase it struck in.
+/// phase it struck in. A socket never reports InvalidData; the TLS layer
+/// above it reports every TLS failure (an untrusted certificate, an
+/// alert, a record it cannot accept) that way, so it means `tls`.
 pub fn classify_io_error(errno: Option<i32>, kind: io::ErrorKind) -> Outcome {
     use nix::errno::Errno;
     match errno {
@@ -183,6 +185,7 @@ pub fn classify_io_error(errno: Option<i32>, kind: io::ErrorKind) -> Outcome {
             | io::ErrorKind::ConnectionAborted => Outcome::Reset,
             io::ErrorKind::UnexpectedEof => Outcome::Eof,
             io::ErrorKind::TimedOut => Outcome::Timeout,
+            io::ErrorKind::InvalidData => Outcome::Tls,
             _ => Outcome::Other,
         },
     }
@@ -260,6 +263,14 @@ mod tests {
         assert_eq!(
             classify_io_error(None, io::ErrorKind::UnexpectedEof),
             Outcome::Eof
+        );
+    }
+
+    #[test]
+    fn what_the_tls_layer_refuses_is_a_tls_failure() {
+        assert_eq!(
+            classify_io_error(None, io::ErrorKind::InvalidData),
+            Outcome::Tls
         );
     }
 

@@ -7,7 +7,8 @@
 //! the same stack the cluster client already uses.
 //!
 //! Not for: deciding what a handshake failure means for a request (see
-//! `client`, which classifies it with the rest).
+//! `outcome::classify_io_error`: the TLS layer reports its failures as
+//! InvalidData).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -129,13 +130,6 @@ impl TlsTarget {
             .connect(self.server_name.clone(), stream)
             .await
     }
-}
-
-/// Whether an I/O error came from TLS itself (a certificate the client
-/// does not trust, an alert, a corrupt record) rather than from the
-/// socket below it.
-pub fn is_tls_error(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
 /// `--insecure`: any certificate is accepted; signatures are still
