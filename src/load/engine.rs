@@ -238,13 +238,8 @@ fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>)
                     shared.live.shed.fetch_add(1, Relaxed);
                     continue;
                 }
-                let opening = (!template.keepalive).then(|| {
-                    let source = (!plan.source_ips.is_empty()).then(|| {
-                        next_source = next_source.wrapping_add(1);
-                        plan.source_ips[next_source % plan.source_ips.len()]
-                    });
-                    client::open(template, source)
-                });
+                let opening = (!template.keepalive)
+                    .then(|| client::open(template, plan.next_source(&mut next_source)));
                 shared.live.in_flight.fetch_add(1, Relaxed);
                 shared.live.sent.fetch_add(1, Relaxed);
                 let arrival = Arrival {
@@ -318,17 +313,21 @@ fn begin(shared: &Shared, w: &Worker) {
 /// model) the request is numbered and counted as sent here.
 async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
     let plan = &shared.plan;
-    let source = (!plan.source_ips.is_empty()).then(|| {
-        let i = w.next_source.get();
-        w.next_source.set(i.wrapping_add(1));
-        plan.source_ips[i % plan.source_ips.len()]
-    });
     let (seq, scheduled_ns, opening) = match arrival {
         Some(a) => (a.seq, Some(a.scheduled_ns), a.opening),
         None => {
             shared.live.sent.fetch_add(1, Relaxed);
             (shared.seq.fetch_add(1, Relaxed), None, None)
         }
+    };
+    // A source address only for a socket this worker opens itself.
+    let source = if opening.is_none() {
+        let mut turn = w.next_source.get();
+        let ip = plan.next_source(&mut turn);
+        w.next_source.set(turn);
+        ip
+    } else {
+        None
     };
     let m = client::request(&plan.template, &w.client, source, opening).await;
 

@@ -344,6 +344,17 @@ impl LoadPlan {
             Pacing::Closed => None,
         }
     }
+
+    /// The `--source-ips` address for the `turn`-th connection a caller
+    /// opens (round robin), `None` when none were given; `turn` advances.
+    pub fn next_source(&self, turn: &mut usize) -> Option<IpAddr> {
+        if self.source_ips.is_empty() {
+            return None;
+        }
+        let ip = self.source_ips[*turn % self.source_ips.len()];
+        *turn = turn.wrapping_add(1);
+        Some(ip)
+    }
 }
 
 #[cfg(test)]
