@@ -27,6 +27,7 @@
 //!   safety depends on) lives apart in the `baton-sandbox` crate and is
 //!   reached only over HTTP and TCP, like a real cluster.
 
+pub mod analyse;
 pub mod attribution;
 pub mod cli;
 pub mod clock;
@@ -39,5 +40,6 @@ pub mod matrix;
 pub mod profile;
 pub mod report;
 pub mod run;
+pub mod rundir;
 pub mod timeline;
 pub mod verdict;

@@ -651,8 +651,8 @@ async fn a_failed_step_stops_the_sequence_with_a_message_that_says_what_to_fix()
 async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("cluster");
-    snapshot(&h.client, NS, DEPLOY, Some("web-service"), &out, "before")
+    let out = dir.path();
+    snapshot(&h.client, NS, DEPLOY, Some("web-service"), out, "before")
         .await
         .expect("snapshot before");
     let (report, _) = h
@@ -661,11 +661,11 @@ async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
         ))
         .await;
     done(&report);
-    snapshot(&h.client, NS, DEPLOY, Some("web-service"), &out, "after")
+    snapshot(&h.client, NS, DEPLOY, Some("web-service"), out, "after")
         .await
         .expect("snapshot after");
 
-    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    let read = |f: &str| std::fs::read_to_string(out.join("cluster").join(f)).unwrap();
     let before: Deployment = serde_norway::from_str(&read("deployment.before.yaml")).unwrap();
     let after: Deployment = serde_norway::from_str(&read("deployment.after.yaml")).unwrap();
     assert_eq!(image(&before), "nginx:1.27");
@@ -696,7 +696,7 @@ async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
     );
     assert!(read("history.before.txt").lines().count() == 2);
 
-    let e = snapshot(&h.client, NS, "nope", None, &out, "x")
+    let e = snapshot(&h.client, NS, "nope", None, out, "x")
         .await
         .unwrap_err();
     assert!(

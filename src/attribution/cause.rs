@@ -1,13 +1,13 @@
 //! The causes a failed request can be tied to (DESIGN.md, "Attribution"),
 //! and how sure baton is of a tie.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why a request failed. Names are the `cause` column of `failures.csv`.
 /// The declaration order is the report's order of severity for ties, not
 /// the order in which rules are tried (see the parent module).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// Shown first, for a person to look at.
@@ -91,7 +91,7 @@ impl fmt::Display for Cause {
 }
 
 /// How sure an attribution is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Confidence {
     /// Only the propagation (or observation) allowance makes it fit.

@@ -10,11 +10,11 @@
 use super::cause::{Cause, Confidence};
 use super::remedy::{self, Remedy};
 use super::{AttributionConfig, FailedRequest, Finding, text};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Failures close in time with one cause.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     /// 1-based, in the order of the list.
     pub id: u32,

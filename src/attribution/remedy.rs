@@ -16,12 +16,12 @@
 use super::cause::Cause;
 use super::rules::Candidate as Fit;
 use super::{FailedRequest, Finding, text};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What to change, in words, and the number in it if there is one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remedy {
     pub text: String,
     #[serde(with = "crate::timeline::lags::opt_ms", rename = "value_ms")]

@@ -11,10 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::Path;
-
-/// The file name of the lifecycle events in a run directory.
-pub const EVENTS_CSV: &str = "events.csv";
 
 /// What happened. Names are the `kind` column of `events.csv`.
 #[derive(
@@ -129,7 +125,8 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// One lifecycle event. Field order is the column order of `events.csv`.
+/// One lifecycle event. Field order is the column order of `events.csv`
+/// (`rundir::events`): a new field goes last.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LifecycleEvent {
     /// When baton saw it: ns since the run's origin (the clock of
@@ -164,74 +161,9 @@ pub struct LifecycleEvent {
     pub detail: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EventsCsvError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Csv { path: String, source: csv::Error },
-}
-
-/// Write `events` to `path` as `events.csv`, in the order given.
-pub fn write_events_csv(path: &Path, events: &[LifecycleEvent]) -> Result<(), EventsCsvError> {
-    let err = |source| EventsCsvError::Csv {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut w = csv::Writer::from_path(path).map_err(err)?;
-    for e in events {
-        w.serialize(e).map_err(err)?;
-    }
-    w.flush().map_err(|source| EventsCsvError::Io {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-/// Read back what [`write_events_csv`] wrote.
-pub fn read_events_csv(path: &Path) -> Result<Vec<LifecycleEvent>, EventsCsvError> {
-    let err = |source| EventsCsvError::Csv {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut r = csv::Reader::from_path(path).map_err(err)?;
-    r.deserialize().map(|row| row.map_err(err)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_survive_a_round_trip_through_events_csv() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(EVENTS_CSV);
-        let events = vec![
-            LifecycleEvent {
-                observed_ns: 1_500_000_000,
-                api_ns: Some(-2_000_000_000),
-                kind: EventKind::PodDeleting,
-                object: "pod/web-7f9-abc".into(),
-                pod: "web-7f9-abc".into(),
-                grace_period_s: Some(30),
-                detail: "message with, a comma and \"quotes\"".into(),
-                ..Default::default()
-            },
-            LifecycleEvent {
-                observed_ns: 2_000_000_000,
-                kind: EventKind::WatchRestarted,
-                object: "watch/pods".into(),
-                blind_ns: Some(120_000_000),
-                late: true,
-                ..Default::default()
-            },
-        ];
-        write_events_csv(&path, &events).unwrap();
-        assert_eq!(read_events_csv(&path).unwrap(), events);
-    }
 
     #[test]
     fn kind_names_match_their_serde_names() {

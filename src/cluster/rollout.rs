@@ -26,6 +26,12 @@ use std::time::{Duration, SystemTime};
 /// The field manager baton's writes are recorded under.
 pub const FIELD_MANAGER: &str = "baton";
 
+/// How long baton waits for a rollout it causes outside the measured one
+/// (a matrix variant's setup, putting the Deployment back afterwards):
+/// generous, since nothing is measured meanwhile and a slow image pull is
+/// not a failure of the variant.
+pub const SETUP_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
     #[error("deployment {name:?} not found in namespace {namespace:?}")]

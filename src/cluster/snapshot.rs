@@ -7,6 +7,7 @@
 
 use super::rollout::{RolloutError, replica_sets_of};
 use super::stall::revision;
+use crate::rundir::{self, CLUSTER_DIR};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::{Api, Client};
@@ -41,32 +42,35 @@ pub enum SnapshotError {
 }
 
 /// Write `deployment.LABEL.yaml`, `service.LABEL.yaml` (when `service` is
-/// given), `replicasets.LABEL.yaml` and `history.LABEL.txt` into `dir`
-/// (created if needed), without `managedFields`.
+/// given), `replicasets.LABEL.yaml` and `history.LABEL.txt` into the run
+/// directory `run_dir`'s `cluster/` (created if needed), without
+/// `managedFields`.
 pub async fn snapshot(
     client: &Client,
     namespace: &str,
     deployment: &str,
     service: Option<&str>,
-    dir: &Path,
+    run_dir: &Path,
     label: &str,
 ) -> Result<(), SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(|source| SnapshotError::Write {
-        path: dir.to_path_buf(),
+    let dir = run_dir.join(CLUSTER_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Write {
+        path: dir.clone(),
         source,
     })?;
+    let file = |object: &str| rundir::cluster_file(run_dir, object, label);
     let what = format!("deployment {deployment:?}");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut d = get(&deployments, deployment, &what, namespace).await?;
     d.metadata.managed_fields = None;
-    write_yaml(dir, &format!("deployment.{label}.yaml"), &what, &d)?;
+    write_yaml(&file("deployment"), &what, &d)?;
 
     if let Some(service) = service {
         let what = format!("service {service:?}");
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
         let mut s = get(&services, service, &what, namespace).await?;
         s.metadata.managed_fields = None;
-        write_yaml(dir, &format!("service.{label}.yaml"), &what, &s)?;
+        write_yaml(&file("service"), &what, &s)?;
     }
 
     let mut rss = replica_sets_of(client, namespace, &d)
@@ -77,13 +81,8 @@ pub async fn snapshot(
         rs.metadata.managed_fields = None;
     }
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": rss});
-    write_yaml(
-        dir,
-        &format!("replicasets.{label}.yaml"),
-        "the ReplicaSets",
-        &list,
-    )?;
-    write(dir, &format!("history.{label}.txt"), &history_table(&rss))
+    write_yaml(&file("replicasets"), "the ReplicaSets", &list)?;
+    write(&file("history"), &history_table(&rss))
 }
 
 async fn get<K>(api: &Api<K>, name: &str, what: &str, namespace: &str) -> Result<K, SnapshotError>
@@ -103,22 +102,19 @@ where
         })
 }
 
-fn write_yaml(
-    dir: &Path,
-    file: &str,
-    what: &str,
-    value: &impl Serialize,
-) -> Result<(), SnapshotError> {
+fn write_yaml(path: &Path, what: &str, value: &impl Serialize) -> Result<(), SnapshotError> {
     let text = serde_norway::to_string(value).map_err(|source| SnapshotError::Yaml {
         what: what.into(),
         source,
     })?;
-    write(dir, file, &text)
+    write(path, &text)
 }
 
-fn write(dir: &Path, file: &str, text: &str) -> Result<(), SnapshotError> {
-    let path = dir.join(file);
-    std::fs::write(&path, text).map_err(|source| SnapshotError::Write { path, source })
+fn write(path: &Path, text: &str) -> Result<(), SnapshotError> {
+    std::fs::write(path, text).map_err(|source| SnapshotError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `kubectl rollout history`, with the images and replicas of each

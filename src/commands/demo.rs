@@ -10,7 +10,9 @@
 use crate::cli::DemoArgs;
 use crate::exit::{self, Exit};
 use crate::profile;
+use crate::report::run_summary;
 use crate::run::{self, RunOptions};
+use crate::rundir::{self, SUMMARY_MD};
 use crate::verdict::Verdict;
 use std::path::Path;
 
@@ -41,7 +43,7 @@ const RUNS: &[(&str, Verdict)] = &[
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
-    let dir = args.out.unwrap_or_else(|| super::default_out_dir("demo"));
+    let dir = args.out.unwrap_or_else(|| rundir::default_dir("demo"));
     write_files(&dir)?;
     outln!(
         "baton demo: two rollouts of nginx 1.27.5 -> 1.28.0 on the embedded sandbox (a SIMULATOR of a cluster),\n\
@@ -60,7 +62,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             ..RunOptions::default()
         };
         let outcome = run::execute(&loaded, &opts, interrupt.clone()).await?;
-        out!("{}", outcome.summary.human());
+        out!("{}", run_summary::human(&outcome.summary));
         outln!("  reports    {}\n", outcome.out_dir.display());
         if outcome.summary.interrupted {
             return Ok(exit::INTERRUPTED);
@@ -72,7 +74,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             outcome.summary.verdict.as_str().to_uppercase(),
             outcome.summary.requests.failed,
             outcome.summary.requests.sent,
-            outcome.out_dir.join("summary.md").display()
+            outcome.out_dir.join(SUMMARY_MD).display()
         ));
     }
     outln!("baton demo: done");

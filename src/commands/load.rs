@@ -3,14 +3,15 @@
 use crate::cli::LoadArgs;
 use crate::exit::{self, Exit};
 use crate::load::{self, plan::LoadInput, plan::LoadPlan};
-use crate::report::summary::LoadSummary;
+use crate::report::load_summary;
+use crate::rundir::{self, SUMMARY_JSON, Summary};
 use std::sync::Arc;
 
 pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
     let out_dir = args
         .out
         .clone()
-        .unwrap_or_else(|| super::default_out_dir("load"));
+        .unwrap_or_else(|| rundir::default_dir("load"));
     let plan = LoadPlan::build(LoadInput {
         url: args.url,
         rate: args.rate,
@@ -43,15 +44,13 @@ pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
             load::LoadError::Output { .. } => anyhow::Error::new(Exit::usage(e)),
             other => anyhow::Error::new(other),
         })?;
-    let summary = LoadSummary::build(&plan, &run, args.max_failed);
-    summary
-        .write(&plan.out_dir)
-        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", plan.out_dir.display())))?;
-    out!("{}", summary.human());
+    let summary = load_summary::build(&plan, &run, args.max_failed);
+    Summary::write_load(&summary, &plan.out_dir).map_err(Exit::usage)?;
+    out!("{}", load_summary::human(&summary));
     outln!(
         "  records    {} and {}",
         run.requests_csv.display(),
-        plan.out_dir.join("summary.json").display()
+        plan.out_dir.join(SUMMARY_JSON).display()
     );
     Ok(exit::for_verdict(summary.verdict, run.interrupted))
 }

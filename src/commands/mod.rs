@@ -1,5 +1,7 @@
 //! One module per command: each turns its arguments into a plan, runs it,
-//! writes its outputs, and returns the exit code.
+//! writes its outputs, and returns the exit code. Commands share only
+//! what is here (Ctrl-C, output macros, the cluster flags); none imports
+//! another.
 
 /// `print!` that ignores a closed stdout (`baton run ... | head`): the run
 /// and its files matter more than the terminal text, and `print!` would
@@ -53,11 +55,14 @@ pub fn ctrl_c_token() -> CancellationToken {
     token
 }
 
-/// `reports/<kind>-<UTC time>`, the default run directory.
-pub fn default_out_dir(kind: &str) -> std::path::PathBuf {
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    std::path::Path::new("reports").join(format!("{kind}-{stamp}"))
+/// The cluster flags of `run` and `matrix`, as the cluster choice takes
+/// them.
+fn cluster_flags(args: &crate::cli::ClusterArgs) -> crate::cluster::choice::Flags {
+    crate::cluster::choice::Flags {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        namespace: args.namespace.clone(),
+    }
 }
 
 /// Run one command to its exit code.

@@ -3,11 +3,12 @@
 //! did (so a re-render under a newer baton can be gated on too).
 
 use crate::cli::ReportArgs;
+use crate::report::run_summary;
 use crate::run;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let outcome = run::render_dir(&args.dir)?;
-    out!("{}", outcome.summary.human());
+    out!("{}", run_summary::human(&outcome.summary));
     outln!("  reports    {} (re-rendered)", outcome.out_dir.display());
     Ok(outcome.exit_code())
 }

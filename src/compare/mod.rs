@@ -3,12 +3,16 @@
 //! and how each run went — verdict, failures per cause, failed/sent, the
 //! longest disruption, latency.
 //!
-//! Pure: a run comes in as data already read ([`RunColumn`]); reading run
-//! directories is `commands::compare`'s job. The renderers (text,
-//! Markdown, HTML) are in [`render`].
+//! The table is pure: a run comes in as data already read
+//! ([`RunColumn`]). [`read`] reads a run directory into one, through
+//! `rundir`'s types; the renderers (text, Markdown, HTML) are in
+//! [`render`].
 
+pub mod read;
 pub mod render;
 
+use crate::rundir::RunSummary;
+use crate::verdict::Verdict;
 use serde_norway::Value;
 use std::collections::{BTreeMap, HashSet};
 
@@ -34,10 +38,9 @@ pub struct RunColumn {
 }
 
 /// The parts of a run's `summary.json` that a comparison shows.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Measured {
-    /// `pass`, `fail` or `invalid`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub interrupted: bool,
     pub sent: u64,
     pub failed: u64,
@@ -51,66 +54,32 @@ pub struct Measured {
     pub rollout_completed: bool,
 }
 
-impl Measured {
-    /// Read from a `summary.json` document. The error names the field
-    /// that is missing.
-    pub fn from_summary(v: &serde_json::Value) -> Result<Measured, String> {
-        let field = |path: &str| -> Result<&serde_json::Value, String> {
-            path.split('.')
-                .try_fold(v, |node, key| node.get(key))
-                .ok_or_else(|| format!("has no `{path}` (is it a `baton run` directory?)"))
-        };
-        let u64_at = |path: &str| {
-            field(path)?
-                .as_u64()
-                .ok_or_else(|| format!("`{path}` is not a count"))
-        };
-        let f64_at = |path: &str| {
-            field(path)?
-                .as_f64()
-                .ok_or_else(|| format!("`{path}` is not a number"))
-        };
-        let causes = match field("causes")?.as_object() {
-            Some(m) => m
-                .iter()
-                .map(|(k, n)| {
-                    n.as_u64()
-                        .map(|n| (k.clone(), n))
-                        .ok_or_else(|| format!("`causes.{k}` is not a count"))
-                })
-                .collect::<Result<_, _>>()?,
-            None => return Err("`causes` is not a mapping".into()),
-        };
-        let longest_disruption_ms = match v.get("longest_disruption") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(_) => Some(f64_at("longest_disruption.len_ms")?),
-        };
-        Ok(Measured {
-            verdict: field("verdict")?
-                .as_str()
-                .ok_or("`verdict` is not text")?
-                .to_string(),
-            interrupted: field("interrupted")?.as_bool().unwrap_or(false),
-            sent: u64_at("requests.sent")?,
-            failed: u64_at("requests.failed")?,
-            causes,
-            longest_disruption_ms,
-            latency_p50_ms: f64_at("latency_ms.p50")?,
-            latency_p99_ms: f64_at("latency_ms.p99")?,
-            rollout_completed: v
-                .get("rollout")
-                .and_then(|r| r.get("completed"))
-                .and_then(|c| c.as_bool())
-                .unwrap_or(false),
-        })
+impl From<&RunSummary> for Measured {
+    fn from(s: &RunSummary) -> Measured {
+        Measured {
+            verdict: s.verdict,
+            interrupted: s.interrupted,
+            sent: s.requests.sent,
+            failed: s.requests.failed,
+            causes: s.causes.clone(),
+            longest_disruption_ms: s.longest_disruption.map(|d| d.len_ms),
+            latency_p50_ms: s.latency_ms.p50,
+            latency_p99_ms: s.latency_ms.p99,
+            rollout_completed: s.rollout.completed,
+        }
     }
+}
 
+impl Measured {
     /// A run that counts as "zero failures" for `baton matrix`: it was
     /// valid (not invalid, not interrupted), its rollout completed, and
     /// no request failed. A stalled rollout that failed nothing proves
     /// nothing about the setting.
     pub fn zero_failures(&self) -> bool {
-        self.verdict != "invalid" && !self.interrupted && self.rollout_completed && self.failed == 0
+        self.verdict != Verdict::Invalid
+            && !self.interrupted
+            && self.rollout_completed
+            && self.failed == 0
     }
 
     /// `PASS`, `FAIL`, `INVALID`, or `INTERRUPTED`.
@@ -118,7 +87,7 @@ impl Measured {
         if self.interrupted {
             "INTERRUPTED".into()
         } else {
-            self.verdict.to_uppercase()
+            self.verdict.word().into()
         }
     }
 }
@@ -351,19 +320,18 @@ mod tests {
         serde_norway::from_str(s).unwrap()
     }
 
-    fn summary(verdict: &str, sent: u64, failed: u64, causes: &[(&str, u64)]) -> serde_json::Value {
-        serde_json::json!({
-            "verdict": verdict,
-            "interrupted": false,
-            "requests": {"sent": sent, "failed": failed},
-            "causes": causes
-                .iter()
-                .map(|(c, n)| (c.to_string(), serde_json::json!(n)))
-                .collect::<serde_json::Map<_, _>>(),
-            "longest_disruption": if failed > 0 { serde_json::json!({"from_ms": 1.0, "to_ms": 5.0, "len_ms": 812.4}) } else { serde_json::Value::Null },
-            "latency_ms": {"p50": 1.25, "p99": 9.5},
-            "rollout": {"completed": true},
-        })
+    fn measured(verdict: Verdict, sent: u64, failed: u64, causes: &[(&str, u64)]) -> Measured {
+        Measured {
+            verdict,
+            interrupted: false,
+            sent,
+            failed,
+            causes: causes.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            longest_disruption_ms: (failed > 0).then_some(812.4),
+            latency_p50_ms: 1.25,
+            latency_p99_ms: 9.5,
+            rollout_completed: true,
+        }
     }
 
     fn run(label: &str, profile: &str, m: Measured) -> RunColumn {
@@ -441,50 +409,37 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_is_read_into_the_compared_measures() {
-        let m = Measured::from_summary(&summary(
-            "fail",
-            3000,
-            12,
-            &[("endpoint_lag_on_termination", 12)],
-        ))
-        .unwrap();
-        assert_eq!(m.verdict, "fail");
-        assert_eq!((m.sent, m.failed), (3000, 12));
-        assert_eq!(m.causes["endpoint_lag_on_termination"], 12);
-        assert_eq!(m.longest_disruption_ms, Some(812.4));
-        assert_eq!((m.latency_p50_ms, m.latency_p99_ms), (1.25, 9.5));
+    fn a_run_summary_gives_the_compared_measures() {
+        // A summary.json as baton 0.1.0 wrote it (format 1).
+        let text = include_str!("../../tests/fixtures/rundir-v1/run-fail/summary.json");
+        let crate::rundir::Summary::Run(s) = serde_json::from_str(text).unwrap() else {
+            panic!("a run summary")
+        };
+        let m = Measured::from(&s);
+        assert_eq!(m.verdict, Verdict::Fail);
+        assert_eq!((m.sent, m.failed), (1816, 201));
+        assert_eq!(m.causes["endpoint_lag_on_termination"], 197);
+        assert_eq!(m.longest_disruption_ms, Some(15.0));
+        assert_eq!(m.latency_p50_ms, 0.624);
         assert!(m.rollout_completed);
         assert!(!m.zero_failures());
     }
 
     #[test]
-    fn a_summary_without_request_counts_is_refused_naming_the_field() {
-        let mut s = summary("pass", 1, 0, &[]);
-        s["requests"] = serde_json::json!({"failed": 0});
-        let e = Measured::from_summary(&s).unwrap_err();
-        assert!(e.contains("requests.sent"), "{e}");
-    }
-
-    #[test]
     fn zero_failures_needs_a_valid_complete_uninterrupted_run() {
-        let ok = Measured {
-            verdict: "pass".into(),
-            rollout_completed: true,
-            ..Default::default()
-        };
+        let ok = measured(Verdict::Pass, 100, 0, &[]);
         assert!(ok.zero_failures());
         // A failed latency threshold with no failed request still counts.
         assert!(
             Measured {
-                verdict: "fail".into(),
+                verdict: Verdict::Fail,
                 ..ok.clone()
             }
             .zero_failures()
         );
         for m in [
             Measured {
-                verdict: "invalid".into(),
+                verdict: Verdict::Invalid,
                 ..ok.clone()
             },
             Measured {
@@ -506,17 +461,16 @@ mod tests {
 
     #[test]
     fn the_table_shows_variants_then_differing_settings_then_measures() {
-        let m0 = Measured::from_summary(&summary(
-            "fail",
+        let m0 = measured(
+            Verdict::Fail,
             2000,
             40,
             &[
                 ("endpoint_lag_on_termination", 30),
                 ("killed_in_flight", 10),
             ],
-        ))
-        .unwrap();
-        let m3 = Measured::from_summary(&summary("pass", 2000, 0, &[])).unwrap();
+        );
+        let m3 = measured(Verdict::Pass, 2000, 0, &[]);
         let mut a = run("preStop-0s", "name: x\nload: {rate: 200}\n", m0);
         a.variant = vec![("rollout.preStop".into(), "0s".into())];
         let mut b = run("preStop-3s", "name: x\nload: {rate: 100}\n", m3);
@@ -556,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_variant_path_that_is_also_a_profile_setting_is_shown_once() {
-        let m = Measured::default();
+        let m = measured(Verdict::Pass, 1, 0, &[]);
         let mut a = run("rate-100", "load: {rate: 100}\n", m.clone());
         a.variant = vec![("load.rate".into(), "100".into())];
         let mut b = run("rate-500", "load: {rate: 500}\n", m);

@@ -6,10 +6,10 @@
 //!
 //! The estimate is pure arithmetic over what was read, tested apart.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct HostLimits {
     /// `net.ipv4.ip_local_port_range`.
     pub port_range: Option<(u32, u32)>,

@@ -30,9 +30,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
-/// The file name of the per-request records in a run directory.
-pub const REQUESTS_CSV: &str = "requests.csv";
-
 /// Everything a finished (or interrupted) load run measured.
 #[derive(Debug)]
 pub struct LoadRun {
@@ -80,7 +77,7 @@ pub async fn execute(
         source,
     };
     std::fs::create_dir_all(&plan.out_dir).map_err(out)?;
-    let requests_csv = plan.out_dir.join(REQUESTS_CSV);
+    let requests_csv = plan.out_dir.join(crate::rundir::REQUESTS_CSV);
     let host = host::inspect(plan.template.addr.ip(), plan.source_ips.len());
     let warnings = host::warnings(
         &host,

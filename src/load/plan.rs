@@ -1,6 +1,6 @@
 //! A validated load plan: everything a load run needs, checked before any
-//! socket opens. Built from `baton load`'s flags here; `baton run` will
-//! build the same plan from a profile.
+//! socket opens. Built from `baton load`'s flags (`commands::load`) or
+//! from a profile (`profile::load_input`).
 //!
 //! Not for: parsing the command line (see `cli`) or running (see `engine`).
 
@@ -204,7 +204,9 @@ fn parse_url(url: &str) -> Result<ParsedUrl, PlanError> {
     })
 }
 
-fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
+/// One `Name: value` header, as `--header` and a profile's
+/// `target.headers` give it.
+pub fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
     let (k, v) = h
         .split_once(':')
         .ok_or_else(|| PlanError::Header(h.to_string()))?;

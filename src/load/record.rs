@@ -1,25 +1,10 @@
-//! One request's record, and its row in `requests.csv`.
+//! One request's record: a row of `requests.csv` (`rundir::requests`).
 //!
 //! Times are offsets from the run's start on one monotonic clock, so they
 //! line up with the lifecycle events the cluster side records.
 
 use super::outcome::{Outcome, Phase};
 use std::sync::Arc;
-
-/// The columns of `requests.csv`, in order (DESIGN.md, "Run directory").
-pub const CSV_HEADER: [&str; 11] = [
-    "seq",
-    "scheduled_ns",
-    "start_ns",
-    "connect_us",
-    "ttfb_us",
-    "total_us",
-    "status",
-    "outcome",
-    "phase",
-    "backend",
-    "version",
-];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RequestRecord {

@@ -6,7 +6,8 @@
 //! The writer drains in batches and sleeps briefly when idle rather than
 //! being woken per record, which keeps the hot path free of syscalls.
 
-use super::record::{CSV_HEADER, RequestRecord};
+use super::record::RequestRecord;
+use crate::rundir::requests::{write_header, write_row};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::Path;
@@ -46,13 +47,13 @@ impl RecordSink {
 
 fn write_all(file: File, mut rx: mpsc::Receiver<RequestRecord>) -> io::Result<u64> {
     let mut w = csv::Writer::from_writer(BufWriter::with_capacity(256 * 1024, file));
-    w.write_record(CSV_HEADER)?;
+    write_header(&mut w)?;
     let mut rows = 0u64;
     let mut last_flush = Instant::now();
     loop {
         match rx.try_recv() {
             Ok(rec) => {
-                write_record(&mut w, &rec)?;
+                write_row(&mut w, &rec)?;
                 rows += 1;
             }
             Err(mpsc::error::TryRecvError::Empty) => {
@@ -69,32 +70,6 @@ fn write_all(file: File, mut rx: mpsc::Receiver<RequestRecord>) -> io::Result<u6
     Ok(rows)
 }
 
-/// One CSV row, without per-field allocation.
-pub fn write_record<W: io::Write>(w: &mut csv::Writer<W>, r: &RequestRecord) -> csv::Result<()> {
-    let mut b = itoa::Buffer::new();
-    w.write_field(b.format(r.seq))?;
-    w.write_field(b.format(r.scheduled_ns))?;
-    w.write_field(b.format(r.start_ns))?;
-    match r.connect_us {
-        Some(v) => w.write_field(b.format(v))?,
-        None => w.write_field("")?,
-    }
-    match r.ttfb_us {
-        Some(v) => w.write_field(b.format(v))?,
-        None => w.write_field("")?,
-    }
-    w.write_field(b.format(r.total_us))?;
-    match r.status {
-        Some(v) => w.write_field(b.format(v))?,
-        None => w.write_field("")?,
-    }
-    w.write_field(r.outcome.as_str())?;
-    w.write_field(r.phase.as_str())?;
-    w.write_field(r.backend.as_deref().unwrap_or(""))?;
-    w.write_field(r.version.as_deref().unwrap_or(""))?;
-    w.write_record(None::<&[u8]>)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,7 +79,7 @@ mod tests {
     #[test]
     fn every_record_sent_lands_as_one_row_in_order_of_arrival() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requests.csv");
+        let path = dir.path().join(crate::rundir::REQUESTS_CSV);
         let (tx, sink) = RecordSink::create(&path).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -130,7 +105,10 @@ mod tests {
         drop(tx);
         assert_eq!(sink.finish().unwrap(), 1000);
         let mut r = csv::Reader::from_path(&path).unwrap();
-        assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), CSV_HEADER);
+        assert_eq!(
+            r.headers().unwrap().iter().collect::<Vec<_>>(),
+            crate::rundir::requests::HEADER
+        );
         let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 1000);
         assert_eq!(&rows[1][0], "1");

@@ -111,10 +111,10 @@ impl Stats {
     }
 
     /// Count per outcome by name, every outcome present (for summaries).
-    pub fn outcome_counts(&self) -> BTreeMap<&'static str, u64> {
+    pub fn outcome_counts(&self) -> BTreeMap<String, u64> {
         Outcome::ALL
             .iter()
-            .map(|o| (o.as_str(), self.count(*o)))
+            .map(|o| (o.as_str().to_string(), self.count(*o)))
             .collect()
     }
 

@@ -61,6 +61,11 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Check that `path` holds PEM CA certificates, as a run will need them.
+pub fn check_ca_file(path: &Path) -> Result<(), TlsError> {
+    read_cas(path).map(|_| ())
+}
+
 fn read_cas(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |why: String| TlsError::CaFile {
         path: path.to_path_buf(),

@@ -4,11 +4,16 @@
 //! profile), each variant's cost, and the rule that names the cheapest
 //! variant with zero failures.
 //!
-//! Not for: running the variants, resetting the Deployment between them
-//! or writing the comparison (`commands::matrix`).
+//! Also the matrix's own rows of the comparison ([`comparison`]): the
+//! cost of each variant and the line naming the cheapest.
+//!
+//! Not for: running the variants, putting the Deployment back between
+//! them (`cluster::restore`) or writing files (`commands::matrix`).
 
 use crate::cluster::rollout::PatchType;
 use crate::cluster::steps::{PatchStep, Step};
+use crate::compare::{self, Row, RowKind, RunColumn, Table};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -29,8 +34,9 @@ pub enum MatrixError {
     Nothing,
 }
 
-/// One `--vary`: a path and the values it takes, in the order given.
-#[derive(Clone, Debug, PartialEq)]
+/// One `--vary`: a path and the values it takes, in the order given
+/// (also as `matrix.json` records it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Vary {
     pub path: String,
     pub values: Vec<String>,
@@ -381,6 +387,45 @@ pub fn cheapest(variants: &[Variant], costs: &[f64], zero_failures: &[bool]) -> 
                 .total_cmp(&costs[b])
                 .then_with(|| variants[a].positions.cmp(&variants[b].positions))
         })
+}
+
+/// The comparison of the variants that ran: the table of runs with a
+/// cost row above the verdict, and the cheapest variant with zero
+/// failures named under it (its index in `variants`).
+pub fn comparison(
+    columns: &[RunColumn],
+    variants: &[Variant],
+    costs: &[f64],
+) -> (Table, Option<usize>) {
+    let zero: Vec<bool> = columns
+        .iter()
+        .map(|c| c.measured.as_ref().is_some_and(|m| m.zero_failures()))
+        .collect();
+    let best = cheapest(variants, costs, &zero);
+    let mut table = compare::build_table(columns);
+    let at = table
+        .rows
+        .iter()
+        .position(|r| r.kind == RowKind::Verdict)
+        .unwrap_or(table.rows.len());
+    table.rows.insert(
+        at,
+        Row {
+            kind: RowKind::Measure,
+            label: "cost (smaller is cheaper)".into(),
+            cells: costs.iter().map(|c| format!("{c:.2}")).collect(),
+        },
+    );
+    table.notes.push(match best {
+        Some(b) => format!(
+            "Cheapest variant with zero failures: {} ({}), cost {:.2}.",
+            columns[b].label,
+            variants[b].describe(),
+            costs[b]
+        ),
+        None => "No variant had zero failures.".to_string(),
+    });
+    (table, best)
 }
 
 #[cfg(test)]

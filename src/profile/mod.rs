@@ -7,19 +7,22 @@
 //! Every default is filled in here, so `profile.resolved.yaml` is the run
 //! exactly as it ran.
 //!
-//! Not for: turning the profile into a load plan or a cluster connection
-//! (see `commands::run`).
+//! [`LoadedProfile::load_settings`] turns the target and load sections
+//! into the load engine's input ([`load_input`]), checking what needs the
+//! profile's directory (the CA file) as well.
+//!
+//! Not for: connecting to a cluster (`cluster::choice`) or running
+//! anything.
 
+pub mod load_input;
 mod overrides;
 mod schema;
 
+pub use load_input::LoadSpec;
 pub use overrides::{SetError, apply_set};
 pub use schema::*;
 
 use std::path::{Path, PathBuf};
-
-/// The file name of the resolved profile in a run directory.
-pub const RESOLVED_YAML: &str = "profile.resolved.yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {

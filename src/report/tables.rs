@@ -2,17 +2,14 @@
 //! failed request with its attribution) and `timeline.csv` (per 100 ms
 //! bucket: requests, outcomes, latency, versions, endpoints, pods).
 //!
-//! Not for: computing either (see `report::analyse`, `attribution`).
+//! Not for: computing either (see `analyse`, `attribution`).
 
-use super::analyse::Bucket;
+use crate::analyse::Bucket;
 use crate::attribution::{Attribution, FailedRequest};
 use crate::load::outcome::Outcome;
 use crate::timeline::Timeline;
 use std::collections::BTreeSet;
 use std::path::Path;
-
-pub const FAILURES_CSV: &str = "failures.csv";
-pub const TIMELINE_CSV: &str = "timeline.csv";
 
 fn csv_err(path: &Path) -> impl Fn(csv::Error) -> std::io::Error + '_ {
     move |e| std::io::Error::other(format!("{}: {e}", path.display()))

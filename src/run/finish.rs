@@ -2,16 +2,19 @@
 //! `run.json`), then render every report from the run directory (see
 //! [`super::render`]), exactly as `baton report DIR` does later.
 
-use super::record::{BlindSpotRecord, RUN_JSON, RunRecord};
 use super::render::RunOutcome;
 use crate::clock::RunClock;
-use crate::cluster::event::{EVENTS_CSV, LifecycleEvent, write_events_csv};
+use crate::cluster::event::LifecycleEvent;
 use crate::cluster::steps::{StepOutcome, StepsReport};
 use crate::cluster::watch::WatchSummary;
 use crate::exit::Exit;
 use crate::load::LoadRun;
 use crate::profile::Profile;
-use crate::report::run_summary::{RolloutSummary, StallLine, StepLine, ns_to_ms};
+use crate::rundir::run_json::{
+    BlindSpotRecord, RolloutRecord, StallRecord, StepRecord, StepResult,
+};
+use crate::rundir::summary::ns_to_ms;
+use crate::rundir::{self, EVENTS_CSV, FORMAT_VERSION, RunRecord};
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,12 +42,9 @@ pub struct Inputs<'a> {
 /// every report from the directory, as `baton report DIR` would.
 pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
     let out = i.out_dir;
-    let io = |what: &str, e: &dyn std::fmt::Display| {
-        Exit::usage(format!("cannot write {what} in {}: {e}", out.display()))
-    };
     let mut events = i.events;
     events.sort_by_key(|e| e.observed_ns);
-    write_events_csv(&out.join(EVENTS_CSV), &events).map_err(|e| io(EVENTS_CSV, &e))?;
+    rundir::events::write(&out.join(EVENTS_CSV), &events).map_err(Exit::usage)?;
 
     let rollout = rollout_summary(i.steps.as_ref(), i.deadline_exceeded, i.interrupted);
     let rollout_incomplete = if rollout.completed {
@@ -67,7 +67,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
             rollout
                 .steps
                 .iter()
-                .find(|s| s.outcome != "done")
+                .find(|s| !s.outcome.is_done())
                 .map_or("a step did not finish".into(), |s| {
                     format!("step {} {}: {}", s.index, s.description, s.outcome)
                 }),
@@ -75,6 +75,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
     };
     let stats = &i.load.stats;
     let record = RunRecord {
+        format_version: FORMAT_VERSION,
         baton_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: humantime::format_rfc3339_millis(i.clock.wall_origin()).to_string(),
         interrupted: i.interrupted,
@@ -103,7 +104,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
             .collect(),
         propagation_allowance_ms: i.propagation_allowance.map(|d| d.as_millis() as u64),
     };
-    record.write(out).map_err(|e| io(RUN_JSON, &e))?;
+    record.write(out).map_err(Exit::usage)?;
     super::render::render_dir(out)
 }
 
@@ -111,29 +112,29 @@ fn rollout_summary(
     steps: Option<&StepsReport>,
     deadline_exceeded: bool,
     interrupted: bool,
-) -> RolloutSummary {
+) -> RolloutRecord {
     let Some(r) = steps else {
-        return RolloutSummary::default();
+        return RolloutRecord::default();
     };
-    RolloutSummary {
+    RolloutRecord {
         completed: r.completed && !deadline_exceeded && !interrupted,
         steps: r
             .steps
             .iter()
-            .map(|s| StepLine {
+            .map(|s| StepRecord {
                 index: s.index,
                 description: s.description.clone(),
                 started_ms: ns_to_ms(s.started_ns),
                 ended_ms: ns_to_ms(s.ended_ns),
                 outcome: match &s.outcome {
-                    StepOutcome::Done => "done".into(),
-                    StepOutcome::Failed(why) => format!("failed: {why}"),
-                    StepOutcome::Stalled(why) => format!("stalled: {why}"),
-                    StepOutcome::Cancelled => "cancelled".into(),
+                    StepOutcome::Done => StepResult::Done,
+                    StepOutcome::Failed(why) => StepResult::Failed(why.clone()),
+                    StepOutcome::Stalled(why) => StepResult::Stalled(why.clone()),
+                    StepOutcome::Cancelled => StepResult::Cancelled,
                 },
             })
             .collect(),
-        stall: r.stall.as_ref().map(|s| StallLine {
+        stall: r.stall.as_ref().map(|s| StallRecord {
             reason: s.reason.clone(),
             at_ms: ns_to_ms(s.at_ns),
             undone: s.undone,

@@ -1,32 +1,37 @@
-//! `baton run`'s sequence, end to end: choose the cluster, preflight,
-//! snapshot, start the watches, wait for a healthy baseline, start the
-//! load, warm up, execute the rollout steps, cool down, stop, then
-//! correlate, judge and write the run directory.
+//! `baton run`'s sequence, as named phases (see [`execute`]): plan the
+//! load, choose the cluster, preflight, snapshot, set up (a matrix
+//! variant's patches), watch, wait for a healthy baseline, load and roll
+//! out, stop, then write the run directory and render every report from
+//! it.
 //!
 //! One [`RunClock`] stamps requests and events alike. Shutdown is passed
 //! in (`interrupt`), so Ctrl-C and tests take the same path: an
 //! interrupted run still writes every file, marked interrupted.
 //!
 //! Not for: the pieces themselves (`load`, `cluster`, `attribution`,
-//! `verdict`, `report`).
+//! `verdict`, `report`) or the files' formats (`rundir`).
 
-pub mod cluster_choice;
 mod finish;
 mod gate;
-pub mod record;
+mod ground_truth;
 pub mod render;
+mod watching;
 
 use crate::clock::RunClock;
-use crate::cluster::event::{EventKind, LifecycleEvent};
-use crate::cluster::{preflight, snapshot, steps, watch};
+use crate::cluster::choice::{self, ChooseError, Chosen};
+use crate::cluster::rollout::SETUP_ROLLOUT_TIMEOUT;
+use crate::cluster::steps::{self, Step, StepContext, StepsReport};
+use crate::cluster::watch::WatchTarget;
+use crate::cluster::{preflight, snapshot};
 use crate::exit::{self, Exit};
-use crate::load::client::StatusSet;
-use crate::load::{self, plan::LoadInput, plan::LoadPlan};
-use crate::profile::{LoadedProfile, RESOLVED_YAML};
+use crate::load::{self, LoadRun, host, plan::LoadPlan};
+use crate::profile::{LoadSpec, LoadedProfile, Profile};
+use crate::rundir::{self, PROFILE_YAML};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use watching::Watching;
 
 pub use render::{RunOutcome, render_dir};
 
@@ -34,16 +39,27 @@ pub use render::{RunOutcome, render_dir};
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub out_dir: PathBuf,
-    pub kubeconfig: Option<PathBuf>,
-    pub context: Option<String>,
-    pub namespace: Option<String>,
+    /// `--kubeconfig`, `--context`, `-n`.
+    pub cluster: choice::Flags,
     pub quiet: bool,
     /// Steps run before the watches and the load, to put the Deployment
     /// in the state a variant asks for (`baton matrix`: a preStop sleep, a
     /// grace period, a maxSurge). They end with the rollout they cause
     /// complete, and are not part of the measured rollout.
-    pub setup: Vec<crate::cluster::steps::Step>,
+    pub setup: Vec<Step>,
 }
+
+/// The load's safety bound beyond warmup + rollout deadline + cooldown.
+/// The run stops the load itself after the cooldown; the bound only ends a
+/// load whose stop was lost.
+const LOAD_BOUND_SLACK: Duration = Duration::from_secs(30);
+/// How long the Deployment may take to be rolled out and the target to
+/// answer before the load starts (a cold image pull, a slow probe).
+const BASELINE_WAIT: Duration = Duration::from_secs(90);
+/// Added to the sandbox's propagation delay for attribution's allowance:
+/// its proxy applies a change on its next tick, and the EndpointSlice
+/// event reaches baton a little after the change.
+const PROPAGATION_MARGIN: Duration = Duration::from_millis(500);
 
 /// Run a loaded profile. `Err` carries an [`Exit`] for bad input (2) or a
 /// cluster that cannot be used (3); a run that happened returns its
@@ -54,255 +70,356 @@ pub async fn execute(
     interrupt: CancellationToken,
 ) -> anyhow::Result<RunOutcome> {
     let p = &loaded.profile;
-    let out = &opts.out_dir;
-    std::fs::create_dir_all(out.join("cluster"))
-        .map_err(|e| Exit::usage(format!("cannot create {}: {e}", out.display())))?;
-    write_file(&out.join(RESOLVED_YAML), &p.resolved_yaml())?;
-
+    let out = opts.out_dir.as_path();
+    let planned = plan_load(loaded, out)?;
+    prepare_dir(out, p)?;
     let clock = RunClock::start();
-    let chosen = cluster_choice::choose(
-        loaded,
-        opts.kubeconfig.as_deref(),
-        opts.context.as_deref(),
-        opts.namespace.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
-        cluster_choice::ChooseError::Input(m) => Exit::usage(m),
-        cluster_choice::ChooseError::Unavailable(m) => Exit {
-            code: exit::INVALID,
-            message: m,
-        },
-    })?;
-    let client = chosen.cluster.client.clone();
-    let ns = chosen.cluster.namespace.clone();
-    let deployment = p.rollout.deployment.clone();
-    // The load plan, built before anything touches the cluster so that bad
-    // target settings (a CA file, a URL) stop the run first. Bounded by the
-    // profile's own worst case; stopped earlier by `stop` after the
-    // cooldown (or by Ctrl-C).
-    let bound = p.load.warmup + p.rollout.deadline + p.load.cooldown + Duration::from_secs(30);
-    let mut plan = LoadPlan::build(LoadInput {
-        url: chosen.url.clone(),
-        rate: p.load.rate,
-        concurrency: p.load.concurrency,
-        requests: None,
-        duration: Some(bound),
-        timeout: p.load.timeout,
-        connect_timeout: p.load.connect_timeout,
-        keepalive: p.load.keepalive,
-        headers: p.target.headers.clone(),
-        method: "GET".into(),
-        // Profile statuses are checked to be 100..600 when parsed.
-        expect_status: Some(StatusSet(
-            p.target.expect_status.iter().map(|&s| (s, s)).collect(),
-        )),
-        backend_from: extractor(&p.target.backend_from, "target.backend_from")?,
-        version_from: extractor(&p.target.version_from, "target.version_from")?,
-        source_ips: p.load.source_ips.clone(),
-        out_dir: out.clone(),
-        workers: None,
-        tls: crate::load::tls::TlsOptions {
-            ca_file: p.target.ca_file.as_ref().map(|f| loaded.base_dir.join(f)),
-            insecure: p.target.insecure_skip_tls_verify,
-        },
-        open_files: crate::load::host::raise_open_files_limit().0,
-    })
-    .map_err(|e| Exit::usage(format!("{}: {e}", loaded.file.display())))?;
-    plan.duration_is_bound = true;
-    let say = |msg: &str| {
-        if !opts.quiet {
-            eprintln!("baton: {msg}");
-        }
-    };
-    say(&format!(
-        "{} on {}: deployment {ns}/{deployment}, load {} at {}/s",
-        p.name, chosen.label, chosen.url, p.load.rate
-    ));
-
-    // Preflight: every permission the steps and watches need, and the
-    // objects, before anything is changed.
-    let server = chosen.cluster.server.clone();
-    let preflight_exit = |e: preflight::PreflightError| {
-        let code = preflight_exit_code(&e);
-        Exit {
-            code,
-            message: if code == exit::INVALID {
-                format!("cannot use the API server at {server}: preflight: {e}")
-            } else {
-                format!("preflight: {e}")
-            },
-        }
-    };
-    let mut perms = preflight::permissions_for(&p.rollout.steps);
-    perms.extend(
-        preflight::manifest_permissions(&p.rollout.steps, &loaded.base_dir)
-            .map_err(preflight_exit)?,
-    );
-    perms.extend(
-        preflight::apply_create_permissions(&client, &ns, &p.rollout.steps, &loaded.base_dir)
-            .await
-            .map_err(preflight_exit)?,
-    );
-    preflight::preflight(&client, &ns, &perms)
-        .await
-        .map_err(preflight_exit)?;
-    preflight::check_targets(&client, &ns, &deployment, Some(&p.target.service))
-        .await
-        .map_err(preflight_exit)?;
-    snapshot::snapshot(
-        &client,
-        &ns,
-        &deployment,
-        Some(&p.target.service),
-        &out.join("cluster"),
-        "before",
-    )
-    .await
-    .map_err(|e| Exit {
-        code: exit::INVALID,
-        message: format!("recording the cluster before the run: {e}"),
-    })?;
-
-    if !opts.setup.is_empty() {
-        say(&format!(
-            "setting up: {}",
-            opts.setup
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-        run_setup(
-            &client,
-            &ns,
-            &deployment,
-            loaded,
-            clock,
-            &opts.setup,
-            &interrupt,
-        )
-        .await?;
+    let chosen = choose_cluster(loaded, &opts.cluster).await?;
+    let plan = planned.for_url(&chosen.url, out, p)?;
+    let site = Site::of(&chosen, p);
+    if !opts.quiet {
+        eprintln!(
+            "baton: {} on {}: deployment {}/{}, load {} at {}/s",
+            p.name, chosen.label, site.namespace, site.deployment, chosen.url, p.load.rate
+        );
     }
-
-    // Watches first, so the initial state is on the timeline.
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<LifecycleEvent>();
-    let watch_cancel = CancellationToken::new();
-    let watches = watch::start(
-        client.clone(),
-        watch::WatchTarget {
-            namespace: ns.clone(),
-            deployment: deployment.clone(),
-            service: p.target.service.clone(),
-        },
+    preflight(&site, loaded).await?;
+    snapshot(&site, out, "before").await.map_err(invalid)?;
+    setup(&site, loaded, clock, opts, &interrupt).await?;
+    let watching = Watching::start(
+        site.client.clone(),
+        site.watch_target(),
         clock,
-        events_tx.clone(),
-        watch_cancel.clone(),
+        p.rollout.steps.len(),
     )
     .await
-    .map_err(|e| Exit {
-        code: exit::INVALID,
-        message: format!("starting the watches: {e}"),
-    })?;
-    let note = crate::load::plan::StatusNote::default();
-    let collector = {
-        let note = note.clone();
-        let steps_total = p.rollout.steps.len();
-        tokio::spawn(async move {
-            let mut all = Vec::new();
-            let (mut step, mut progress) = (String::new(), String::new());
-            let mut ready = std::collections::BTreeSet::new();
-            while let Some(e) = events_rx.recv().await {
-                match e.kind {
-                    EventKind::EndpointReady => {
-                        ready.insert(e.address.clone());
-                    }
-                    EventKind::EndpointNotReady | EventKind::EndpointRemoved => {
-                        ready.remove(&e.address);
-                    }
-                    EventKind::StepStarted => {
-                        step = format!(
-                            "{}/{steps_total} {}",
-                            e.object.trim_start_matches("step/"),
-                            e.detail
-                        )
-                    }
-                    EventKind::StepEnded => step = format!("{} done", e.detail),
-                    EventKind::RolloutStalled => step = format!("STALLED: {}", e.reason),
-                    EventKind::DeploymentProgress => progress = e.new.clone(),
-                    _ => {}
-                }
-                if let Ok(mut n) = note.lock() {
-                    let endpoints = format!("{} ready endpoints", ready.len());
-                    *n = [step.as_str(), progress.as_str(), endpoints.as_str()]
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(" | ");
-                }
-                all.push(e);
-            }
-            all
-        })
-    };
-
-    // A healthy baseline: the Deployment rolled out and the URL answering.
-    say("waiting for a healthy baseline (deployment rolled out, target answering)");
-    let baseline = gate::wait_baseline(
-        &client,
-        &ns,
-        &deployment,
-        &plan.template,
-        &chosen.url,
-        Duration::from_secs(90),
-        &interrupt,
+    .map_err(|e| invalid(format!("starting the watches: {e}")))?;
+    if let Err(e) = baseline(&site, &plan, &chosen.url, opts.quiet, &interrupt).await {
+        watching.stop().await;
+        return Err(e.into());
+    }
+    let measured = load_and_roll(
+        &site, loaded, plan, clock, &watching, opts.quiet, &interrupt,
     )
-    .await;
-    if let Err(why) = baseline {
-        watch_cancel.cancel();
-        let _ = watches.stop().await;
-        return Err(Exit {
-            code: if interrupt.is_cancelled() {
-                exit::INTERRUPTED
-            } else {
-                exit::INVALID
-            },
-            message: format!("no healthy baseline before the rollout: {why}"),
+    .await?;
+    let (events, watch_summary) = watching.stop().await;
+    if let Err(e) = snapshot(&site, out, "after").await {
+        eprintln!("baton: warning: {e}");
+    }
+    let outcome = finish::finish(finish::Inputs {
+        profile: p,
+        out_dir: out,
+        clock,
+        load: measured.load,
+        interrupted: interrupt.is_cancelled(),
+        events,
+        steps: measured.steps,
+        deadline_exceeded: measured.deadline_exceeded,
+        steps_started_ns: measured.steps_started_ns,
+        steps_ended_ns: measured.steps_ended_ns,
+        watch: watch_summary,
+        cluster_label: chosen.label.clone(),
+        namespace: site.namespace.clone(),
+        target_url: chosen.url.clone(),
+        propagation_allowance: p
+            .sandbox
+            .as_ref()
+            .map(|s| s.propagation_delay + PROPAGATION_MARGIN),
+    })?;
+    if let Some(sb) = chosen.sandbox {
+        ground_truth::write(&out.join(rundir::GROUND_TRUTH_CSV), &sb, clock);
+        sb.shutdown().await;
+    }
+    Ok(outcome)
+}
+
+/// The load, planned before anything touches the cluster: in full when
+/// the profile names its URL; on the sandbox without one, everything but
+/// the URL (its Service's NodePort, known once the sandbox runs).
+enum Planned {
+    Ready(Box<LoadPlan>),
+    NeedsUrl(Box<LoadSpec>),
+}
+
+/// Records go into `out`.
+fn plan_load(loaded: &LoadedProfile, out: &Path) -> Result<Planned, Exit> {
+    let spec = loaded.load_settings().map_err(Exit::usage)?;
+    match &loaded.profile.target.url {
+        Some(url) => plan_for(&spec, url, out, &loaded.profile)
+            .map(|plan| Planned::Ready(Box::new(plan)))
+            .map_err(|e| Exit::usage(format!("{}: target.url: {e}", loaded.file.display()))),
+        None => Ok(Planned::NeedsUrl(Box::new(spec))),
+    }
+}
+
+impl Planned {
+    /// The plan for the URL the cluster choice settled on (the profile's
+    /// own when it named one).
+    fn for_url(self, url: &str, out: &Path, p: &Profile) -> Result<LoadPlan, Exit> {
+        match self {
+            Planned::Ready(plan) => Ok(*plan),
+            Planned::NeedsUrl(spec) => plan_for(&spec, url, out, p)
+                .map_err(|e| Exit::usage(format!("the sandbox's URL {url}: {e}"))),
         }
-        .into());
+    }
+}
+
+fn plan_for(
+    spec: &LoadSpec,
+    url: &str,
+    out: &Path,
+    p: &Profile,
+) -> Result<LoadPlan, load::plan::PlanError> {
+    spec.plan(url, out, load_bound(p), host::raise_open_files_limit().0)
+}
+
+/// The profile's worst case: the load is stopped earlier, after the
+/// cooldown (or by Ctrl-C).
+fn load_bound(p: &Profile) -> Duration {
+    p.load.warmup + p.rollout.deadline + p.load.cooldown + LOAD_BOUND_SLACK
+}
+
+/// Create the run directory and write the profile as it will run.
+fn prepare_dir(out: &Path, p: &Profile) -> Result<(), Exit> {
+    std::fs::create_dir_all(out.join(rundir::CLUSTER_DIR))
+        .map_err(|e| Exit::usage(format!("cannot create {}: {e}", out.display())))?;
+    let path = out.join(PROFILE_YAML);
+    std::fs::write(&path, p.resolved_yaml())
+        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", path.display())))
+}
+
+async fn choose_cluster(loaded: &LoadedProfile, flags: &choice::Flags) -> Result<Chosen, Exit> {
+    choice::choose(loaded, flags).await.map_err(|e| match e {
+        ChooseError::Input(m) => Exit::usage(m),
+        ChooseError::Unavailable(m) => invalid(m),
+    })
+}
+
+/// The cluster side of the run, once chosen.
+struct Site {
+    client: kube::Client,
+    /// The API server's URL, for messages about reaching it.
+    server: String,
+    namespace: String,
+    deployment: String,
+    service: String,
+}
+
+impl Site {
+    fn of(chosen: &Chosen, p: &Profile) -> Site {
+        Site {
+            client: chosen.cluster.client.clone(),
+            server: chosen.cluster.server.clone(),
+            namespace: chosen.cluster.namespace.clone(),
+            deployment: p.rollout.deployment.clone(),
+            service: p.target.service.clone(),
+        }
     }
 
-    plan.status_note = note.clone();
-    let plan = Arc::new(plan);
+    fn watch_target(&self) -> WatchTarget {
+        WatchTarget {
+            namespace: self.namespace.clone(),
+            deployment: self.deployment.clone(),
+            service: self.service.clone(),
+        }
+    }
+
+    fn step_context(
+        &self,
+        loaded: &LoadedProfile,
+        clock: RunClock,
+        events: tokio::sync::mpsc::UnboundedSender<crate::cluster::event::LifecycleEvent>,
+        cancel: CancellationToken,
+        stall: steps::StallPolicy,
+    ) -> StepContext {
+        StepContext {
+            client: self.client.clone(),
+            namespace: self.namespace.clone(),
+            deployment: self.deployment.clone(),
+            base_dir: loaded.base_dir.clone(),
+            clock,
+            events,
+            cancel,
+            stall,
+        }
+    }
+}
+
+/// Every permission the steps and watches need, and the objects, before
+/// anything is changed. Missing permissions, missing objects and bad
+/// manifests are the user's to fix (2); an API that cannot be asked makes
+/// the run impossible (3).
+async fn preflight(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
+    let exit = |e: preflight::PreflightError| {
+        use preflight::PreflightError as E;
+        match e {
+            E::Missing { .. } | E::NotFound { .. } | E::Manifest { .. } => {
+                Exit::usage(format!("preflight: {e}"))
+            }
+            E::Review(_) | E::Read { .. } => invalid(format!(
+                "cannot use the API server at {}: preflight: {e}",
+                site.server
+            )),
+        }
+    };
+    let (client, ns, steps) = (&site.client, &site.namespace, &loaded.profile.rollout.steps);
+    let mut perms = preflight::permissions_for(steps);
+    perms.extend(preflight::manifest_permissions(steps, &loaded.base_dir).map_err(exit)?);
+    perms.extend(
+        preflight::apply_create_permissions(client, ns, steps, &loaded.base_dir)
+            .await
+            .map_err(exit)?,
+    );
+    preflight::preflight(client, ns, &perms)
+        .await
+        .map_err(exit)?;
+    preflight::check_targets(client, ns, &site.deployment, Some(&site.service))
+        .await
+        .map_err(exit)
+}
+
+/// `cluster/` before or after the run.
+async fn snapshot(site: &Site, out: &Path, when: &str) -> Result<(), String> {
+    snapshot::snapshot(
+        &site.client,
+        &site.namespace,
+        &site.deployment,
+        Some(&site.service),
+        out,
+        when,
+    )
+    .await
+    .map_err(|e| format!("recording the cluster {when} the run: {e}"))
+}
+
+/// A matrix variant's patches, then the rollout they cause; any failure
+/// is the variant's (exit 2: the setup asked for is not possible).
+async fn setup(
+    site: &Site,
+    loaded: &LoadedProfile,
+    clock: RunClock,
+    opts: &RunOptions,
+    interrupt: &CancellationToken,
+) -> Result<(), Exit> {
+    if opts.setup.is_empty() {
+        return Ok(());
+    }
+    let all: Vec<Step> = opts
+        .setup
+        .iter()
+        .cloned()
+        .chain([Step::WaitRollout(steps::Wait {
+            timeout: SETUP_ROLLOUT_TIMEOUT,
+        })])
+        .collect();
+    if !opts.quiet {
+        let what: Vec<String> = opts.setup.iter().map(ToString::to_string).collect();
+        eprintln!("baton: setting up: {}", what.join("; "));
+    }
+    // The setup's events are not the measured rollout's: not kept.
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = site.step_context(
+        loaded,
+        clock,
+        tx,
+        interrupt.child_token(),
+        Default::default(),
+    );
+    let report = steps::run_steps(&ctx, &all).await;
+    if report.completed {
+        return Ok(());
+    }
+    let why = report
+        .steps
+        .iter()
+        .find(|s| !matches!(s.outcome, steps::StepOutcome::Done))
+        .map_or("did not complete".to_string(), |s| {
+            format!("{}: {:?}", s.description, s.outcome)
+        });
+    Err(Exit::usage(format!("setting up the variant failed: {why}")))
+}
+
+/// A healthy baseline: the Deployment rolled out and the URL answering,
+/// so that failures during the run are the rollout's, not a cold start's.
+async fn baseline(
+    site: &Site,
+    plan: &LoadPlan,
+    url: &str,
+    quiet: bool,
+    interrupt: &CancellationToken,
+) -> Result<(), Exit> {
+    if !quiet {
+        eprintln!(
+            "baton: waiting for a healthy baseline (deployment rolled out, target answering)"
+        );
+    }
+    gate::wait_baseline(
+        &site.client,
+        &site.namespace,
+        &site.deployment,
+        &plan.template,
+        url,
+        BASELINE_WAIT,
+        interrupt,
+    )
+    .await
+    .map_err(|why| Exit {
+        code: if interrupt.is_cancelled() {
+            exit::INTERRUPTED
+        } else {
+            exit::INVALID
+        },
+        message: format!("no healthy baseline before the rollout: {why}"),
+    })
+}
+
+/// What the load and the steps did.
+struct Measured {
+    load: LoadRun,
+    /// `None` when interrupted before the first step.
+    steps: Option<StepsReport>,
+    deadline_exceeded: bool,
+    steps_started_ns: u64,
+    steps_ended_ns: u64,
+}
+
+/// Start the load; warm up; run the steps, cut off at the rollout
+/// deadline; cool down; stop the load and wait for its last request.
+async fn load_and_roll(
+    site: &Site,
+    loaded: &LoadedProfile,
+    mut plan: LoadPlan,
+    clock: RunClock,
+    watching: &Watching,
+    quiet: bool,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Measured> {
+    let p = &loaded.profile;
+    plan.status_note = watching.note();
     let stop = interrupt.child_token();
     let load_task = tokio::spawn(load::execute(
-        plan.clone(),
+        Arc::new(plan),
         Some(clock),
         stop.clone(),
-        opts.quiet,
+        quiet,
     ));
 
-    // Warm up, then the steps (bounded by the rollout deadline), then
-    // cool down.
-    sleep_or(p.load.warmup, &interrupt).await;
+    sleep_or(p.load.warmup, interrupt).await;
     let steps_cancel = interrupt.child_token();
-    let ctx = steps::StepContext {
-        client: client.clone(),
-        namespace: ns.clone(),
-        deployment: deployment.clone(),
-        base_dir: loaded.base_dir.clone(),
-        clock,
-        events: events_tx.clone(),
-        cancel: steps_cancel.clone(),
-        stall: steps::StallPolicy {
-            no_progress: p.rollout.no_progress,
-            on_stall: p.rollout.on_stall,
-        },
+    let stall = steps::StallPolicy {
+        no_progress: p.rollout.no_progress,
+        on_stall: p.rollout.on_stall,
     };
+    let ctx = site.step_context(
+        loaded,
+        clock,
+        watching.events(),
+        steps_cancel.clone(),
+        stall,
+    );
     let steps_started_ns = clock.now_ns();
     let mut deadline_exceeded = false;
-    let report = if interrupt.is_cancelled() {
+    let steps = if interrupt.is_cancelled() {
         None
     } else {
         let run = steps::run_steps(&ctx, &p.rollout.steps);
@@ -317,157 +434,19 @@ pub async fn execute(
         }
     };
     let steps_ended_ns = clock.now_ns();
-    sleep_or(p.load.cooldown, &interrupt).await;
+    drop(ctx);
+    sleep_or(p.load.cooldown, interrupt).await;
     stop.cancel();
-    let load_run = load_task
+    let load = load_task
         .await
         .map_err(|e| anyhow::anyhow!("the load task failed: {e}"))??;
-
-    // Stop watching, gather the timeline.
-    let watch_summary = watches.stop().await;
-    drop(ctx);
-    drop(events_tx);
-    let events = collector
-        .await
-        .map_err(|e| anyhow::anyhow!("collecting events failed: {e}"))?;
-    if let Err(e) = snapshot::snapshot(
-        &client,
-        &ns,
-        &deployment,
-        Some(&p.target.service),
-        &out.join("cluster"),
-        "after",
-    )
-    .await
-    {
-        eprintln!("baton: warning: recording the cluster after the run: {e}");
-    }
-
-    let outcome = finish::finish(finish::Inputs {
-        profile: p,
-        out_dir: out,
-        clock,
-        load: load_run,
-        interrupted: interrupt.is_cancelled(),
-        events,
-        steps: report,
+    Ok(Measured {
+        load,
+        steps,
         deadline_exceeded,
         steps_started_ns,
         steps_ended_ns,
-        watch: watch_summary,
-        cluster_label: chosen.label.clone(),
-        namespace: ns.clone(),
-        target_url: chosen.url.clone(),
-        propagation_allowance: p
-            .sandbox
-            .as_ref()
-            .map(|s| s.propagation_delay + Duration::from_millis(500)),
-    })?;
-    if let Some(sb) = chosen.sandbox {
-        if let Err(e) = write_ground_truth(&out.join(GROUND_TRUTH_CSV), &sb, clock) {
-            eprintln!("baton: warning: writing the sandbox's ground truth: {e}");
-        }
-        sb.shutdown().await;
-    }
-    Ok(outcome)
-}
-
-/// On the sandbox only: which Pod its proxy sent each connection to, on
-/// the run clock. The simulator's own record, for checking attribution
-/// and for a person curious about a failure.
-pub const GROUND_TRUTH_CSV: &str = "sandbox-ground-truth.csv";
-
-fn write_ground_truth(
-    path: &Path,
-    sandbox: &baton_sandbox::Sandbox,
-    clock: RunClock,
-) -> std::io::Result<()> {
-    let origin = clock
-        .wall_origin()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
-    w.write_record(["accepted_ns", "closed_ns", "client_port", "pod", "outcome"])
-        .map_err(std::io::Error::other)?;
-    let rel = |t: u128| (t as i128 - origin as i128).to_string();
-    for r in sandbox.ground_truth().snapshot() {
-        let outcome = serde_json::to_value(r.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        w.write_record([
-            rel(r.accepted_unix_ns),
-            r.closed_unix_ns.map(rel).unwrap_or_default(),
-            r.client_addr.port().to_string(),
-            r.pod.unwrap_or_default(),
-            outcome,
-        ])
-        .map_err(std::io::Error::other)?;
-    }
-    w.flush()
-}
-
-/// Run the setup steps, then wait for the rollout they caused; any
-/// failure is the variant's (exit 2: the setup asked for is not possible).
-async fn run_setup(
-    client: &kube::Client,
-    ns: &str,
-    deployment: &str,
-    loaded: &LoadedProfile,
-    clock: RunClock,
-    setup: &[steps::Step],
-    interrupt: &CancellationToken,
-) -> anyhow::Result<()> {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let ctx = steps::StepContext {
-        client: client.clone(),
-        namespace: ns.to_string(),
-        deployment: deployment.to_string(),
-        base_dir: loaded.base_dir.clone(),
-        clock,
-        events: tx,
-        cancel: interrupt.child_token(),
-        stall: steps::StallPolicy::default(),
-    };
-    let mut all = setup.to_vec();
-    all.push(steps::Step::WaitRollout(steps::Wait {
-        timeout: Duration::from_secs(180),
-    }));
-    let report = steps::run_steps(&ctx, &all).await;
-    if report.completed {
-        return Ok(());
-    }
-    let why = report
-        .steps
-        .iter()
-        .find(|s| !matches!(s.outcome, steps::StepOutcome::Done))
-        .map_or("did not complete".to_string(), |s| {
-            format!("{}: {:?}", s.description, s.outcome)
-        });
-    Err(Exit::usage(format!("setting up the variant failed: {why}")).into())
-}
-
-/// A profile's `backend_from` / `version_from` as the load engine's
-/// extractor; `field` names it in the error.
-fn extractor(
-    spec: &Option<crate::profile::ExtractorSpec>,
-    field: &str,
-) -> Result<Option<crate::load::extract::Extractor>, Exit> {
-    spec.as_ref()
-        .map(|s| s.compile())
-        .transpose()
-        .map_err(|e| Exit::usage(format!("{field}: {e}")))
-}
-
-fn preflight_exit_code(e: &preflight::PreflightError) -> u8 {
-    use preflight::PreflightError as E;
-    // Missing permissions, missing objects and bad manifests are the
-    // user's to fix (2); an API that cannot be asked makes the run
-    // impossible (3).
-    match e {
-        E::Missing { .. } | E::NotFound { .. } | E::Manifest { .. } => exit::USAGE,
-        E::Review(_) | E::Read { .. } => exit::INVALID,
-    }
+    })
 }
 
 async fn sleep_or(d: Duration, cancel: &CancellationToken) {
@@ -477,7 +456,10 @@ async fn sleep_or(d: Duration, cancel: &CancellationToken) {
     }
 }
 
-fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text)
-        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", path.display())).into())
+/// Exit 3: baton could not measure faithfully.
+fn invalid(message: impl std::fmt::Display) -> Exit {
+    Exit {
+        code: exit::INVALID,
+        message: message.to_string(),
+    }
 }

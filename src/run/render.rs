@@ -4,16 +4,19 @@
 //! so a report rebuilt after an upgrade, or on another machine for a
 //! postmortem, is the same report (byte for byte, for the same baton).
 
-use super::record::RunRecord;
+use crate::analyse::{self, Analysis};
 use crate::attribution::{self, AttributionConfig, AttributionResult};
-use crate::cluster::event::{EVENTS_CSV, EventKind, read_events_csv};
+use crate::cluster::event::EventKind;
 use crate::exit::Exit;
-use crate::load::REQUESTS_CSV;
-use crate::profile::{self, RESOLVED_YAML};
-use crate::report::analyse::{self, Analysis};
-use crate::report::run_summary::{BlindSpotLine, RunRequests, RunSummary, Span, ns_to_ms};
-use crate::report::summary::{percentiles, rate_per_s};
-use crate::report::tables;
+use crate::profile;
+use crate::report::{run_summary, tables};
+use crate::rundir::summary::{
+    BlindSpotLine, Lags, Percentiles, RunRequests, Span, ns_to_ms, rate_per_s,
+};
+use crate::rundir::{
+    self, EVENTS_CSV, FAILURES_CSV, PROFILE_YAML, REPORT_HTML, REQUESTS_CSV, RunRecord, RunSummary,
+    TIMELINE_CSV,
+};
 use crate::timeline::{Timeline, lags};
 use crate::verdict::Verdict;
 use crate::verdict::run::{Limits, RunFacts, judge_run};
@@ -39,20 +42,33 @@ impl RunOutcome {
 /// derived file: `failures.csv`, `timeline.csv`, `summary.json`,
 /// `summary.md`, `junit.xml`, `report.html`.
 pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
-    let missing = |what: &str, e: &dyn std::fmt::Display| {
+    let missing = |e: &dyn std::fmt::Display| {
         Exit::usage(format!(
-            "{} is not a complete run directory: {what}: {e}",
+            "{} is not a complete run directory: {e}",
             dir.display()
         ))
     };
     let write_err = |what: &str, e: &dyn std::fmt::Display| {
         Exit::usage(format!("cannot write {what} in {}: {e}", dir.display()))
     };
-    let profile = profile::load(&dir.join(RESOLVED_YAML), &[])
-        .map_err(|e| missing(RESOLVED_YAML, &e))?
+    let missing_files = rundir::missing_record_files(dir);
+    if !missing_files.is_empty() {
+        return Err(Exit::usage(format!(
+            "{} is not a complete run directory: it has no {} (give a directory `baton run` wrote)",
+            dir.display(),
+            missing_files.join(", ")
+        ))
+        .into());
+    }
+    // run.json first: it says whether this baton can read the rest.
+    let record = RunRecord::read(dir).map_err(|e| match e {
+        rundir::RunDirError::TooNew { .. } => Exit::usage(e),
+        e => missing(&e),
+    })?;
+    let profile = profile::load(&dir.join(PROFILE_YAML), &[])
+        .map_err(|e| missing(&e))?
         .profile;
-    let record = RunRecord::read(dir).map_err(|e| missing(super::record::RUN_JSON, &e))?;
-    let events = read_events_csv(&dir.join(EVENTS_CSV)).map_err(|e| missing(EVENTS_CSV, &e))?;
+    let events = rundir::events::read(&dir.join(EVENTS_CSV)).map_err(|e| missing(&e))?;
 
     // "After the rollout" starts when the steps ended and the last pod
     // that went away during the run was gone: a terminating pod may still
@@ -67,8 +83,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
         before_ns: Some(record.steps_started_ns),
         settled_ns: Some(record.steps_ended_ns.max(last_gone)),
     };
-    let analysis =
-        analyse::analyse(&dir.join(REQUESTS_CSV), marks).map_err(|e| missing(REQUESTS_CSV, &e))?;
+    let analysis = analyse::analyse(&dir.join(REQUESTS_CSV), marks).map_err(|e| missing(&e))?;
 
     let timeline = Timeline::new(events);
     let mut cfg = AttributionConfig::default();
@@ -77,22 +92,16 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
     }
     let attribution = attribution::attribute(&analysis.failures, &timeline, &cfg);
     tables::write_failures(
-        &dir.join(tables::FAILURES_CSV),
+        &dir.join(FAILURES_CSV),
         &analysis.failures,
         &attribution.per_request,
     )
-    .map_err(|e| write_err(tables::FAILURES_CSV, &e))?;
-    tables::write_timeline(
-        &dir.join(tables::TIMELINE_CSV),
-        &analysis.buckets,
-        &timeline,
-    )
-    .map_err(|e| write_err(tables::TIMELINE_CSV, &e))?;
+    .map_err(|e| write_err(FAILURES_CSV, &e))?;
+    tables::write_timeline(&dir.join(TIMELINE_CSV), &analysis.buckets, &timeline)
+        .map_err(|e| write_err(TIMELINE_CSV, &e))?;
 
     let summary = summarise(&profile, &record, &analysis, &attribution, &timeline);
-    summary
-        .write_all(dir)
-        .map_err(|e| write_err("the summaries", &e))?;
+    run_summary::write_all(&summary, dir).map_err(Exit::usage)?;
     // The HTML report is for people: failing to write it warns, it does
     // not fail the run (the gate reads summary.json and the exit code).
     let html = crate::report::html::HtmlInput {
@@ -102,7 +111,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
         failures: &analysis.failures,
         attributions: &attribution.per_request,
     };
-    let html_path = dir.join(crate::report::html::REPORT_HTML);
+    let html_path = dir.join(REPORT_HTML);
     if let Err(e) = crate::report::html::render(&html)
         .map_err(|e| e.to_string())
         .and_then(|s| std::fs::write(&html_path, s).map_err(|e| e.to_string()))
@@ -151,7 +160,6 @@ fn summarise(
         backends_after: analysis.backends_after_settled.len() as u64,
         rollout_incomplete: record.rollout_incomplete.clone(),
         longest_blind_spot: longest_blind,
-        harness_problem: None,
     };
     let limits = Limits {
         max_failed: th.max_failed,
@@ -176,8 +184,7 @@ fn summarise(
     let elapsed_s = record.elapsed_ns as f64 / 1e9;
     let pod_lags = lags::pod_lags(timeline);
     RunSummary {
-        kind: "run",
-        baton_version: env!("CARGO_PKG_VERSION"),
+        baton_version: env!("CARGO_PKG_VERSION").to_string(),
         name: profile.name.clone(),
         verdict: judgement.verdict,
         reason,
@@ -206,9 +213,9 @@ fn summarise(
         incidents: attribution.incidents.clone(),
         rps_target: profile.load.rate,
         rps_achieved: rate_per_s(record.sent, elapsed_s),
-        latency_ms: percentiles(&stats.latency_us, "start"),
-        response_time_ms: percentiles(&stats.response_us, "scheduled"),
-        lateness_ms: percentiles(&stats.lateness_us, "scheduled"),
+        latency_ms: Percentiles::of(&stats.latency_us, "start"),
+        response_time_ms: Percentiles::of(&stats.response_us, "scheduled"),
+        lateness_ms: Percentiles::of(&stats.lateness_us, "scheduled"),
         longest_disruption: analysis.disruption.map(|d| Span {
             from_ms: ns_to_ms(d.from_ns),
             to_ms: ns_to_ms(d.to_ns),
@@ -218,10 +225,10 @@ fn summarise(
         versions_after_rollout: analysis.versions_after_settled.clone(),
         backends_after_rollout: analysis.backends_after_settled.clone(),
         rollout: record.rollout.clone(),
-        lags: serde_json::json!({
-            "summary": lags::LagSummary::of(&pod_lags),
-            "pods": pod_lags,
-        }),
+        lags: Lags {
+            summary: lags::LagSummary::of(&pod_lags),
+            pods: pod_lags,
+        },
         watch_blind_spots: record
             .blind_spots
             .iter()

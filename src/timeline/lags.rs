@@ -8,12 +8,12 @@
 
 use super::{Lifecycle, Timeline};
 use crate::cluster::event::EventKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The lags of one Pod. A lag is `None` when either end never happened in
 /// the record (the Pod was never deleted, never had an endpoint, ...).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodLags {
     pub pod: String,
     /// Observed time of its deletionTimestamp.
@@ -36,10 +36,10 @@ pub struct PodLags {
     pub ready_to_endpoint_ready: Option<Duration>,
 }
 
-/// Serialise an `Option<Duration>` as milliseconds (a float, so
-/// sub-millisecond lags are not rounded away).
+/// An `Option<Duration>` as milliseconds (a float, so sub-millisecond
+/// lags are not rounded away), and back (to the nanosecond).
 pub mod opt_ms {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -47,6 +47,20 @@ pub mod opt_ms {
             Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
             None => s.serialize_none(),
         }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms = Option::<f64>::deserialize(d)?;
+        ms.map(|ms| {
+            if ms.is_finite() && ms >= 0.0 {
+                Ok(Duration::from_nanos((ms * 1e6).round() as u64))
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "{ms} is not a duration in milliseconds"
+                )))
+            }
+        })
+        .transpose()
     }
 }
 
@@ -110,7 +124,7 @@ fn lags_of(t: &Timeline, name: &str) -> PodLags {
 }
 
 /// Count, median and maximum of one kind of lag over Pods.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LagStats {
     pub count: usize,
     #[serde(with = "opt_ms", rename = "median_ms")]
@@ -155,7 +169,7 @@ pub fn median_lag(lags: &[PodLags], f: impl Fn(&PodLags) -> Option<Duration>) ->
 }
 
 /// Every kind of lag, summarised over Pods (for `summary.json`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LagSummary {
     pub deletion_to_endpoint_unroutable: LagStats,
     pub deletion_to_container_terminated: LagStats,

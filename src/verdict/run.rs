@@ -6,7 +6,7 @@
 //! Pure: the measured facts in, the judgement out.
 
 use super::Verdict;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -31,8 +31,6 @@ pub struct RunFacts {
     pub rollout_incomplete: Option<String>,
     /// The longest time a watch saw nothing.
     pub longest_blind_spot: Duration,
-    /// Why the run could not be measured at all (cluster lost, ...).
-    pub harness_problem: Option<String>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -52,9 +50,9 @@ pub struct Limits {
 }
 
 /// One threshold's line in the summary and one JUnit test case.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
-    pub name: &'static str,
+    pub name: String,
     pub limit: String,
     pub value: String,
     pub pass: bool,
@@ -94,7 +92,7 @@ fn only_version(
             .join(", ")
     };
     ThresholdResult {
-        name,
+        name: name.to_string(),
         limit: want.to_string(),
         value,
         pass: total > 0 && others == 0,
@@ -105,7 +103,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     let mut t = Vec::new();
     if let Some(max) = l.max_failed {
         t.push(ThresholdResult {
-            name: "max_failed",
+            name: "max_failed".into(),
             limit: max.to_string(),
             value: f.failed.to_string(),
             pass: f.failed <= max,
@@ -118,7 +116,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             f.failed as f64 / f.sent as f64
         };
         t.push(ThresholdResult {
-            name: "max_error_rate",
+            name: "max_error_rate".into(),
             limit: format!("{max}"),
             value: format!("{rate:.6}"),
             pass: rate <= max,
@@ -127,7 +125,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     if let Some(max) = l.p99_latency {
         let limit_ms = max.as_secs_f64() * 1000.0;
         t.push(ThresholdResult {
-            name: "p99_latency",
+            name: "p99_latency".into(),
             limit: ms(max),
             value: f
                 .p99_ms
@@ -138,7 +136,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     if let Some(max) = l.max_disruption {
         let d = f.longest_disruption.unwrap_or_default();
         t.push(ThresholdResult {
-            name: "max_disruption",
+            name: "max_disruption".into(),
             limit: ms(max),
             value: if f.longest_disruption.is_some() {
                 ms(d)
@@ -166,7 +164,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     }
     if let Some(min) = l.min_backends {
         t.push(ThresholdResult {
-            name: "min_backends",
+            name: "min_backends".into(),
             limit: min.to_string(),
             value: f.backends_after.to_string(),
             pass: f.backends_after >= min,
@@ -174,7 +172,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     }
     if l.rollout_must_complete {
         t.push(ThresholdResult {
-            name: "rollout_completed",
+            name: "rollout_completed".into(),
             limit: "yes".into(),
             value: f
                 .rollout_incomplete
@@ -185,9 +183,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
     }
 
     // Invalid outranks fail: nothing can be concluded about the target.
-    let invalid = if let Some(p) = &f.harness_problem {
-        Some(p.clone())
-    } else if f.rows_written != f.sent {
+    let invalid = if f.rows_written != f.sent {
         Some(format!(
             "{} requests sent but {} records written: records were lost",
             f.sent, f.rows_written
@@ -292,7 +288,7 @@ mod tests {
             .thresholds
             .iter()
             .filter(|t| !t.pass)
-            .map(|t| t.name)
+            .map(|t| t.name.as_str())
             .collect();
         assert_eq!(names, ["max_failed", "max_error_rate", "max_disruption"]);
     }

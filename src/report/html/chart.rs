@@ -9,10 +9,10 @@
 
 use super::HtmlInput;
 use super::view::{candidates_text, keep_end, keep_start, ms_to_s, outcome_text, r2, secs};
+use crate::analyse::{BUCKET_NS, Bucket};
 use crate::attribution::{Attribution, Cause, FailedRequest};
 use crate::cluster::event::EventKind;
 use crate::load::outcome::Outcome;
-use crate::report::analyse::{BUCKET_NS, Bucket};
 use crate::timeline::{EndpointState, Lifecycle, PodState, Timeline};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -379,7 +379,7 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
         );
         let text = keep_start(&full, STEP_LABEL_CHARS);
         let (row, text_x) = rows.place(x, &text);
-        let cls = if st.outcome == "done" {
+        let cls = if st.outcome.is_done() {
             "step"
         } else {
             "step bad"

@@ -24,9 +24,9 @@ mod view;
 #[cfg(test)]
 mod tests;
 
+use crate::analyse::Bucket;
 use crate::attribution::{Attribution, FailedRequest};
-use crate::report::analyse::Bucket;
-use crate::report::run_summary::RunSummary;
+use crate::rundir::RunSummary;
 use crate::timeline::Timeline;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 

@@ -6,12 +6,12 @@
 use super::chart::{ms_label, nice_ceil, tick_step};
 use super::view::{self, keep_end, keep_start};
 use super::*;
+use crate::analyse::BUCKET_NS;
 use crate::attribution::{Candidate, Cause, Confidence, Incident, Remedy};
 use crate::cluster::event::{EventKind, LifecycleEvent};
 use crate::load::outcome::{Outcome, Phase};
-use crate::report::analyse::BUCKET_NS;
-use crate::report::run_summary::{RolloutSummary, RunRequests, Span, StallLine, StepLine};
-use crate::report::summary::Percentiles;
+use crate::rundir::run_json::{RolloutRecord, StallRecord, StepRecord, StepResult};
+use crate::rundir::summary::{Lags, Percentiles, RunRequests, Span};
 use crate::timeline::testkit::{self, MS, ep, pod, pod_already_up, pod_down, pod_up};
 use crate::verdict::Verdict;
 use crate::verdict::run::ThresholdResult;
@@ -23,7 +23,7 @@ const EVIL_ATTR: &str = "x\" onmouseover=\"alert(2)";
 
 fn percentiles() -> Percentiles {
     Percentiles {
-        measured_from: "start",
+        measured_from: "start".into(),
         count: 100,
         p50: 1.2,
         p90: 2.0,
@@ -36,8 +36,7 @@ fn percentiles() -> Percentiles {
 
 fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
     RunSummary {
-        kind: "run",
-        baton_version: "0.1.0",
+        baton_version: "0.1.0".into(),
         name: name.to_string(),
         verdict: Verdict::Fail,
         reason: format!("3 requests failed ({text})"),
@@ -50,13 +49,13 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         target_url: "http://127.0.0.1:30000/".into(),
         thresholds: vec![
             ThresholdResult {
-                name: "max_failed",
+                name: "max_failed".into(),
                 limit: "0".into(),
                 value: "3".into(),
                 pass: false,
             },
             ThresholdResult {
-                name: "p99_latency",
+                name: "p99_latency".into(),
                 limit: "500 ms".into(),
                 value: "4.5 ms".into(),
                 pass: true,
@@ -86,27 +85,27 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         versions_before_rollout: BTreeMap::from([(text.to_string(), 10)]),
         versions_after_rollout: BTreeMap::from([("1.28".to_string(), 10)]),
         backends_after_rollout: BTreeMap::new(),
-        rollout: RolloutSummary {
+        rollout: RolloutRecord {
             completed: true,
             steps: vec![
-                StepLine {
+                StepRecord {
                     index: 1,
                     description: format!("set_image nginx={text}"),
                     started_ms: 3000.0,
                     ended_ms: 3010.0,
-                    outcome: "done".into(),
+                    outcome: StepResult::Done,
                 },
-                StepLine {
+                StepRecord {
                     index: 2,
                     description: "wait_rollout (timeout 180s)".into(),
                     started_ms: 3010.0,
                     ended_ms: 8000.0,
-                    outcome: "done".into(),
+                    outcome: StepResult::Done,
                 },
             ],
             stall: None,
         },
-        lags: serde_json::json!({}),
+        lags: Lags::default(),
         watch_blind_spots: Vec::new(),
         warnings: vec![format!("warning about {text}")],
     }
@@ -508,8 +507,8 @@ fn pod_lanes_show_each_lifecycle_and_restarts() {
 #[test]
 fn a_stall_and_failed_step_are_marked() {
     let mut run = run_with("web-old-c", 1);
-    run.summary.rollout.steps[1].outcome = "stalled: ErrImagePull".into();
-    run.summary.rollout.stall = Some(StallLine {
+    run.summary.rollout.steps[1].outcome = StepResult::Stalled("ErrImagePull".into());
+    run.summary.rollout.stall = Some(StallRecord {
         reason: "ErrImagePull".into(),
         at_ms: 6000.0,
         undone: true,

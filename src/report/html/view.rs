@@ -14,7 +14,7 @@ use super::chart::{
 };
 use crate::attribution::{Attribution, Cause, FailedRequest};
 use crate::load::outcome::Outcome;
-use crate::report::run_summary::RunSummary;
+use crate::rundir::RunSummary;
 use crate::verdict::Verdict;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 #[derive(Serialize)]
 pub(super) struct View {
     name: String,
-    baton_version: &'static str,
+    baton_version: String,
     verdict: &'static str,
     verdict_class: &'static str,
     reason: String,
@@ -57,7 +57,7 @@ struct Count {
 
 #[derive(Serialize)]
 struct Threshold {
-    name: &'static str,
+    name: String,
     limit: String,
     value: String,
     pass: bool,
@@ -180,7 +180,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
     let chart = chart(input, &marked, &has_row);
     View {
         name: s.name.clone(),
-        baton_version: s.baton_version,
+        baton_version: s.baton_version.clone(),
         verdict: verdict_word(s),
         verdict_class: verdict_class(s),
         reason: s.reason.clone(),
@@ -190,7 +190,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
             .thresholds
             .iter()
             .map(|t| Threshold {
-                name: t.name,
+                name: t.name.clone(),
                 limit: t.limit.clone(),
                 value: t.value.clone(),
                 pass: t.pass,
@@ -230,8 +230,8 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
                 description: st.description.clone(),
                 start_s: ms_to_s(st.started_ms),
                 end_s: ms_to_s(st.ended_ms),
-                outcome: st.outcome.clone(),
-                done: st.outcome == "done",
+                outcome: st.outcome.to_string(),
+                done: st.outcome.is_done(),
             })
             .collect(),
         stall: s.rollout.stall.as_ref().map(|st| {

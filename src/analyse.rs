@@ -11,11 +11,11 @@
 //! Not for: attributing failures or judging (see `attribution`, `verdict`).
 
 use crate::attribution::FailedRequest;
-use crate::load::outcome::{Outcome, Phase};
+use crate::load::outcome::Outcome;
 use crate::load::record::RequestRecord;
+use crate::rundir::{RunDirError, requests};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// The width of a `timeline.csv` bucket.
 pub const BUCKET_NS: u64 = 100_000_000;
@@ -82,19 +82,6 @@ pub struct Analysis {
     pub stats: crate::load::stats::Stats,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AnalyseError {
-    #[error("{path}: {source}")]
-    Csv { path: String, source: csv::Error },
-    #[error("{path}: row {row}: column `{column}`: cannot read `{value}`")]
-    Field {
-        path: String,
-        row: u64,
-        column: &'static str,
-        value: String,
-    },
-}
-
 /// The instants that split a run for the version and spread figures.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Marks {
@@ -107,75 +94,12 @@ pub struct Marks {
 }
 
 /// Read `requests.csv` once.
-pub fn analyse(requests_csv: &Path, marks: Marks) -> Result<Analysis, AnalyseError> {
-    let path = requests_csv.display().to_string();
-    let mut reader = csv::Reader::from_path(requests_csv).map_err(|source| AnalyseError::Csv {
-        path: path.clone(),
-        source,
-    })?;
+pub fn analyse(requests_csv: &Path, marks: Marks) -> Result<Analysis, RunDirError> {
     let mut acc = Accumulator::new(marks);
-    let mut row = csv::ByteRecord::new();
-    loop {
-        match reader.read_byte_record(&mut row) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(source) => {
-                return Err(AnalyseError::Csv {
-                    path: path.clone(),
-                    source,
-                });
-            }
-        }
-        let rec = parse_row(&row).map_err(|(column, value)| AnalyseError::Field {
-            path: path.clone(),
-            row: acc.a.rows + 1,
-            column,
-            value,
-        })?;
-        acc.add(rec);
+    for rec in requests::Reader::open(requests_csv)? {
+        acc.add(rec?);
     }
     Ok(acc.finish())
-}
-
-/// A row of `requests.csv` back into the record the engine wrote.
-fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String)> {
-    fn text(r: &csv::ByteRecord, i: usize) -> &str {
-        r.get(i)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
-    }
-    fn num(
-        r: &csv::ByteRecord,
-        i: usize,
-        col: &'static str,
-    ) -> Result<u64, (&'static str, String)> {
-        let t = text(r, i);
-        t.parse().map_err(|_| (col, t.to_string()))
-    }
-    let opt = |i: usize| Some(text(r, i)).filter(|s| !s.is_empty()).map(Arc::from);
-    let outcome = Outcome::parse(text(r, 7)).ok_or(("outcome", text(r, 7).to_string()))?;
-    let phase = Phase::parse(text(r, 8)).ok_or(("phase", text(r, 8).to_string()))?;
-    let status = match text(r, 6) {
-        "" => None,
-        s => Some(s.parse().map_err(|_| ("status", s.to_string()))?),
-    };
-    let opt_num = |i: usize, col: &'static str| match text(r, i) {
-        "" => Ok(None),
-        t => t.parse().map(Some).map_err(|_| (col, t.to_string())),
-    };
-    Ok(RequestRecord {
-        seq: num(r, 0, "seq")?,
-        scheduled_ns: num(r, 1, "scheduled_ns")?,
-        start_ns: num(r, 2, "start_ns")?,
-        connect_us: opt_num(3, "connect_us")?,
-        ttfb_us: opt_num(4, "ttfb_us")?,
-        total_us: num(r, 5, "total_us")?,
-        status,
-        outcome,
-        phase,
-        backend: opt(9),
-        version: opt(10),
-    })
 }
 
 /// Folds rows, which arrive roughly in start order (in completion order,
@@ -352,6 +276,9 @@ fn longest_disruption(ok: &[bool], fail: &[bool]) -> Option<Disruption> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::outcome::Phase;
+    use crate::rundir::REQUESTS_CSV;
+    use std::sync::Arc;
 
     fn row(seq: u64, start_ms: u64, outcome: Outcome, version: Option<&str>) -> RequestRecord {
         RequestRecord {
@@ -495,7 +422,7 @@ mod tests {
     #[test]
     fn a_real_requests_csv_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requests.csv");
+        let path = dir.path().join(REQUESTS_CSV);
         std::fs::write(
             &path,
             "seq,scheduled_ns,start_ns,connect_us,ttfb_us,total_us,status,outcome,phase,backend,version\n\
@@ -512,7 +439,7 @@ mod tests {
     #[test]
     fn a_corrupt_row_names_its_column() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requests.csv");
+        let path = dir.path().join(REQUESTS_CSV);
         std::fs::write(
             &path,
             "seq,scheduled_ns,start_ns,connect_us,ttfb_us,total_us,status,outcome,phase,backend,version\n\

@@ -1,0 +1,236 @@
+//! The run directory is a contract: every directory a released baton
+//! wrote stays readable by `baton report` and `baton compare`, and one
+//! from a newer format is refused with exit 2, naming it.
+//!
+//! The referee is `tests/fixtures/rundir-v1/`: a FAIL run and a matrix
+//! written by baton 0.1.0 (format 1), with what that baton printed for
+//! them. Copies are re-rendered by the baton under test, so the fixtures
+//! themselves are never touched.
+
+mod common;
+
+use common::read_json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn baton() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1")
+}
+
+/// A copy of the format 1 fixtures in a fresh temporary directory.
+fn copy_of_fixtures() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures(), tmp.path());
+    tmp
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn report(dir: &Path) -> Output {
+    baton().arg("report").arg(dir).output().unwrap()
+}
+
+/// The parts of a summary that say what happened: the verdict, the
+/// counts, and each incident's cause, size, span and Pods.
+fn what_happened(summary: &serde_json::Value) -> serde_json::Value {
+    let incidents: Vec<serde_json::Value> = summary["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            serde_json::json!([
+                i["cause"],
+                i["failures"],
+                i["first_ns"],
+                i["last_ns"],
+                i["pods"]
+            ])
+        })
+        .collect();
+    serde_json::json!({
+        "verdict": summary["verdict"],
+        "reason": summary["reason"],
+        "requests": summary["requests"],
+        "outcomes": summary["outcomes"],
+        "causes": summary["causes"],
+        "thresholds": summary["thresholds"],
+        "incidents": incidents,
+    })
+}
+
+#[test]
+fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
+    let tmp = copy_of_fixtures();
+    let dir = tmp.path().join("run-fail");
+    let before = read_json(&dir.join("summary.json"));
+    let out = report(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a FAIL run re-renders as FAIL\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    let after = read_json(&dir.join("summary.json"));
+    assert_eq!(what_happened(&after), what_happened(&before));
+    assert_eq!(after["incidents"].as_array().unwrap().len(), 4);
+    assert_eq!(after["requests"]["failed"], 201);
+
+    // What a person reads is the same too (but the re-rendered path).
+    let expected =
+        std::fs::read_to_string(fixtures().join("expected/report-run-fail.txt")).unwrap();
+    let stdout = text(&out.stdout);
+    let body = |s: &str| {
+        s.lines()
+            .filter(|l| !l.trim_start().starts_with("reports "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(body(&stdout), body(&expected));
+}
+
+/// Today's reports of a format 1 directory are the very reports 0.1.0
+/// wrote: JSON equal as data, every other derived file byte for byte. A
+/// change that alters a report on purpose narrows this list in the same
+/// commit, saying why; the test above still holds.
+#[test]
+fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
+    let tmp = copy_of_fixtures();
+    let dir = tmp.path().join("run-fail");
+    let out = report(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let original = fixtures().join("run-fail");
+    assert_eq!(
+        read_json(&dir.join("summary.json")),
+        read_json(&original.join("summary.json"))
+    );
+    for f in [
+        "failures.csv",
+        "timeline.csv",
+        "summary.md",
+        "junit.xml",
+        "report.html",
+    ] {
+        let a = std::fs::read(dir.join(f)).unwrap();
+        let b = std::fs::read(original.join(f)).unwrap();
+        assert!(a == b, "{f} re-rendered differs from what 0.1.0 wrote");
+    }
+    // The record of the run is not rewritten.
+    for f in [
+        "run.json",
+        "requests.csv",
+        "events.csv",
+        "profile.resolved.yaml",
+    ] {
+        assert_eq!(
+            std::fs::read(dir.join(f)).unwrap(),
+            std::fs::read(original.join(f)).unwrap(),
+            "{f} changed"
+        );
+    }
+}
+
+#[test]
+fn format_1_runs_and_matrix_variants_compare_as_they_did() {
+    let tmp = copy_of_fixtures();
+    let out = baton()
+        .current_dir(tmp.path())
+        .args([
+            "compare",
+            "matrix/preStop-0s",
+            "matrix/preStop-3s",
+            "run-fail",
+            "--markdown",
+            "compare.md",
+            "--html",
+            "compare.html",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let expected = |f: &str| std::fs::read_to_string(fixtures().join("expected").join(f)).unwrap();
+    assert_eq!(text(&out.stdout), expected("compare.txt"));
+    for f in ["compare.md", "compare.html"] {
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(f)).unwrap(),
+            expected(f),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn a_format_1_matrix_record_reads_back() {
+    let m = baton::rundir::MatrixRecord::read(&fixtures().join("matrix")).unwrap();
+    assert_eq!(m.format_version, 1);
+    assert_eq!(m.cheapest_zero_failures.as_deref(), Some("preStop-3s"));
+    assert_eq!(m.variants.len(), 2);
+    assert_eq!(m.variants[0].failed, Some(201));
+    let v = baton::rundir::VariantRecord::read(&fixtures().join("matrix/preStop-3s"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.settings(), [("rollout.preStop".into(), "3s".into())]);
+}
+
+#[test]
+fn a_directory_from_a_newer_format_exits_2_naming_the_file_and_version() {
+    let tmp = copy_of_fixtures();
+    let dir = tmp.path().join("run-fail");
+    let mut run: serde_json::Value = read_json(&dir.join("run.json"));
+    run["format_version"] = 99.into();
+    run["baton_version"] = "9.1.0".into();
+    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+    let summary_before = std::fs::read(dir.join("summary.json")).unwrap();
+
+    let out = report(&dir);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("run.json")
+            && stderr.contains("format_version 99")
+            && stderr.contains("9.1.0"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("summary.json")).unwrap(),
+        summary_before,
+        "nothing is rewritten from a directory this baton cannot read"
+    );
+
+    let out = baton().arg("compare").arg(&dir).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("format_version 99"), "{stderr}");
+}
+
+#[test]
+fn compare_refuses_a_summary_it_cannot_read_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("summary.json"),
+        r#"{"kind": "load", "baton_version": "0.1.0"}"#,
+    )
+    .unwrap();
+    let out = baton().arg("compare").arg(tmp.path()).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("summary.json"), "{stderr}");
+}
