@@ -19,6 +19,7 @@ pub mod preflight;
 pub mod restore;
 pub mod rollout;
 pub mod rollout_status;
+pub mod selector;
 pub mod snapshot;
 pub mod stall;
 pub mod steps;

@@ -11,11 +11,11 @@
 //! timeline (see [`super::steps`]).
 
 use super::rollout_status::{RolloutStatus, rollout_status};
+use super::selector;
 use super::stall::{HASH_LABEL, REVISION_ANNOTATION, owned_by, revision};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -438,7 +438,7 @@ pub async fn replica_sets_of(
 ) -> Result<Vec<ReplicaSet>, RolloutError> {
     let name = d.metadata.name.clone().unwrap_or_default();
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
-    let lp = ListParams::default().labels(&selector_string(d.spec.selector.clone()));
+    let lp = pods_query(d, namespace)?;
     let list = rss
         .list(&lp)
         .await
@@ -501,24 +501,17 @@ pub async fn undo(
     })
 }
 
-/// A label selector as the `labelSelector` query string (`a=b,c in (d,e)`).
-pub fn selector_string(sel: LabelSelector) -> String {
-    let mut parts: Vec<String> = sel
-        .match_labels
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in sel.match_expressions.unwrap_or_default() {
-        let values = e.values.unwrap_or_default().join(",");
-        parts.push(match e.operator.as_str() {
-            "In" => format!("{} in ({values})", e.key),
-            "NotIn" => format!("{} notin ({values})", e.key),
-            "Exists" => e.key,
-            _ => format!("!{}", e.key), // DoesNotExist
-        });
-    }
-    parts.join(",")
+/// The Deployment's selector as a list query; a selector that would
+/// select the whole namespace (or that Kubernetes would refuse) is an
+/// error rather than a wider list.
+fn pods_query(d: &Deployment, namespace: &str) -> Result<ListParams, RolloutError> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    selector::query(&d.spec.selector)
+        .map(|q| ListParams::default().labels(&q))
+        .map_err(|e| RolloutError::Invalid {
+            what: format!("the selector of deployment {namespace}/{name}"),
+            reason: e.to_string(),
+        })
 }
 
 /// The Deployment's Pods that are not already terminating.
@@ -529,7 +522,7 @@ pub async fn live_pods(
 ) -> Result<Vec<Pod>, RolloutError> {
     let name = d.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let lp = ListParams::default().labels(&selector_string(d.spec.selector.clone()));
+    let lp = pods_query(d, namespace)?;
     let list = pods
         .list(&lp)
         .await
@@ -620,7 +613,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::ReplicaSetSpec;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     #[test]
     fn undo_goes_to_the_revision_before_the_newest_by_default() {
@@ -644,39 +637,6 @@ mod tests {
         let e = undo_target("web", &[1], None).unwrap_err();
         assert!(matches!(e, RolloutError::NoHistory { .. }), "{e}");
         assert!(undo_target("web", &[], None).is_err());
-    }
-
-    #[test]
-    fn selectors_render_as_label_selector_queries() {
-        let sel = LabelSelector {
-            match_labels: Some([("app".to_string(), "web".to_string())].into()),
-            match_expressions: Some(vec![
-                LabelSelectorRequirement {
-                    key: "tier".into(),
-                    operator: "In".into(),
-                    values: Some(vec!["a".into(), "b".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "env".into(),
-                    operator: "NotIn".into(),
-                    values: Some(vec!["dev".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "canary".into(),
-                    operator: "Exists".into(),
-                    values: None,
-                },
-                LabelSelectorRequirement {
-                    key: "legacy".into(),
-                    operator: "DoesNotExist".into(),
-                    values: None,
-                },
-            ]),
-        };
-        assert_eq!(
-            selector_string(sel),
-            "app=web,tier in (a,b),env notin (dev),canary,!legacy"
-        );
     }
 
     #[test]

@@ -19,7 +19,6 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
@@ -30,6 +29,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::clock::RunClock;
 use crate::cluster::event::LifecycleEvent;
 use crate::cluster::normalise::{ListKind, Normaliser, Object, Resource, watch_restarted};
+use crate::cluster::selector;
 
 /// What to watch: the Deployment under test and the Service in front of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,9 +146,9 @@ pub async fn start(
             namespace: ns.clone(),
         })?;
     let selector =
-        label_selector(&deployment.spec.selector).map_err(|reason| WatchError::Selector {
+        selector::query(&deployment.spec.selector).map_err(|e| WatchError::Selector {
             deployment: target.deployment.clone(),
-            reason,
+            reason: e.to_string(),
         })?;
 
     let by_labels = watcher::Config::default().labels(&selector);
@@ -219,42 +219,6 @@ pub async fn start(
             Err(WatchError::Cancelled)
         }
     }
-}
-
-/// The label selector string (`a=b,c in (d,e),!f`) for a LabelSelector.
-pub fn label_selector(sel: &LabelSelector) -> Result<String, String> {
-    let mut parts: Vec<String> = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for e in sel.match_expressions.iter().flatten() {
-        let values = e.values.clone().unwrap_or_default();
-        let part = match e.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => {
-                return Err(format!(
-                    "matchExpressions on {:?}: {} needs values",
-                    e.key, e.operator
-                ));
-            }
-            "In" => format!("{} in ({})", e.key, values.join(",")),
-            "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            op => {
-                return Err(format!(
-                    "matchExpressions on {:?}: unknown operator {op:?}",
-                    e.key
-                ));
-            }
-        };
-        parts.push(part);
-    }
-    if parts.is_empty() {
-        return Err("it is empty and would select every Pod in the namespace".into());
-    }
-    Ok(parts.join(","))
 }
 
 type Tagged = (Resource, watcher::Result<Event<Object>>);
@@ -529,52 +493,6 @@ fn error_reason(e: &watcher::Error) -> String {
 mod tests {
     use super::*;
     use crate::cluster::event::EventKind;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-
-    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator: op.into(),
-            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
-        }
-    }
-
-    #[test]
-    fn match_labels_become_equalities() {
-        let sel = LabelSelector {
-            match_labels: Some([("app".into(), "web".into()), ("tier".into(), "fe".into())].into()),
-            match_expressions: None,
-        };
-        assert_eq!(label_selector(&sel).unwrap(), "app=web,tier=fe");
-    }
-
-    #[test]
-    fn match_expressions_become_set_based_requirements() {
-        let sel = LabelSelector {
-            match_labels: Some([("app".into(), "web".into())].into()),
-            match_expressions: Some(vec![
-                req("env", "In", &["prod", "staging"]),
-                req("track", "NotIn", &["canary"]),
-                req("owner", "Exists", &[]),
-                req("legacy", "DoesNotExist", &[]),
-            ]),
-        };
-        assert_eq!(
-            label_selector(&sel).unwrap(),
-            "app=web,env in (prod,staging),track notin (canary),owner,!legacy"
-        );
-    }
-
-    #[test]
-    fn an_empty_selector_or_a_bad_expression_is_refused() {
-        assert!(label_selector(&LabelSelector::default()).is_err());
-        let bad = |r| LabelSelector {
-            match_labels: None,
-            match_expressions: Some(vec![r]),
-        };
-        assert!(label_selector(&bad(req("a", "In", &[]))).is_err());
-        assert!(label_selector(&bad(req("a", "Near", &["b"]))).is_err());
-    }
 
     fn run() -> (Run, mpsc::UnboundedReceiver<LifecycleEvent>) {
         let clock = RunClock::start();
