@@ -218,7 +218,7 @@ fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>)
     let _ = nix::sys::prctl::set_timerslack(1);
     let plan = &shared.plan;
     let template = &plan.template;
-    let mut schedule = Schedule::new(rate, 0, 1, plan.max_requests, plan.duration.map(ns));
+    let mut schedule = Schedule::new(rate, plan.max_requests, plan.duration.map(ns));
     let cap = plan.concurrency as u64;
     let mut shed = 0;
     let mut next_source = 0usize;

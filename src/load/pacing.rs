@@ -2,23 +2,24 @@
 //!
 //! Request `i` (counting from 0 over the whole run) is due at
 //! `i / rate` seconds after the start, whatever happened to the requests
-//! before it — that is what keeps coordinated omission out. With `W`
-//! workers, worker `w` owns arrivals `w, w + W, w + 2W, …`, so together
-//! they produce exactly the global schedule and no two share a slot.
+//! before it — that is what keeps coordinated omission out. One schedule
+//! serves the whole run: the engine's pacer thread owns it and hands each
+//! due arrival to a worker (see `engine`).
 //!
-//! Pure: no clock, no sockets. The engine asks "which of my arrivals are
-//! due by `now`?" and fires every one of them, stamped with its own due
-//! instant, not with the instant it was picked up.
+//! Pure: no clock, no sockets. The pacer asks "which arrivals are due by
+//! `now`?" and fires every one of them, stamped with its own due instant,
+//! not with the instant it was picked up.
+//!
+//! Also [`split_evenly`], the closed model's share of the in-flight cap
+//! per worker.
 
-/// One worker's share of the global arrival schedule.
+/// The run's arrival schedule.
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    /// Requests per second over the whole run, all workers together (> 0).
+    /// Requests per second over the whole run (> 0).
     rate: f64,
-    worker: u64,
-    workers: u64,
-    /// Next local arrival index this worker has not fired yet.
-    next_local: u64,
+    /// The next arrival not fired yet.
+    next: u64,
     /// Global arrival count limit (`--requests`), if any.
     max_requests: Option<u64>,
     /// No arrival is due at or after this offset (`--duration`), if any.
@@ -33,25 +34,16 @@ pub enum Next {
     Due { index: u64, due_ns: u64 },
     /// Nothing due yet; the next arrival is due at this offset.
     WaitUntil(u64),
-    /// This worker has no arrivals left.
+    /// No arrivals left.
     Done,
 }
 
 impl Schedule {
-    pub fn new(
-        rate: f64,
-        worker: usize,
-        workers: usize,
-        max_requests: Option<u64>,
-        end_ns: Option<u64>,
-    ) -> Self {
+    pub fn new(rate: f64, max_requests: Option<u64>, end_ns: Option<u64>) -> Self {
         assert!(rate > 0.0 && rate.is_finite(), "rate must be positive");
-        assert!(workers > 0 && worker < workers);
         Schedule {
             rate,
-            worker: worker as u64,
-            workers: workers as u64,
-            next_local: 0,
+            next: 0,
             max_requests,
             end_ns,
         }
@@ -63,13 +55,9 @@ impl Schedule {
         (index as f64 * 1e9 / self.rate).round() as u64
     }
 
-    fn next_index(&self) -> u64 {
-        self.next_local * self.workers + self.worker
-    }
-
     /// Peek at the next arrival relative to `now_ns`, consuming it if due.
     pub fn poll(&mut self, now_ns: u64) -> Next {
-        let index = self.next_index();
+        let index = self.next;
         if self.max_requests.is_some_and(|max| index >= max) {
             return Next::Done;
         }
@@ -78,7 +66,7 @@ impl Schedule {
             return Next::Done;
         }
         if due_ns <= now_ns {
-            self.next_local += 1;
+            self.next += 1;
             Next::Due { index, due_ns }
         } else {
             Next::WaitUntil(due_ns)
@@ -109,7 +97,7 @@ mod tests {
     #[test]
     fn every_arrival_due_by_now_fires_stamped_with_its_own_instant() {
         // 1000 rps: one every 1 ms. A wake 3.5 ms late fires 4 at once.
-        let mut s = Schedule::new(1000.0, 0, 1, None, None);
+        let mut s = Schedule::new(1000.0, None, None);
         let fired = drain(&mut s, 3_500_000);
         assert_eq!(
             fired,
@@ -119,15 +107,10 @@ mod tests {
     }
 
     #[test]
-    fn workers_partition_the_global_schedule_without_overlap_or_gap() {
-        let workers = 3;
-        let mut all = vec![];
-        for w in 0..workers {
-            let mut s = Schedule::new(500.0, w, workers, Some(100), None);
-            all.extend(drain(&mut s, u64::MAX / 2));
-            assert_eq!(s.poll(u64::MAX / 2), Next::Done);
-        }
-        all.sort();
+    fn arrivals_are_numbered_without_gap_and_spaced_by_the_rate() {
+        let mut s = Schedule::new(500.0, Some(100), None);
+        let all = drain(&mut s, u64::MAX / 2);
+        assert_eq!(s.poll(u64::MAX / 2), Next::Done);
         assert_eq!(all.len(), 100);
         for (i, (index, due)) in all.iter().enumerate() {
             assert_eq!(*index, i as u64);
@@ -138,28 +121,28 @@ mod tests {
     #[test]
     fn duration_bounds_the_schedule_exclusively() {
         // 10 rps for 1 s: arrivals at 0, 100 ms, …, 900 ms — ten, not eleven.
-        let mut s = Schedule::new(10.0, 0, 1, None, Some(1_000_000_000));
+        let mut s = Schedule::new(10.0, None, Some(1_000_000_000));
         assert_eq!(drain(&mut s, u64::MAX / 2).len(), 10);
         assert_eq!(s.poll(u64::MAX / 2), Next::Done);
     }
 
     #[test]
     fn request_count_and_duration_stop_at_whichever_comes_first() {
-        let mut s = Schedule::new(10.0, 0, 1, Some(3), Some(1_000_000_000));
+        let mut s = Schedule::new(10.0, Some(3), Some(1_000_000_000));
         assert_eq!(drain(&mut s, u64::MAX / 2).len(), 3);
     }
 
     #[test]
     fn fractional_rates_are_honoured() {
-        let s = Schedule::new(0.5, 0, 1, None, None);
+        let s = Schedule::new(0.5, None, None);
         assert_eq!(s.due_ns(3), 6_000_000_000);
-        let s = Schedule::new(3.0, 0, 1, None, None);
+        let s = Schedule::new(3.0, None, None);
         assert_eq!(s.due_ns(1), 333_333_333);
     }
 
     #[test]
     fn a_large_index_keeps_nanosecond_precision() {
-        let s = Schedule::new(10_000.0, 0, 1, None, None);
+        let s = Schedule::new(10_000.0, None, None);
         // 24 h at 10k rps.
         assert_eq!(s.due_ns(864_000_000), 86_400_000_000_000);
     }
