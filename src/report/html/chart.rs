@@ -8,7 +8,8 @@
 //! Pure: no I/O, ordered collections only.
 
 use super::HtmlInput;
-use super::view::{candidates_text, keep_end, keep_start, ms_to_s, outcome_text, r2, secs};
+use super::format::{candidates_text, keep_end, keep_start, ms_to_s, outcome_text, r2, secs};
+use super::palette::{cause_class, failing_outcomes, version_colour, versions_in_order};
 use crate::analyse::{BUCKET_NS, Bucket};
 use crate::attribution::{Attribution, Cause, FailedRequest};
 use crate::cluster::event::EventKind;
@@ -43,10 +44,6 @@ const STEP_LABEL_CHARS: usize = 60;
 /// Rough width of one character of an 11 px label, for placing labels.
 const CHAR_PX: f64 = 6.2;
 const MAX_LABEL_ROWS: usize = 4;
-
-const VERSION_COLOURS: [&str; 8] = [
-    "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8", "#969696", "#e7ba52", "#ad494a", "#17becf",
-];
 
 #[derive(Serialize)]
 pub(super) struct Chart {
@@ -297,32 +294,6 @@ impl Scale {
     fn px_per_bucket(self) -> f64 {
         BUCKET_NS as f64 / self.end_ns as f64 * (X1 - X0)
     }
-}
-
-/// Versions in the order they first answered (the old one first), then
-/// by name.
-pub(super) fn versions_in_order(buckets: &[Bucket]) -> Vec<&str> {
-    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, b) in buckets.iter().enumerate() {
-        for v in b.versions.keys() {
-            first.entry(v.as_str()).or_insert(i);
-        }
-    }
-    let mut v: Vec<(usize, &str)> = first.into_iter().map(|(k, i)| (i, k)).collect();
-    v.sort();
-    v.into_iter().map(|(_, k)| k).collect()
-}
-
-pub(super) fn version_colour(i: usize) -> &'static str {
-    VERSION_COLOURS[i % VERSION_COLOURS.len()]
-}
-
-/// Failing outcomes that occur in the buckets, in `Outcome::ALL` order.
-pub(super) fn failing_outcomes(buckets: &[Bucket]) -> Vec<Outcome> {
-    Outcome::ALL
-        .into_iter()
-        .filter(|o| *o != Outcome::Ok && buckets.iter().any(|b| b.failed.contains_key(o)))
-        .collect()
 }
 
 /// Labels above the plot, each in the first row where it does not overlap
@@ -1021,20 +992,5 @@ fn failures_panel(
             .collect(),
         markers,
         empty: failures.is_empty(),
-    }
-}
-
-/// The colour class of a cause: short, because every marker and row
-/// carries one.
-pub(super) fn cause_class(c: Cause) -> &'static str {
-    match c {
-        Cause::Unexplained => "c0",
-        Cause::EndpointLagOnTermination => "c1",
-        Cause::KilledInFlight => "c2",
-        Cause::PrematureReadiness => "c3",
-        Cause::NoReadyEndpoints => "c4",
-        Cause::AppError => "c5",
-        Cause::ContainerCrash => "c6",
-        Cause::Harness => "c7",
     }
 }

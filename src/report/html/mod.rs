@@ -19,6 +19,8 @@
 //! same [`RunSummary`]), or reading a run directory back (`baton report`).
 
 mod chart;
+mod format;
+mod palette;
 mod view;
 
 #[cfg(test)]

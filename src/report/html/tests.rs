@@ -4,7 +4,8 @@
 //! escaped, one marker per failure, deterministic, and small enough.
 
 use super::chart::{ms_label, nice_ceil, tick_step};
-use super::view::{self, keep_end, keep_start};
+use super::format::{keep_end, keep_start};
+use super::view;
 use super::*;
 use crate::analyse::BUCKET_NS;
 use crate::attribution::{Candidate, Cause, Confidence, Incident, Remedy};
