@@ -1,7 +1,7 @@
 //! The sandbox's configuration: the seed scenario, and the YAML file
 //! `baton sandbox --config FILE` reads (errors name the file, line and field).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -9,8 +9,42 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::cluster::ClusterConfig;
 use crate::store::StoreConfig;
+
+/// Knobs of the simulated cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// How long the Service proxy's own copy of the endpoints lags behind
+    /// the EndpointSlices: the kube-proxy/iptables lag that drops requests
+    /// when a Pod stops listening before it is out of rotation.
+    pub propagation_delay: Duration,
+    /// Up to this much extra random lag per EndpointSlice change.
+    pub propagation_jitter: Duration,
+    /// Pods get `pod_ip_base + 1`, `+ 2`, ... (each its own loopback address),
+    /// so several sandboxes in one process must use distinct bases.
+    pub pod_ip_base: Ipv4Addr,
+    /// Where the NodePort listeners bind.
+    pub node_port_bind: IpAddr,
+    /// First delay of the kubelet's restart and image-pull back-off; it
+    /// doubles per failure up to [`ClusterConfig::backoff_max`]. Kubernetes
+    /// uses 10 s; tests shorten it.
+    pub backoff_base: Duration,
+    /// Cap of the back-off (Kubernetes: 300 s).
+    pub backoff_max: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            propagation_delay: Duration::from_secs(1),
+            propagation_jitter: Duration::ZERO,
+            pod_ip_base: Ipv4Addr::new(127, 10, 0, 0),
+            node_port_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            backoff_base: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
 
 /// A verb on a resource that the sandbox refuses with 403 Forbidden (and
 /// that a SelfSubjectAccessReview reports as not allowed), so tests can

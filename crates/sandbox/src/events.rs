@@ -91,7 +91,7 @@ impl Recorder {
         reason: &'static str,
         message: String,
     ) {
-        let now = crate::controllers::now();
+        let now = crate::node::now();
         let ns = involved
             .namespace
             .clone()
@@ -130,14 +130,14 @@ impl Recorder {
             type_: Some(ty.as_str().to_string()),
             source: Some(EventSource {
                 component: Some(self.component.to_string()),
-                host: (self.component == "kubelet").then(|| crate::kubelet::NODE_NAME.to_string()),
+                host: (self.component == "kubelet").then(|| crate::node::NODE_NAME.to_string()),
             }),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: Some(MicroTime(now)),
             count: Some(1),
             reporting_component: Some(self.component.to_string()),
-            reporting_instance: Some(format!("{}-{}", self.component, crate::kubelet::NODE_NAME)),
+            reporting_instance: Some(format!("{}-{}", self.component, crate::node::NODE_NAME)),
             action: Some(reason.to_string()),
             ..Default::default()
         };

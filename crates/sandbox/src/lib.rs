@@ -17,7 +17,8 @@
 //!   resourceVersion, a bounded change history for watches).
 //! - [`api`]: the HTTP API server: discovery, CRUD, list/watch, patch,
 //!   server-side apply, `Status` errors, access rules.
-//! - [`config`]: the sandbox configuration file and the seed scenario.
+//! - [`config`]: the sandbox configuration file, the seed scenario and
+//!   the simulated cluster's knobs ([`ClusterConfig`]).
 //! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
 //! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
 //! - [`cluster`]: spawns the cluster behaviour below.
@@ -25,6 +26,7 @@
 //! - [`kubelet`]: Pods as real HTTP servers: probes, preStop, grace period.
 //! - [`proxy`]: the Service proxy with propagation lag and a ground-truth log.
 //! - [`events`]: records core/v1 Events into the store.
+//! - [`node`]: the one simulated node's name and clock (a leaf).
 
 pub mod api;
 pub mod cluster;
@@ -33,10 +35,11 @@ pub mod controllers;
 pub mod events;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod node;
 pub mod proxy;
 pub mod sandbox;
 pub mod store;
 
-pub use config::{AccessRule, ConfigError, SandboxConfig};
+pub use config::{AccessRule, ClusterConfig, ConfigError, SandboxConfig};
 pub use sandbox::Sandbox;
 pub use store::{Change, ChangeType, Store, StoreConfig, StoreError};

@@ -1,11 +1,11 @@
 //! The Service proxy of the sandbox SIMULATOR: a stand-in for kube-proxy.
 //!
 //! One real TCP listener per Service port that has a `nodePort`, on
-//! [`ClusterConfig::node_port_bind`](crate::cluster::ClusterConfig). Each NEW
+//! [`ClusterConfig::node_port_bind`](crate::config::ClusterConfig). Each NEW
 //! connection is sent to one endpoint, chosen round robin from the proxy's
 //! OWN copy of the Service's ready endpoints. That copy applies every
 //! EndpointSlice change only after
-//! [`propagation_delay`](crate::cluster::ClusterConfig::propagation_delay)
+//! [`propagation_delay`](crate::config::ClusterConfig::propagation_delay)
 //! (+ random jitter): the lag between "the endpoint is out of the
 //! EndpointSlice" and "iptables stops sending to it" that drops requests when
 //! a Pod stops listening too early. That lag is the point of this module.
@@ -45,7 +45,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterConfig;
+use crate::config::ClusterConfig;
 use crate::store::Store;
 
 /// How many connection records the [`GroundTruth`] keeps (oldest dropped first).

@@ -261,7 +261,7 @@ fn condition<'a>(s: &'a DeploymentStatus, ty: &str) -> Option<&'a DeploymentCond
 }
 
 fn new_condition(ty: &str, status: &str, reason: &str, msg: String) -> DeploymentCondition {
-    let now = Time(super::now());
+    let now = Time(crate::node::now());
     DeploymentCondition {
         type_: Some(ty.into()),
         status: Some(status.into()),
@@ -984,7 +984,7 @@ impl Ctx<'_> {
         new_i: Option<usize>,
     ) -> Result<()> {
         let mut st = calculate_status(d, rss, new_i);
-        let now = super::now();
+        let now = crate::node::now();
         let has_deadline = progress_deadline(d).is_some();
         if !has_deadline {
             remove_condition(&mut st, "Progressing");

@@ -48,15 +48,6 @@ pub async fn run(store: Arc<Store>, shutdown: CancellationToken) {
     }
 }
 
-/// `now`, as Kubernetes timestamps are kept (whole seconds on the wire,
-/// but kept exact here; the store serialises them).
-pub(crate) fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::new(d.as_secs() as i64, d.subsec_nanos() as i32).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
 /// Whether `labels` match a LabelSelector (matchLabels and matchExpressions).
 /// An empty selector matches everything, as in Kubernetes.
 pub fn selector_matches(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
@@ -153,7 +144,7 @@ pub fn ready_since(pod: &Pod) -> Option<Timestamp> {
         c.last_transition_time
             .as_ref()
             .map(|t| t.0)
-            .unwrap_or_else(now),
+            .unwrap_or_else(crate::node::now),
     )
 }
 
@@ -195,6 +186,7 @@ pub fn delete_pod_gracefully(
             .unwrap_or(30)
             .max(0);
         p.metadata.deletion_grace_period_seconds = Some(g);
-        p.metadata.deletion_timestamp = Some(Time(now() + SignedDuration::from_secs(g)));
+        p.metadata.deletion_timestamp =
+            Some(Time(crate::node::now() + SignedDuration::from_secs(g)));
     })
 }

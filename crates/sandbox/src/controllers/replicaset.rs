@@ -28,7 +28,7 @@ use crate::store::Store;
 pub fn reconcile_all(store: &Arc<Store>, rec: &Recorder) {
     let (rss, _) = store.list::<ReplicaSet>(None);
     let (pods, _) = store.list::<Pod>(None);
-    let now = super::now();
+    let now = crate::node::now();
     let uids: HashSet<&str> = rss
         .iter()
         .filter_map(|r| r.metadata.uid.as_deref())
@@ -235,7 +235,7 @@ mod tests {
     use k8s_openapi::jiff::SignedDuration;
 
     fn pod(name: &str, node: bool, phase: &str, ready_for: Option<i64>, age: i64) -> Pod {
-        let now = crate::controllers::now();
+        let now = crate::node::now();
         Pod {
             metadata: ObjectMeta {
                 name: Some(name.into()),

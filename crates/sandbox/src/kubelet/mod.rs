@@ -6,7 +6,7 @@
 //!
 //! - **Scheduling**: `spec.nodeName` = `sandbox-node`, condition
 //!   `PodScheduled`, a `Scheduled` event, an IP from
-//!   [`ClusterConfig::pod_ip_base`](crate::cluster::ClusterConfig) (`+1`,
+//!   [`ClusterConfig::pod_ip_base`](crate::config::ClusterConfig) (`+1`,
 //!   `+2`, ...; each Pod its own address, never reused within a sandbox's
 //!   first 65 000 Pods).
 //! - **Image**: the version served is the `VERSION` env value, else the image tag (`nginx:1.28` →
@@ -47,7 +47,7 @@
 //!   with code 1 that long after it started; `restartCount` grows, the
 //!   container waits in `CrashLoopBackOff` with `BackOff` events, and
 //!   restarts after a back-off that starts at
-//!   [`ClusterConfig::backoff_base`](crate::cluster::ClusterConfig) and
+//!   [`ClusterConfig::backoff_base`](crate::config::ClusterConfig) and
 //!   doubles up to `backoff_max`.
 //!
 //! # Pod-template annotations
@@ -76,11 +76,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterConfig;
+use crate::config::ClusterConfig;
 use crate::store::Store;
-
-/// The one node every Pod runs on.
-pub const NODE_NAME: &str = "sandbox-node";
 
 /// Annotation prefix of the simulator's behaviour knobs.
 pub const ANNOTATION_PREFIX: &str = "sandbox.baton.dev/";

@@ -21,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::probe::{self, Check};
 use super::server::{PodServer, Reply};
 use super::{
-    CRASH_AFTER, NODE_NAME, ON_SIGTERM, RESPONSE_DELAY, STARTUP_DELAY, parse_duration,
-    served_version,
+    CRASH_AFTER, ON_SIGTERM, RESPONSE_DELAY, STARTUP_DELAY, parse_duration, served_version,
 };
-use crate::cluster::ClusterConfig;
+use crate::config::ClusterConfig;
 use crate::events::{EventType, Recorder};
+use crate::node::NODE_NAME;
 use crate::store::{Store, StoreError};
 
 /// What all Pod workers share.
@@ -198,7 +198,7 @@ pub(super) async fn run(
     let spec = pod.spec.clone().unwrap_or_default();
     let first = spec.containers.first();
     let port = super::pod_port(&pod);
-    let now = crate::controllers::now();
+    let now = crate::node::now();
     let mut w = Worker {
         ns: pod
             .metadata
@@ -264,7 +264,7 @@ impl Worker {
     fn set_ready(&mut self, ready: bool) {
         if self.ready != ready {
             self.ready = ready;
-            self.ready_changed = crate::controllers::now();
+            self.ready_changed = crate::node::now();
             tracing::info!(pod = %self.name, ready, "pod readiness changed");
         }
     }
@@ -457,7 +457,7 @@ impl Worker {
             );
             self.container_seq += 1;
             self.state = CState::Running {
-                started_at: crate::controllers::now(),
+                started_at: crate::node::now(),
             };
             self.ever_started = true;
             self.set_ready(false);
@@ -471,7 +471,7 @@ impl Worker {
             // The container exited on its own: restart with back-off.
             let started_at = match self.state {
                 CState::Running { started_at } => started_at,
-                _ => crate::controllers::now(),
+                _ => crate::node::now(),
             };
             self.restarts += 1;
             self.set_ready(false);
@@ -481,7 +481,7 @@ impl Worker {
                     reason: Some("Error".into()),
                     message: exit.1,
                     started_at: Some(Time(started_at)),
-                    finished_at: Some(Time(crate::controllers::now())),
+                    finished_at: Some(Time(crate::node::now())),
                     container_id: Some(self.container_id()),
                     ..Default::default()
                 }),
@@ -891,7 +891,7 @@ impl Worker {
             exit_code: exit,
             reason: if exit == 0 { "Completed" } else { "Error" },
             started_at,
-            finished_at: crate::controllers::now(),
+            finished_at: crate::node::now(),
         };
         self.final_phase = Some(if exit == 0 { "Succeeded" } else { "Failed" });
         if self.publish().is_err() {
@@ -939,7 +939,7 @@ impl Worker {
                 if failures < cfg.failure_threshold {
                     continue;
                 }
-                let now = crate::controllers::now();
+                let now = crate::node::now();
                 *at.lock().expect("prober") = Some(now);
                 let _ = sh.store.modify::<Pod>(&ns, &name, |p| {
                     let Some(st) = p.status.as_mut() else { return };

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use baton_sandbox::cluster::{self, ClusterConfig, ClusterHandle};
+use baton_sandbox::ClusterConfig;
+use baton_sandbox::cluster::{self, ClusterHandle};
 use baton_sandbox::store::{Store, StoreConfig};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
