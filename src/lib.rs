@@ -9,13 +9,18 @@
 //!   connection per request, one record per request streamed to disk.
 //! - [`cluster`] talks to the API server (kube-rs): connects, watches
 //!   (lifecycle events on the run clock), drives rollout steps.
+//! - [`analyse`] measures `requests.csv` in one streaming pass: buckets,
+//!   failures, the longest disruption, who answered before and after.
 //! - [`timeline`] rebuilds the cluster's state at any instant from the
 //!   lifecycle events, and the per-Pod lags between transitions.
 //! - [`attribution`] joins the two: ties every failed request to the
 //!   lifecycle moment that caused it, and groups failures into incidents.
 //! - [`verdict`] judges: pass, fail or invalid, with the reason.
 //! - [`report`] renders: `summary.json`, `summary.md`, `junit.xml`,
-//!   `failures.csv`, `timeline.csv` and the terminal summary.
+//!   `failures.csv`, `timeline.csv`, `report.html` and the terminal
+//!   summary.
+//! - [`rundir`] owns the run directory: every file's name and format,
+//!   the format version, reading old directories back.
 //! - [`profile`] parses and validates profiles; [`run`] is `baton run`'s
 //!   sequence from cluster choice to reports.
 //! - [`compare`] puts runs side by side; [`matrix`] holds `baton

@@ -89,6 +89,18 @@ pub fn load(file: &Path, sets: &[String]) -> Result<LoadedProfile, ProfileError>
     })
 }
 
+/// A run directory's `profile.resolved.yaml`: parsed as strictly as a
+/// profile (unknown fields are errors), but not re-checked, since it ran
+/// as it is and a later baton's stricter checks must not make an old run
+/// directory unreadable.
+pub fn read_resolved(file: &Path) -> Result<Profile, ProfileError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ProfileError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    from_yaml(&text, file)
+}
+
 /// [`load`] on text already read; `file` names it in errors.
 pub fn parse(text: &str, file: &Path, sets: &[String]) -> Result<Profile, ProfileError> {
     // First the file as written, so errors carry its lines.

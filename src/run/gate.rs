@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Answers in a row that make the target "answering".
 const IN_A_ROW: u32 = 5;
+/// Between two probes: 5 answers in a row take half a second at least,
+/// which a target that only just came up rarely fakes.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
 
 pub async fn wait_baseline(
     client: &kube::Client,
@@ -45,7 +48,7 @@ pub async fn wait_baseline(
                 last = why;
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(PROBE_EVERY).await;
     }
     Ok(())
 }

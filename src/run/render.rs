@@ -65,9 +65,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
         rundir::RunDirError::TooNew { .. } => Exit::usage(e),
         e => missing(&e),
     })?;
-    let profile = profile::load(&dir.join(PROFILE_YAML), &[])
-        .map_err(|e| missing(&e))?
-        .profile;
+    let profile = profile::read_resolved(&dir.join(PROFILE_YAML)).map_err(|e| missing(&e))?;
     let events = rundir::events::read(&dir.join(EVENTS_CSV)).map_err(|e| missing(&e))?;
 
     // "After the rollout" starts when the steps ended and the last pod
