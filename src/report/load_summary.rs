@@ -8,7 +8,7 @@ use crate::load::LoadRun;
 use crate::load::outcome::Outcome;
 use crate::load::plan::{LoadPlan, Pacing};
 use crate::rundir::LoadSummary;
-use crate::rundir::summary::{LoadRequests, LoadSettings, Percentiles, rate_per_s};
+use crate::rundir::summary::{LoadRequests, LoadSettings, Percentiles, RequestCounts, rate_per_s};
 use crate::verdict::load::{LoadCounts, judge_load};
 use std::fmt::Write as _;
 
@@ -56,12 +56,14 @@ pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
             source_ips: plan.source_ips.iter().map(ToString::to_string).collect(),
         },
         requests: LoadRequests {
-            sent: counts.sent,
-            ok: s.count(Outcome::Ok),
-            failed: counts.failed,
-            client_resource: counts.client_resource,
-            shed: s.shed,
-            rows_written: run.rows_written,
+            counts: RequestCounts {
+                sent: counts.sent,
+                ok: s.count(Outcome::Ok),
+                failed: counts.failed,
+                client_resource: counts.client_resource,
+                shed: s.shed,
+                rows_written: run.rows_written,
+            },
             new_connections: s.connections,
         },
         outcomes: s.outcome_counts(),
@@ -81,7 +83,7 @@ pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
 /// The summary a person reads on the terminal.
 pub fn human(s: &LoadSummary) -> String {
     let mut o = String::new();
-    let r = &s.requests;
+    let r = &s.requests.counts;
     let _ = writeln!(o, "baton load {}", s.settings.url);
     let _ = writeln!(
         o,
@@ -116,7 +118,7 @@ pub fn human(s: &LoadSummary) -> String {
         s.rps_target
             .map_or(" (closed model)".to_string(), |t| format!(" of {t} asked")),
         s.elapsed_s,
-        r.new_connections,
+        s.requests.new_connections,
     );
     let l = &s.latency_ms;
     let _ = writeln!(

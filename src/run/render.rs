@@ -11,7 +11,7 @@ use crate::exit::Exit;
 use crate::profile;
 use crate::report::{run_summary, tables};
 use crate::rundir::summary::{
-    BlindSpotLine, Lags, Percentiles, RunRequests, Span, ns_to_ms, rate_per_s,
+    BlindSpotLine, Lags, Percentiles, RequestCounts, Span, ns_to_ms, rate_per_s,
 };
 use crate::rundir::{
     self, EVENTS_CSV, FAILURES_CSV, PROFILE_YAML, REPORT_HTML, REQUESTS_CSV, RunRecord, RunSummary,
@@ -194,7 +194,7 @@ fn summarise(
         deployment: profile.rollout.deployment.clone(),
         target_url: record.target_url.clone(),
         thresholds: judgement.thresholds,
-        requests: RunRequests {
+        requests: RequestCounts {
             sent: record.sent,
             ok: analysis.ok,
             failed: analysis.failed,

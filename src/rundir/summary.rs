@@ -86,7 +86,7 @@ pub struct RunSummary {
     pub deployment: String,
     pub target_url: String,
     pub thresholds: Vec<ThresholdResult>,
-    pub requests: RunRequests,
+    pub requests: RequestCounts,
     /// Requests per outcome, every outcome present.
     pub outcomes: BTreeMap<String, u64>,
     /// Failed requests per cause.
@@ -125,12 +125,16 @@ impl RunSummary {
     }
 }
 
+/// What became of the requests, in both kinds of summary.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct RunRequests {
+pub struct RequestCounts {
     pub sent: u64,
     pub ok: u64,
+    /// Failures the target answers for.
     pub failed: u64,
+    /// The load host's own errors; never counted as failures.
     pub client_resource: u64,
+    /// Arrivals refused by the in-flight cap: not sent.
     pub shed: u64,
     pub rows_written: u64,
 }
@@ -233,15 +237,9 @@ pub struct LoadSummary {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadRequests {
-    pub sent: u64,
-    pub ok: u64,
-    /// Failures the target answers for.
-    pub failed: u64,
-    /// The load host's own errors; never counted as failures.
-    pub client_resource: u64,
-    /// Arrivals refused by the in-flight cap: not sent.
-    pub shed: u64,
-    pub rows_written: u64,
+    #[serde(flatten)]
+    pub counts: RequestCounts,
+    /// Connections opened (fewer than requests only with `--keepalive`).
     pub new_connections: u64,
 }
 
@@ -289,12 +287,12 @@ mod tests {
                 source_ips: vec![],
             },
             requests: LoadRequests {
-                sent: 10,
-                ok: 10,
-                failed: 0,
-                client_resource: 0,
-                shed: 0,
-                rows_written: 10,
+                counts: RequestCounts {
+                    sent: 10,
+                    ok: 10,
+                    rows_written: 10,
+                    ..RequestCounts::default()
+                },
                 new_connections: 10,
             },
             outcomes: BTreeMap::new(),
@@ -312,8 +310,13 @@ mod tests {
         s.write(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(SUMMARY_JSON)).unwrap();
         assert!(text.starts_with("{\n  \"kind\": \"load\","), "{text}");
+        // The counts stay where `baton load` 0.1.0 put them.
         assert!(
-            matches!(Summary::read(dir.path()).unwrap(), Summary::Load(l) if l.requests.sent == 10)
+            text.contains("\"requests\": {\n    \"sent\": 10,\n    \"ok\": 10,"),
+            "{text}"
+        );
+        assert!(
+            matches!(Summary::read(dir.path()).unwrap(), Summary::Load(l) if l.requests.counts.sent == 10)
         );
         let e = Summary::read_run(dir.path(), "compare takes `baton run` directories").unwrap_err();
         assert!(e.to_string().contains("`baton load` directory"), "{e}");

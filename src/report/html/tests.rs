@@ -12,7 +12,7 @@ use crate::attribution::{Candidate, Cause, Confidence, Incident, Remedy};
 use crate::cluster::event::{EventKind, LifecycleEvent};
 use crate::load::outcome::{Outcome, Phase};
 use crate::rundir::run_json::{RolloutRecord, StallRecord, StepRecord, StepResult};
-use crate::rundir::summary::{Lags, Percentiles, RunRequests, Span};
+use crate::rundir::summary::{Lags, Percentiles, RequestCounts, Span};
 use crate::timeline::testkit::{self, MS, ep, pod, pod_already_up, pod_down, pod_up};
 use crate::verdict::Verdict;
 use crate::verdict::run::ThresholdResult;
@@ -62,7 +62,7 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
                 pass: true,
             },
         ],
-        requests: RunRequests {
+        requests: RequestCounts {
             sent: 1000,
             ok: 997,
             failed: 3,
