@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run and CI all call this).
 # Installs what the tests need when missing, then checks formatting,
-# lints with warnings denied, and runs every test tier of the workspace.
+# lints the Rust with warnings denied and the workflows and scripts with
+# actionlint and ShellCheck, and runs every test tier of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,6 @@ if ! command -v kubectl >/dev/null 2>&1; then
 fi
 
 cargo fmt --all --check
+scripts/lint.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
