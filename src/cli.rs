@@ -53,6 +53,10 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub out: Option<PathBuf>,
 
+    /// Replace what an earlier run left in --out (baton's own files only); without it, a directory that holds a run is refused.
+    #[arg(long)]
+    pub force: bool,
+
     /// Override a profile field before validation, e.g. --set load.rate=500 --set rollout.steps.0.set_image.image=nginx:1.28 (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
@@ -68,7 +72,7 @@ pub struct RunArgs {
 /// Which cluster, as kubectl chooses it (shared by run and matrix).
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster). Given, it selects a real cluster even when the profile has a `sandbox` section.
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster). Given, it selects a real cluster even when the profile has a `sandbox` section; so does KUBECONFIG.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -76,9 +80,13 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub context: Option<String>,
 
-    /// The namespace (default: the profile's cluster.namespace).
+    /// The namespace (default: the profile's cluster.namespace, else the context's, as kubectl; `default` on the sandbox).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+
+    /// Run on the embedded simulator (the profile's `sandbox:` section) even when KUBECONFIG is set.
+    #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
+    pub sandbox: bool,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +100,10 @@ pub struct DemoArgs {
     /// Where the two runs' directories go (default: reports/demo-<UTC time>).
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+
+    /// Replace what an earlier run left in --out (baton's own files only); without it, a directory that holds a run is refused.
+    #[arg(long)]
+    pub force: bool,
 
     /// No live status line.
     #[arg(short, long)]
@@ -203,6 +215,10 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub out: Option<PathBuf>,
 
+    /// Replace what an earlier run left in --out (baton's own files only); without it, a directory that holds a run is refused.
+    #[arg(long)]
+    pub force: bool,
+
     /// No live status line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -235,6 +251,10 @@ pub struct MatrixArgs {
     /// Where the variants' run directories and the comparison go (default: reports/matrix-<name>-<UTC time>).
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+
+    /// Replace what an earlier run left in --out (baton's own files only); without it, a directory that holds a run is refused.
+    #[arg(long)]
+    pub force: bool,
 
     /// Override a profile field in every variant, like baton run's --set (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]

@@ -8,7 +8,10 @@ pub const FAIL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// baton could not measure faithfully.
 pub const INVALID: u8 = 3;
+/// Interrupted by Ctrl-C (SIGINT): 128 + 2, as a shell reports it.
 pub const INTERRUPTED: u8 = 130;
+/// Terminated by SIGTERM (a CI cancel): 128 + 15.
+pub const TERMINATED: u8 = 143;
 
 /// An error that ends a command with a specific exit code. Anything else
 /// reaching `main` is treated as [`INVALID`].
@@ -29,10 +32,9 @@ impl Exit {
 }
 
 pub fn for_verdict(v: Verdict, interrupted: bool) -> u8 {
-    if interrupted {
-        return INTERRUPTED;
-    }
     match v {
+        _ if interrupted => crate::interrupt::exit_code(),
+        Verdict::Interrupted => crate::interrupt::exit_code(),
         Verdict::Pass => PASS,
         Verdict::Fail => FAIL,
         Verdict::Invalid => INVALID,

@@ -27,7 +27,8 @@
 //!   matrix`'s variants, their patches and costs.
 //! - [`clock`] is the one clock requests and events share.
 //! - [`cli`] defines the command line; [`commands`] runs each command.
-//! - [`exit`] holds the exit codes.
+//! - [`exit`] holds the exit codes; [`interrupt`] turns Ctrl-C and
+//!   SIGTERM into one graceful stop.
 //! - The sandbox (a simulator of the slice of Kubernetes a rollout's
 //!   safety depends on) lives apart in the `baton-sandbox` crate and is
 //!   reached only over HTTP and TCP, like a real cluster.
@@ -40,6 +41,7 @@ pub mod cluster;
 pub mod commands;
 pub mod compare;
 pub mod exit;
+pub mod interrupt;
 pub mod load;
 pub mod matrix;
 pub mod profile;

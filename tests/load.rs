@@ -299,6 +299,16 @@ fn running_out_of_file_descriptors_is_a_harness_error_not_a_target_failure() {
 /// and parseable, the summary says interrupted, exit 130.
 #[test]
 fn ctrl_c_leaves_valid_files_and_exits_130() {
+    interrupt_leaves_valid_files(nix::sys::signal::Signal::SIGINT, 130);
+}
+
+/// A CI cancel (SIGTERM) stops the load as Ctrl-C does, with 128 + 15.
+#[test]
+fn sigterm_leaves_valid_files_and_exits_143() {
+    interrupt_leaves_valid_files(nix::sys::signal::Signal::SIGTERM, 143);
+}
+
+fn interrupt_leaves_valid_files(signal: nix::sys::signal::Signal, code: i32) {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     let bin = assert_cmd::cargo::cargo_bin("baton");
@@ -326,16 +336,17 @@ fn ctrl_c_leaves_valid_files_and_exits_130() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(server.requests() >= 50, "load never started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(status.code(), Some(code));
     let rows = read_requests(dir.path());
     let s = read_summary(dir.path());
     assert_eq!(s["interrupted"], true);
+    assert_eq!(s["verdict"], "interrupted");
+    assert!(
+        !dir.path().join("running").exists(),
+        "the run finished its files"
+    );
     assert_eq!(s["requests"]["sent"].as_u64().unwrap(), rows.len() as u64);
     assert!(rows.len() < 12_000, "stopped early");
     assert_eq!(server.requests(), rows.len() as u64);

@@ -11,8 +11,12 @@ use common::read_json;
 use std::path::Path;
 use std::process::Command;
 
+/// The built baton, with no KUBECONFIG from the environment: these runs
+/// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
+    c.env_remove("KUBECONFIG");
+    c
 }
 
 fn profile(name: &str) -> std::path::PathBuf {

@@ -11,8 +11,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The built baton, with no KUBECONFIG from the environment: these runs
+/// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
+    c.env_remove("KUBECONFIG");
+    c
 }
 
 type Row = HashMap<String, String>;
@@ -303,6 +307,13 @@ fn ctrl_c_during_a_run_leaves_parseable_files_marked_interrupted() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let summary = read_json(&dir.path().join("summary.json"));
     assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["verdict"], "interrupted", "never `fail`");
+    assert!(!dir.path().join("running").exists());
+    let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+    assert!(
+        !junit.contains("<failure") && junit.contains("run_complete"),
+        "an interrupted run fails no threshold: {junit}"
+    );
     let rows = read_csv(&requests);
     assert_eq!(
         rows.len() as u64,
@@ -312,12 +323,145 @@ fn ctrl_c_during_a_run_leaves_parseable_files_marked_interrupted() {
     read_csv(&dir.path().join("failures.csv"));
 }
 
+/// Start `baton run` on a bundled profile with a long warmup; returns
+/// once requests are being recorded.
+fn start_run_and_wait_for_load(dir: &Path) -> std::process::Child {
+    let child = baton()
+        .args([
+            "run",
+            "profiles/nginx-prestop.yaml",
+            "-q",
+            "--set",
+            "load.warmup=60s",
+            "-o",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let requests = dir.join("requests.csv");
+    for _ in 0..300 {
+        if std::fs::metadata(&requests).is_ok_and(|m| m.len() > 2_000) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(requests.is_file(), "the load started");
+    child
+}
+
+/// A CI cancel: SIGTERM ends the run as Ctrl-C does, with 128 + 15, and
+/// leaves a complete directory that says it was interrupted.
+#[test]
+fn sigterm_during_a_run_leaves_a_complete_directory_marked_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_run_and_wait_for_load(dir.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let (summary, _, _) = check_run_dir(dir.path());
+    assert_eq!(summary["verdict"], "interrupted");
+    assert!(!dir.path().join("running").exists());
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("INTERRUPTED") && !md.contains("FAIL"), "{md}");
+    let events = read_csv(&dir.path().join("events.csv"));
+    assert!(!events.is_empty());
+}
+
+/// A run killed outright leaves what it saw so far, and says it did not
+/// finish: `running` stays, `events.csv` holds the events seen, and the
+/// directory is refused for another run.
+#[test]
+fn a_killed_run_leaves_its_events_and_a_running_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_run_and_wait_for_load(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(dir.path().join("running").is_file());
+    assert!(!dir.path().join("summary.json").exists());
+    let events = read_csv(&dir.path().join("events.csv"));
+    assert!(
+        events.iter().any(|e| e["kind"] == "pod_ready"),
+        "the initial state was streamed: {} events",
+        events.len()
+    );
+    let out = baton()
+        .args(["run", "profiles/nginx-prestop.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already holds a run") && err.contains("--force"),
+        "{err}"
+    );
+    let out = baton().arg("report").arg(dir.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("never finished"), "{err}");
+}
+
+/// `--force` clears an earlier run's reports before anything else, so a
+/// run that then stops on bad input leaves no stale PASS to publish.
+#[test]
+fn force_clears_an_earlier_run_even_when_the_new_one_has_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["summary.json", "summary.md", "junit.xml", "report.html"] {
+        std::fs::write(dir.path().join(f), "from an earlier run").unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: x\ntarget: {service: s}\nrollout: {deployment: d, steps: []}\n",
+    )
+    .unwrap();
+    let out = baton()
+        .arg("run")
+        .arg(&bad)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        dir.path().join("summary.json").is_file(),
+        "without --force nothing is removed"
+    );
+    let out = baton()
+        .arg("run")
+        .arg(&bad)
+        .arg("--force")
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "the profile is still bad");
+    for f in ["summary.json", "summary.md", "junit.xml", "report.html"] {
+        assert!(!dir.path().join(f).exists(), "{f} was cleared");
+    }
+    assert!(dir.path().join("notes.txt").is_file(), "not baton's: kept");
+}
+
 /// Run a bundled profile on the sandbox; its exit code and summary.
+/// KUBECONFIG names a cluster that does not exist: `--sandbox` must win.
 fn run_profile(name: &str) -> (i32, serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let out = baton()
-        .args(["run", &format!("profiles/{name}.yaml"), "-q", "-o"])
+        .args([
+            "run",
+            &format!("profiles/{name}.yaml"),
+            "-q",
+            "--sandbox",
+            "-o",
+        ])
         .arg(dir.path())
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
         .output()
         .unwrap();
     let code = out.status.code().unwrap_or(-1);
@@ -390,6 +534,25 @@ fn a_missing_image_stalls_and_is_undone_while_old_pods_keep_serving() {
         1
     );
     assert!(after["versions_after_rollout"]["1.27.5"].as_u64().unwrap() > 0);
+}
+
+/// A pipeline with KUBECONFIG set that runs a bundled (sandbox) profile
+/// must reach for the cluster, not pass on the simulator.
+#[test]
+fn kubeconfig_in_the_environment_takes_a_sandbox_profile_to_the_real_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/nginx-rolling-update.yaml", "-q", "-o"])
+        .arg(dir.path().join("run"))
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("target.url") && err.contains("KUBECONFIG") && err.contains("--sandbox"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -13,8 +13,12 @@ use common::read_json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The built baton, with no KUBECONFIG from the environment: these runs
+/// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
+    c.env_remove("KUBECONFIG");
+    c
 }
 
 fn fixtures() -> PathBuf {
@@ -94,23 +98,32 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
     assert_eq!(after["incidents"].as_array().unwrap().len(), 4);
     assert_eq!(after["requests"]["failed"], 201);
 
-    // What a person reads is the same too (but the re-rendered path).
+    // What a person reads is the same too, but for the re-rendered path
+    // and the first line, which since 0.1.0 says the run was on the
+    // simulator.
     let expected =
         std::fs::read_to_string(fixtures().join("expected/report-run-fail.txt")).unwrap();
     let stdout = text(&out.stdout);
     let body = |s: &str| {
         s.lines()
             .filter(|l| !l.trim_start().starts_with("reports "))
-            .map(str::to_string)
+            .map(|l| l.replace(", on the SIMULATOR, not a cluster", ""))
             .collect::<Vec<_>>()
     };
     assert_eq!(body(&stdout), body(&expected));
+    assert!(
+        stdout.contains("(nginx-rolling-update, on the SIMULATOR, not a cluster)"),
+        "{stdout}"
+    );
 }
 
-/// Today's reports of a format 1 directory are the very reports 0.1.0
-/// wrote: JSON equal as data, every other derived file byte for byte. A
-/// change that alters a report on purpose narrows this list in the same
-/// commit, saying why; the test above still holds.
+/// Today's reports of a format 1 directory are the reports 0.1.0 wrote:
+/// JSON equal as data, the tables byte for byte. A change that alters a
+/// report on purpose narrows this in the same commit, saying why; the
+/// test above still holds. So far:
+/// - `summary.json` gained `simulator` (every report says when a run was
+///   on the simulator), so the first line of `summary.md` says so, and
+///   `junit.xml` and `report.html` mark it too.
 #[test]
 fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
     let tmp = copy_of_fixtures();
@@ -118,17 +131,20 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
     let out = report(&dir);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let original = fixtures().join("run-fail");
+    let mut now = read_json(&dir.join("summary.json"));
     assert_eq!(
-        read_json(&dir.join("summary.json")),
-        read_json(&original.join("summary.json"))
+        now["simulator"], true,
+        "format 1 said so in its cluster label"
     );
-    for f in [
-        "failures.csv",
-        "timeline.csv",
-        "summary.md",
-        "junit.xml",
-        "report.html",
-    ] {
+    now.as_object_mut().unwrap().remove("simulator");
+    assert_eq!(now, read_json(&original.join("summary.json")));
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let md_then = std::fs::read_to_string(original.join("summary.md")).unwrap();
+    assert_eq!(
+        md.replacen(" (on the simulator, not a cluster)", "", 1),
+        md_then
+    );
+    for f in ["failures.csv", "timeline.csv"] {
         let a = std::fs::read(dir.join(f)).unwrap();
         let b = std::fs::read(original.join(f)).unwrap();
         assert!(a == b, "{f} re-rendered differs from what 0.1.0 wrote");

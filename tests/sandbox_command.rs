@@ -7,8 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The built baton, with no KUBECONFIG from the environment: these runs
+/// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
-    Command::new(assert_cmd::cargo::cargo_bin("baton"))
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
+    c.env_remove("KUBECONFIG");
+    c
 }
 
 #[test]

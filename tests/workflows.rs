@@ -31,7 +31,10 @@ impl Stage {
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         let log = dir.path().join("calls.log");
-        let logger = format!("#!/bin/sh\necho \"$(basename \"$0\") $*\" >> '{}'\n", log.display());
+        let logger = format!(
+            "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> '{}'\n",
+            log.display()
+        );
         for tool in ["kubectl", "cargo"] {
             write_exe(&bin.join(tool), &logger);
         }
@@ -145,7 +148,10 @@ fn every_kind_step_fails_on_a_wrong_verdict_and_publishes_the_summary_either_way
         }
     }
     // Every other `run:` block runs with the stand-ins too.
-    for (name, run) in steps.iter().filter(|(_, r)| !r.contains("expect-verdict.sh")) {
+    for (name, run) in steps
+        .iter()
+        .filter(|(_, r)| !r.contains("expect-verdict.sh"))
+    {
         let stage = Stage::new();
         let out = stage.run(run, &BTreeMap::new(), 0);
         assert!(out.status.success(), "{name}: {out:?}");
@@ -164,7 +170,10 @@ fn the_action_publishes_the_summary_and_fails_the_step_unless_baton_passed() {
     // The step's env, with the inputs it reads filled in.
     let inputs: BTreeMap<&str, &str> = [
         ("inputs.profile", "profiles/nginx-rolling-update.yaml"),
-        ("inputs.args", "--context kind-kind --set target.url=http://x/"),
+        (
+            "inputs.args",
+            "--context kind-kind --set target.url=http://x/",
+        ),
         ("inputs.out", "run-dir"),
     ]
     .into();
@@ -174,13 +183,13 @@ fn the_action_publishes_the_summary_and_fails_the_step_unless_baton_passed() {
         .iter()
         .map(|(k, v)| {
             let v = v.as_str().unwrap();
-            let key = v
-                .trim_start_matches("${{")
-                .trim_end_matches("}}")
-                .trim();
+            let key = v.trim_start_matches("${{").trim_end_matches("}}").trim();
             (
                 k.as_str().unwrap().to_string(),
-                inputs.get(key).unwrap_or_else(|| panic!("unknown input {v}")).to_string(),
+                inputs
+                    .get(key)
+                    .unwrap_or_else(|| panic!("unknown input {v}"))
+                    .to_string(),
             )
         })
         .collect();
@@ -189,7 +198,11 @@ fn the_action_publishes_the_summary_and_fails_the_step_unless_baton_passed() {
         let stage = Stage::new();
         let out = stage.run(script, &env, code);
         assert_eq!(out.status.success(), passes, "baton exited {code}: {out:?}");
-        assert_eq!(out.status.code(), Some(code), "the step ends with baton's code");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "the step ends with baton's code"
+        );
         assert!(stage.read("summary").contains("stub summary"));
         let outputs = stage.read("output");
         assert!(outputs.contains(&format!("exit-code={code}")), "{outputs}");

@@ -15,12 +15,26 @@ use baton_sandbox::{Sandbox, SandboxConfig};
 use std::path::{Path, PathBuf};
 
 /// The cluster flags of the command line (`--kubeconfig`, `--context`,
-/// `-n`), each overriding the profile's `cluster` section.
+/// `-n`, `--sandbox`), each overriding the profile's `cluster` section,
+/// and whether `KUBECONFIG` is set.
 #[derive(Clone, Debug, Default)]
 pub struct Flags {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespace: Option<String>,
+    /// `--sandbox`: the simulator, whatever else names a cluster.
+    pub sandbox: bool,
+    /// `KUBECONFIG` is set (to anything): the environment names a cluster.
+    pub kubeconfig_env: bool,
+}
+
+impl Flags {
+    /// The command line's flags, with `KUBECONFIG` read from the
+    /// environment.
+    pub fn with_env(mut self) -> Flags {
+        self.kubeconfig_env = std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty());
+        self
+    }
 }
 
 /// Where a run goes, decided before anything connects.
@@ -31,28 +45,59 @@ pub enum Resolved<'a> {
         section: &'a SandboxSection,
         namespace: String,
     },
-    /// A real cluster, as kubectl would pick it from these.
+    /// A real cluster, as kubectl would pick it from these; no namespace
+    /// means the context's own.
     Real {
         kubeconfig: Option<PathBuf>,
         context: Option<String>,
-        namespace: String,
+        namespace: Option<String>,
+        /// What named it, for the run's first line.
+        because: &'static str,
     },
 }
 
-/// The rule: a profile without a `sandbox` section runs on a real
-/// cluster; one with it runs on the sandbox unless `--kubeconfig` or
-/// `--context` names a real one. Flags override the profile's `cluster`
-/// section; the namespace defaults to the profile's.
-pub fn resolve<'a>(profile: &'a Profile, flags: &Flags) -> Resolved<'a> {
+/// The namespace of a run on the sandbox when nothing names one.
+pub const SANDBOX_NAMESPACE: &str = "default";
+
+/// The rule, so that a simulator PASS can never stand in for a cluster's:
+/// a real cluster whenever anything names one (`--kubeconfig`,
+/// `--context`, `KUBECONFIG`, the profile's `cluster.kubeconfig` or
+/// `cluster.context`) or the profile has no `sandbox` section; the
+/// simulator only when the profile asks for it and nothing else names a
+/// cluster, or with `--sandbox`. Flags override the profile's `cluster`
+/// section; the namespace is `-n`, else the profile's, else the
+/// context's (as kubectl) or `default` on the sandbox.
+pub fn resolve<'a>(profile: &'a Profile, flags: &Flags) -> Result<Resolved<'a>, String> {
     let namespace = flags
         .namespace
         .clone()
-        .unwrap_or_else(|| profile.cluster.namespace.clone());
-    match &profile.sandbox {
-        Some(section) if flags.kubeconfig.is_none() && flags.context.is_none() => {
-            Resolved::Sandbox { section, namespace }
-        }
-        _ => Resolved::Real {
+        .or_else(|| profile.cluster.namespace.clone());
+    let named = if flags.kubeconfig.is_some() {
+        Some("--kubeconfig")
+    } else if flags.context.is_some() {
+        Some("--context")
+    } else if flags.kubeconfig_env {
+        Some("KUBECONFIG")
+    } else if profile.cluster.kubeconfig.is_some() {
+        Some("the profile's cluster.kubeconfig")
+    } else if profile.cluster.context.is_some() {
+        Some("the profile's cluster.context")
+    } else {
+        None
+    };
+    let sandbox = |section| Resolved::Sandbox {
+        section,
+        namespace: namespace
+            .clone()
+            .unwrap_or_else(|| SANDBOX_NAMESPACE.into()),
+    };
+    match (&profile.sandbox, flags.sandbox, named) {
+        (None, true, _) => Err(
+            "--sandbox: the profile has no `sandbox:` section (add `sandbox: {}` for the seed scenario, or manifests)"
+                .into(),
+        ),
+        (Some(section), true, _) | (Some(section), false, None) => Ok(sandbox(section)),
+        (_, false, because) => Ok(Resolved::Real {
             kubeconfig: flags
                 .kubeconfig
                 .clone()
@@ -62,7 +107,8 @@ pub fn resolve<'a>(profile: &'a Profile, flags: &Flags) -> Resolved<'a> {
                 .clone()
                 .or_else(|| profile.cluster.context.clone()),
             namespace,
-        },
+            because: because.unwrap_or("the profile has no `sandbox:` section"),
+        }),
     }
 }
 
@@ -70,9 +116,9 @@ pub fn resolve<'a>(profile: &'a Profile, flags: &Flags) -> Resolved<'a> {
 pub async fn connect_real(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<Cluster, ConnectError> {
-    connect::connect(kubeconfig, context, Some(namespace)).await
+    connect::connect(kubeconfig, context, namespace).await
 }
 
 /// The run's cluster, and the sandbox behind it when there is one (kept
@@ -99,21 +145,26 @@ pub enum ChooseError {
 /// goes).
 pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, ChooseError> {
     let p = &loaded.profile;
-    let (section, ns) = match resolve(p, flags) {
+    let (section, ns) = match resolve(p, flags).map_err(ChooseError::Input)? {
         Resolved::Real {
             kubeconfig,
             context,
             namespace,
+            because,
         } => {
-            let cluster = connect_real(kubeconfig.as_deref(), context.as_deref(), &namespace)
-                .await
-                .map_err(|e| ChooseError::Input(e.to_string()))?;
             let url = p.target.url.clone().ok_or_else(|| {
                 ChooseError::Input(format!(
-                    "{}: target.url: is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load); add it or pass --set target.url=http://...",
+                    "{}: target.url: is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load), and {because} names one; add it, pass --set target.url=http://..., or pass --sandbox to run on the simulator",
                     loaded.file.display()
                 ))
             })?;
+            let cluster = connect_real(
+                kubeconfig.as_deref(),
+                context.as_deref(),
+                namespace.as_deref(),
+            )
+            .await
+            .map_err(|e| ChooseError::Input(e.to_string()))?;
             return Ok(Chosen {
                 cluster,
                 sandbox: None,
@@ -228,28 +279,98 @@ mod tests {
         crate::profile::parse(&text, Path::new("t.yaml"), &[]).unwrap()
     }
 
+    fn real(
+        r: Result<Resolved<'_>, String>,
+    ) -> (
+        Option<PathBuf>,
+        Option<String>,
+        Option<String>,
+        &'static str,
+    ) {
+        match r {
+            Ok(Resolved::Real {
+                kubeconfig,
+                context,
+                namespace,
+                because,
+            }) => (kubeconfig, context, namespace, because),
+            other => panic!("expected a real cluster, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_profile_with_a_sandbox_section_runs_there_unless_a_flag_names_a_real_cluster() {
+    fn a_sandbox_profile_runs_on_the_simulator_only_when_nothing_names_a_cluster() {
         let p = profile("{namespace: web}", true);
         assert!(matches!(
             resolve(&p, &Flags::default()),
-            Resolved::Sandbox { namespace, .. } if namespace == "web"
+            Ok(Resolved::Sandbox { namespace, .. }) if namespace == "web"
         ));
-        for flags in [
-            Flags {
-                context: Some("kind-kind".into()),
-                ..Flags::default()
-            },
-            Flags {
-                kubeconfig: Some("kc".into()),
-                ..Flags::default()
-            },
+        for (flags, because) in [
+            (
+                Flags {
+                    context: Some("kind-kind".into()),
+                    ..Flags::default()
+                },
+                "--context",
+            ),
+            (
+                Flags {
+                    kubeconfig: Some("kc".into()),
+                    ..Flags::default()
+                },
+                "--kubeconfig",
+            ),
+            (
+                Flags {
+                    kubeconfig_env: true,
+                    ..Flags::default()
+                },
+                "KUBECONFIG",
+            ),
         ] {
-            assert!(
-                matches!(resolve(&p, &flags), Resolved::Real { .. }),
-                "{flags:?}"
-            );
+            assert_eq!(real(resolve(&p, &flags)).3, because, "{flags:?}");
         }
+        let p = profile("{context: staging}", true);
+        assert_eq!(
+            real(resolve(&p, &Flags::default())).3,
+            "the profile's cluster.context"
+        );
+    }
+
+    #[test]
+    fn sandbox_flag_picks_the_simulator_whatever_else_says_and_needs_a_section() {
+        let flags = Flags {
+            sandbox: true,
+            kubeconfig_env: true,
+            ..Flags::default()
+        };
+        let p = profile("{}", true);
+        assert!(matches!(
+            resolve(&p, &flags),
+            Ok(Resolved::Sandbox { namespace, .. }) if namespace == SANDBOX_NAMESPACE
+        ));
+        let e = resolve(&profile("{}", false), &flags).unwrap_err();
+        assert!(e.contains("no `sandbox:` section"), "{e}");
+    }
+
+    #[test]
+    fn the_namespace_is_the_flag_the_profile_or_the_contexts_own() {
+        let p = profile("{}", false);
+        assert_eq!(
+            real(resolve(&p, &Flags::default())).2,
+            None,
+            "the context's"
+        );
+        let p = profile("{namespace: web}", false);
+        assert_eq!(
+            real(resolve(&p, &Flags::default())).2.as_deref(),
+            Some("web")
+        );
+        let flags = Flags {
+            namespace: Some("shop".into()),
+            ..Flags::default()
+        };
+        assert_eq!(real(resolve(&p, &flags)).2.as_deref(), Some("shop"));
     }
 
     #[test]
@@ -258,27 +379,17 @@ mod tests {
             "{namespace: web, context: staging, kubeconfig: prof.kc}",
             false,
         );
-        assert_eq!(
-            resolve(&p, &Flags::default()),
-            Resolved::Real {
-                kubeconfig: Some("prof.kc".into()),
-                context: Some("staging".into()),
-                namespace: "web".into(),
-            }
-        );
+        let (kubeconfig, context, _, _) = real(resolve(&p, &Flags::default()));
+        assert_eq!(kubeconfig, Some("prof.kc".into()));
+        assert_eq!(context.as_deref(), Some("staging"));
         let flags = Flags {
             kubeconfig: Some("flag.kc".into()),
             context: Some("prod".into()),
-            namespace: Some("shop".into()),
+            ..Flags::default()
         };
-        assert_eq!(
-            resolve(&p, &flags),
-            Resolved::Real {
-                kubeconfig: Some("flag.kc".into()),
-                context: Some("prod".into()),
-                namespace: "shop".into(),
-            }
-        );
+        let (kubeconfig, context, _, _) = real(resolve(&p, &flags));
+        assert_eq!(kubeconfig, Some("flag.kc".into()));
+        assert_eq!(context.as_deref(), Some("prod"));
     }
 
     #[test]

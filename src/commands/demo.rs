@@ -43,13 +43,14 @@ const RUNS: &[(&str, Verdict)] = &[
 ];
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+    super::claim_out(args.out.as_deref(), args.force)?;
     let dir = args.out.unwrap_or_else(|| rundir::default_dir("demo"));
     write_files(&dir)?;
     outln!(
         "baton demo: two rollouts of nginx 1.27.5 -> 1.28.0 on the embedded sandbox (a SIMULATOR of a cluster),\n\
          under 200 new connections per second. First without a preStop hook, then with one.\n"
     );
-    let interrupt = super::ctrl_c_token();
+    let interrupt = crate::interrupt::listen();
     let mut lines = Vec::new();
     let mut as_expected = true;
     for (i, (name, expected)) in RUNS.iter().enumerate() {
@@ -65,7 +66,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         out!("{}", run_summary::human(&outcome.summary));
         outln!("  reports    {}\n", outcome.out_dir.display());
         if outcome.summary.interrupted {
-            return Ok(exit::INTERRUPTED);
+            return Ok(crate::interrupt::exit_code());
         }
         as_expected &= outcome.summary.verdict == *expected;
         lines.push(format!(

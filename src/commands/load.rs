@@ -8,6 +8,7 @@ use crate::rundir::{self, SUMMARY_JSON, Summary};
 use std::sync::Arc;
 
 pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
+    super::claim_out(args.out.as_deref(), args.force)?;
     let out_dir = args
         .out
         .clone()
@@ -36,16 +37,23 @@ pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
         open_files: load::host::raise_open_files_limit().0,
     })
     .map_err(Exit::usage)?;
+    rundir::claim(&plan.out_dir).map_err(Exit::from)?;
+    let running = rundir::Running::start(&plan.out_dir).map_err(Exit::from)?;
     let plan = Arc::new(plan);
-    let cancel = super::ctrl_c_token();
+    let cancel = crate::interrupt::listen();
     let run = load::execute(plan.clone(), None, cancel, args.quiet)
         .await
         .map_err(|e| match e {
-            load::LoadError::Output { .. } => anyhow::Error::new(Exit::usage(e)),
+            // The records could not be written: not measured faithfully.
+            load::LoadError::Output { .. } => anyhow::Error::new(Exit {
+                code: exit::INVALID,
+                message: e.to_string(),
+            }),
             other => anyhow::Error::new(other),
         })?;
     let summary = load_summary::build(&plan, &run, args.max_failed);
-    Summary::write_load(&summary, &plan.out_dir).map_err(Exit::usage)?;
+    Summary::write_load(&summary, &plan.out_dir).map_err(Exit::from)?;
+    running.finished().map_err(Exit::from)?;
     out!("{}", load_summary::human(&summary));
     outln!(
         "  records    {} and {}",

@@ -44,12 +44,14 @@ pub async fn run(args: MatrixArgs) -> anyhow::Result<u8> {
         plan.name,
         plan.dir.display()
     );
-    let interrupt = super::ctrl_c_token();
+    let running = rundir::Running::start(&plan.dir).map_err(Exit::from)?;
+    let interrupt = crate::interrupt::listen();
     let ran = run_variants(&args, &plan, &flags, captured.as_ref(), &interrupt).await?;
     let best = write_comparison(&args, &plan, &ran)?;
+    running.finished().map_err(Exit::from)?;
 
     if ran.interrupted {
-        return Ok(exit::INTERRUPTED);
+        return Ok(crate::interrupt::exit_code());
     }
     if let Some(e) = ran.restore_failed {
         return Err(Exit {
@@ -88,6 +90,7 @@ struct Plan {
 
 impl Plan {
     fn new(args: &MatrixArgs) -> anyhow::Result<Plan> {
+        super::claim_out(args.out.as_deref(), args.force)?;
         let varies = matrix::parse_all(&args.vary).map_err(Exit::usage)?;
         let variants = matrix::cross(&varies);
         let mut profiles = Vec::new();
@@ -106,8 +109,7 @@ impl Plan {
             .out
             .clone()
             .unwrap_or_else(|| rundir::default_dir(&format!("matrix-{}", rundir::slug(&name))));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Exit::usage(format!("cannot create {}: {e}", dir.display())))?;
+        rundir::claim(&dir).map_err(Exit::from)?;
         Ok(Plan {
             slugs: matrix::unique_slugs(&variants),
             costs: matrix::costs(&varies, &variants),
@@ -128,13 +130,18 @@ async fn capture_if_real(plan: &Plan, flags: &choice::Flags) -> anyhow::Result<O
         kubeconfig,
         context,
         namespace,
-    } = choice::resolve(p, flags)
+        ..
+    } = choice::resolve(p, flags).map_err(Exit::usage)?
     else {
         return Ok(None);
     };
-    let cluster = choice::connect_real(kubeconfig.as_deref(), context.as_deref(), &namespace)
-        .await
-        .map_err(Exit::usage)?;
+    let cluster = choice::connect_real(
+        kubeconfig.as_deref(),
+        context.as_deref(),
+        namespace.as_deref(),
+    )
+    .await
+    .map_err(Exit::usage)?;
     let captured = Captured::capture(cluster.client, &cluster.namespace, &p.rollout.deployment)
         .await
         .map_err(|e| Exit {
@@ -192,7 +199,8 @@ async fn run_variants(
             }
             Err(e) => {
                 let code = e.downcast_ref::<Exit>().map(|x| x.code);
-                ran.interrupted |= code == Some(exit::INTERRUPTED) || interrupt.is_cancelled();
+                ran.interrupted |=
+                    interrupt.is_cancelled() || code == Some(crate::interrupt::exit_code());
                 eprintln!("baton: variant {slug}: {e}");
                 Some(e.to_string())
             }
@@ -319,10 +327,9 @@ fn write_variant(out_dir: &Path, slug: &str, v: &Variant, cost: f64) -> anyhow::
         cost,
     }
     .write(out_dir)
-    .map_err(|e| Exit::usage(e).into())
+    .map_err(|e| Exit::from(e).into())
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text)
-        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", path.display())).into())
+    rundir::write_atomic(path, text.as_bytes()).map_err(|e| Exit::from(e).into())
 }

@@ -33,26 +33,15 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 
-use tokio_util::sync::CancellationToken;
-
-/// A token cancelled by the first Ctrl-C (graceful: stop scheduling,
-/// finish in-flight requests, write reports). A second Ctrl-C exits at
-/// once with 130.
-pub fn ctrl_c_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\nbaton: interrupted; finishing in-flight requests and writing reports (Ctrl-C again to abort)"
-            );
-            t.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(crate::exit::INTERRUPTED));
-            }
-        }
-    });
-    token
+/// Claim an explicit `--out` first thing, so that `--force` clears an
+/// earlier run's reports even when this run then stops on bad input (a
+/// CI step publishing with `if: always()` must not show the old PASS).
+/// A default directory is new (named for the time) and claimed later.
+fn claim_out(out: Option<&std::path::Path>, force: bool) -> Result<(), crate::exit::Exit> {
+    match out {
+        Some(dir) => crate::rundir::make_room(dir, force).map_err(Into::into),
+        None => Ok(()),
+    }
 }
 
 /// The cluster flags of `run` and `matrix`, as the cluster choice takes
@@ -62,7 +51,10 @@ fn cluster_flags(args: &crate::cli::ClusterArgs) -> crate::cluster::choice::Flag
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
         namespace: args.namespace.clone(),
+        sandbox: args.sandbox,
+        kubeconfig_env: false,
     }
+    .with_env()
 }
 
 /// Run one command to its exit code.

@@ -11,6 +11,7 @@ use crate::run::{self, RunOptions};
 use crate::rundir;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    super::claim_out(args.out.as_deref(), args.force)?;
     let loaded = profile::load(&args.profile, &args.set).map_err(Exit::usage)?;
     let out_dir = args.out.clone().unwrap_or_else(|| {
         rundir::default_dir(&format!("run-{}", rundir::slug(&loaded.profile.name)))
@@ -21,7 +22,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         quiet: args.quiet,
         setup: Vec::new(),
     };
-    let outcome = run::execute(&loaded, &opts, super::ctrl_c_token()).await?;
+    let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;
     out!("{}", run_summary::human(&outcome.summary));
     outln!("  reports    {}", outcome.out_dir.display());
     Ok(outcome.exit_code())

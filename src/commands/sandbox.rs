@@ -1,5 +1,6 @@
 //! `baton sandbox`: start the embedded stand-in cluster and keep it up
-//! until Ctrl-C, for kubectl, demos and tests against a real socket.
+//! until Ctrl-C or SIGTERM, for kubectl, demos and tests against a real
+//! socket.
 
 use crate::cli::SandboxArgs;
 use crate::exit::Exit;
@@ -23,7 +24,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<u8> {
     })?;
     out!("{}", sandbox.banner());
     outln!("Ctrl-C stops it.");
-    let _ = tokio::signal::ctrl_c().await;
+    crate::interrupt::listen().cancelled().await;
     eprintln!("baton sandbox: stopping");
     sandbox.shutdown().await;
     Ok(crate::exit::PASS)

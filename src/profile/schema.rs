@@ -19,7 +19,9 @@ pub struct Profile {
     #[serde(default)]
     pub cluster: ClusterSection,
     /// Run on the embedded sandbox (a simulator) instead of a real
-    /// cluster. Ignored when `--kubeconfig` or `--context` is given.
+    /// cluster. Ignored when anything names a real cluster: `--kubeconfig`,
+    /// `--context`, `KUBECONFIG`, or `cluster.context`/`cluster.kubeconfig`
+    /// here (see `cluster::choice`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxSection>,
     pub target: Target,
@@ -30,31 +32,19 @@ pub struct Profile {
     pub thresholds: Thresholds,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSection {
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
+    /// Default: on a real cluster the kubeconfig context's namespace, as
+    /// kubectl; on the sandbox `default`.
+    #[serde(default)]
+    pub namespace: Option<String>,
     /// A kubeconfig context; default: the kubeconfig's current one.
     #[serde(default)]
     pub context: Option<String>,
     /// Default: `KUBECONFIG`, then `~/.kube/config`, then in-cluster.
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
-}
-
-impl Default for ClusterSection {
-    fn default() -> Self {
-        ClusterSection {
-            namespace: default_namespace(),
-            context: None,
-            kubeconfig: None,
-        }
-    }
-}
-
-fn default_namespace() -> String {
-    "default".into()
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -26,7 +26,7 @@ fn err(text: &str, sets: &[&str]) -> String {
 #[test]
 fn a_minimal_profile_gets_every_default() {
     let p = parse_str(MINIMAL, &[]).unwrap();
-    assert_eq!(p.cluster.namespace, "default");
+    assert_eq!(p.cluster.namespace, None);
     assert_eq!(p.load.rate, 200.0);
     assert_eq!(p.load.timeout, std::time::Duration::from_secs(2));
     assert!(!p.load.keepalive);

@@ -9,6 +9,7 @@ use crate::load::outcome::Outcome;
 use crate::load::plan::{LoadPlan, Pacing};
 use crate::rundir::LoadSummary;
 use crate::rundir::summary::{LoadRequests, LoadSettings, Percentiles, RequestCounts, rate_per_s};
+use crate::verdict::Verdict;
 use crate::verdict::load::{LoadCounts, judge_load};
 use std::fmt::Write as _;
 
@@ -22,7 +23,11 @@ pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
         rows_written: run.rows_written,
         max_failed,
     };
-    let (verdict, mut reason) = judge_load(&counts);
+    let (mut verdict, mut reason) = judge_load(&counts);
+    if run.interrupted {
+        verdict = Verdict::Interrupted;
+        reason = format!("interrupted: {reason} so far; nothing is concluded");
+    }
     if counts.client_resource > 0 {
         let errnos: Vec<&str> = s.errnos.keys().map(String::as_str).collect();
         reason = format!(

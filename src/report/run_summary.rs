@@ -5,7 +5,7 @@
 //!
 //! Not for: measuring or judging (the summary is built from their results).
 
-use crate::rundir::{JUNIT_XML, RunDirError, RunSummary, SUMMARY_MD, Summary};
+use crate::rundir::{JUNIT_XML, RunDirError, RunSummary, SUMMARY_MD, Summary, write_atomic};
 use crate::verdict::Verdict;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,17 +14,27 @@ use std::path::Path;
 /// Write `summary.json`, `summary.md` and `junit.xml` into `dir`.
 pub fn write_all(summary: &RunSummary, dir: &Path) -> Result<(), RunDirError> {
     Summary::write_run(summary, dir)?;
-    let md = dir.join(SUMMARY_MD);
-    std::fs::write(&md, markdown(summary)).map_err(|e| RunDirError::write(&md, e))?;
+    write_atomic(&dir.join(SUMMARY_MD), markdown(summary).as_bytes())?;
     let xml = dir.join(JUNIT_XML);
     let text = junit(summary).map_err(|e| RunDirError::write(&xml, e))?;
-    std::fs::write(&xml, text).map_err(|e| RunDirError::write(&xml, e))
+    write_atomic(&xml, text.as_bytes())
 }
 
 /// What a person reads on the terminal at the end of a run.
 pub fn human(s: &RunSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "\n{}: {}  ({})", s.verdict_word(), s.reason, s.name);
+    let _ = writeln!(
+        out,
+        "\n{}: {}  ({}{})",
+        s.verdict_word(),
+        s.reason,
+        s.name,
+        if s.simulator {
+            ", on the SIMULATOR, not a cluster"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(
         out,
         "  requests   {} sent, {} ok, {} failed{} at {:.0}/s (target {:.0}/s)",
@@ -103,15 +113,22 @@ pub fn human(s: &RunSummary) -> String {
 pub fn markdown(s: &RunSummary) -> String {
     let mut out = String::new();
     let icon = match s.verdict {
+        _ if s.interrupted => "⏹️",
         Verdict::Pass => "✅",
         Verdict::Fail => "❌",
         Verdict::Invalid => "⚠️",
+        Verdict::Interrupted => "⏹️",
     };
     let _ = writeln!(
         out,
-        "## {icon} baton: {} — {}\n",
+        "## {icon} baton: {} — {}{}\n",
         md(&s.name),
-        s.verdict_word()
+        s.verdict_word(),
+        if s.simulator {
+            " (on the simulator, not a cluster)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(out, "**{}**\n", md(&s.reason));
     let _ = writeln!(
@@ -196,12 +213,31 @@ pub fn markdown(s: &RunSummary) -> String {
 }
 
 /// `junit.xml`: one suite, one test case per threshold; a failed
-/// threshold is a failure with the measured value as its message.
+/// threshold is a failure with the measured value as its message. An
+/// interrupted run judged nothing: its thresholds are skipped and a
+/// `run_complete` case is an error, so no CI view shows it as failed.
 pub fn junit(s: &RunSummary) -> std::io::Result<String> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut suite = TestSuite::new(format!("baton: {}", s.name));
+    let interrupted = s.interrupted || s.verdict == Verdict::Interrupted;
+    let mut suite = TestSuite::new(format!(
+        "baton: {}{}",
+        s.name,
+        if s.simulator { " (simulator)" } else { "" }
+    ));
+    suite.add_property(quick_junit::Property::new("cluster", s.cluster.as_str()));
+    suite.add_property(quick_junit::Property::new(
+        "simulator",
+        if s.simulator { "true" } else { "false" },
+    ));
     for t in &s.thresholds {
-        let status = if t.pass {
+        let status = if interrupted {
+            let mut st = TestCaseStatus::skipped();
+            st.set_message(format!(
+                "not judged: the run was interrupted ({}: {} so far, limit {})",
+                t.name, t.value, t.limit
+            ));
+            st
+        } else if t.pass {
             TestCaseStatus::success()
         } else {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -213,10 +249,17 @@ pub fn junit(s: &RunSummary) -> std::io::Result<String> {
         case.set_classname(format!("baton.{}", s.name));
         suite.add_test_case(case);
     }
-    if s.verdict == Verdict::Invalid {
+    let error_case = if interrupted {
+        Some("run_complete")
+    } else if s.verdict == Verdict::Invalid {
+        Some("run_valid")
+    } else {
+        None
+    };
+    if let Some(name) = error_case {
         let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
         st.set_message(s.reason.clone());
-        let mut case = TestCase::new("run_valid", st);
+        let mut case = TestCase::new(name, st);
         case.set_classname(format!("baton.{}", s.name));
         suite.add_test_case(case);
     }

@@ -2,11 +2,14 @@
 //! failed request with its attribution) and `timeline.csv` (per 100 ms
 //! bucket: requests, outcomes, latency, versions, endpoints, pods).
 //!
+//! Each is written whole or not at all.
+//!
 //! Not for: computing either (see `analyse`, `attribution`).
 
 use crate::analyse::Bucket;
 use crate::attribution::{Attribution, FailedRequest};
 use crate::load::outcome::Outcome;
+use crate::rundir::AtomicFile;
 use crate::timeline::Timeline;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -24,7 +27,7 @@ pub fn write_failures(
     attributions: &[Attribution],
 ) -> std::io::Result<()> {
     let err = csv_err(path);
-    let mut w = csv::Writer::from_path(path).map_err(&err)?;
+    let mut w = csv::Writer::from_writer(AtomicFile::create(path).map_err(std::io::Error::other)?);
     w.write_record([
         "seq",
         "start_ns",
@@ -61,7 +64,10 @@ pub fn write_failures(
         ])
         .map_err(&err)?;
     }
-    w.flush()
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .commit()
+        .map_err(std::io::Error::other)
 }
 
 /// `timeline.csv`: per bucket, what the load saw and what the cluster
@@ -95,7 +101,7 @@ pub fn write_timeline(path: &Path, buckets: &[Bucket], timeline: &Timeline) -> s
         .iter()
         .map(|s| s.to_string()),
     );
-    let mut w = csv::Writer::from_path(path).map_err(&err)?;
+    let mut w = csv::Writer::from_writer(AtomicFile::create(path).map_err(std::io::Error::other)?);
     w.write_record(&header).map_err(&err)?;
     let ms = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
     for b in buckets {
@@ -125,5 +131,8 @@ pub fn write_timeline(path: &Path, buckets: &[Bucket], timeline: &Timeline) -> s
         row.push(pods.terminating.to_string());
         w.write_record(&row).map_err(&err)?;
     }
-    w.flush()
+    w.into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .commit()
+        .map_err(std::io::Error::other)
 }

@@ -31,6 +31,8 @@ pub struct Inputs<'a> {
     pub steps_ended_ns: u64,
     pub watch: WatchSummary,
     pub cluster_label: String,
+    /// On the embedded sandbox.
+    pub simulator: bool,
     pub namespace: String,
     pub target_url: String,
     /// How long a proxy may route by stale endpoints (sandbox: its
@@ -44,7 +46,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
     let out = i.out_dir;
     let mut events = i.events;
     events.sort_by_key(|e| e.observed_ns);
-    rundir::events::write(&out.join(EVENTS_CSV), &events).map_err(Exit::usage)?;
+    rundir::events::write(&out.join(EVENTS_CSV), &events).map_err(Exit::from)?;
 
     let rollout = rollout_summary(i.steps.as_ref(), i.deadline_exceeded, i.interrupted);
     let rollout_incomplete = if rollout.completed {
@@ -80,6 +82,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
         started_at: humantime::format_rfc3339_millis(i.clock.wall_origin()).to_string(),
         interrupted: i.interrupted,
         cluster: i.cluster_label,
+        simulator: i.simulator,
         namespace: i.namespace,
         target_url: i.target_url,
         sent: stats.sent(),
@@ -104,7 +107,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
             .collect(),
         propagation_allowance_ms: i.propagation_allowance.map(|d| d.as_millis() as u64),
     };
-    record.write(out).map_err(Exit::usage)?;
+    record.write(out).map_err(Exit::from)?;
     super::render::render_dir(out)
 }
 

@@ -69,10 +69,28 @@ pub async fn execute(
     opts: &RunOptions,
     interrupt: CancellationToken,
 ) -> anyhow::Result<RunOutcome> {
-    let p = &loaded.profile;
     let out = opts.out_dir.as_path();
     let planned = plan_load(loaded, out)?;
-    prepare_dir(out, p)?;
+    let running = prepare_dir(out, &loaded.profile)?;
+    let outcome = run_phases(loaded, opts, planned, interrupt).await;
+    match &outcome {
+        Ok(_) => running.finished()?,
+        // Ended on its own terms (bad input, no cluster): not a run that
+        // died, and without reports nothing can mistake it for one.
+        Err(_) => running.ended_early(),
+    }
+    outcome
+}
+
+/// The phases after the run directory is claimed.
+async fn run_phases(
+    loaded: &LoadedProfile,
+    opts: &RunOptions,
+    planned: Planned,
+    interrupt: CancellationToken,
+) -> anyhow::Result<RunOutcome> {
+    let p = &loaded.profile;
+    let out = opts.out_dir.as_path();
     let clock = RunClock::start();
     let chosen = choose_cluster(loaded, &opts.cluster).await?;
     let plan = planned.for_url(&chosen.url, out, p)?;
@@ -91,6 +109,7 @@ pub async fn execute(
         site.watch_target(),
         clock,
         p.rollout.steps.len(),
+        &out.join(rundir::EVENTS_CSV),
     )
     .await
     .map_err(|e| invalid(format!("starting the watches: {e}")))?;
@@ -119,6 +138,7 @@ pub async fn execute(
         steps_ended_ns: measured.steps_ended_ns,
         watch: watch_summary,
         cluster_label: chosen.label.clone(),
+        simulator: chosen.sandbox.is_some(),
         namespace: site.namespace.clone(),
         target_url: chosen.url.clone(),
         propagation_allowance: p
@@ -179,13 +199,14 @@ fn load_bound(p: &Profile) -> Duration {
     p.load.warmup + p.rollout.deadline + p.load.cooldown + LOAD_BOUND_SLACK
 }
 
-/// Create the run directory and write the profile as it will run.
-fn prepare_dir(out: &Path, p: &Profile) -> Result<(), Exit> {
-    std::fs::create_dir_all(out.join(rundir::CLUSTER_DIR))
-        .map_err(|e| Exit::usage(format!("cannot create {}: {e}", out.display())))?;
-    let path = out.join(PROFILE_YAML);
-    std::fs::write(&path, p.resolved_yaml())
-        .map_err(|e| Exit::usage(format!("cannot write {}: {e}", path.display())))
+/// Claim the run directory (one that holds a run is refused: the
+/// command cleared it first if `--force` said so), mark it as being
+/// written, and write the profile as it will run.
+fn prepare_dir(out: &Path, p: &Profile) -> Result<rundir::Running, Exit> {
+    rundir::claim(out)?;
+    let running = rundir::Running::start(out)?;
+    rundir::write_atomic(&out.join(PROFILE_YAML), p.resolved_yaml().as_bytes())?;
+    Ok(running)
 }
 
 async fn choose_cluster(loaded: &LoadedProfile, flags: &choice::Flags) -> Result<Chosen, Exit> {
@@ -365,7 +386,7 @@ async fn baseline(
     .await
     .map_err(|why| Exit {
         code: if interrupt.is_cancelled() {
-            exit::INTERRUPTED
+            crate::interrupt::exit_code()
         } else {
             exit::INVALID
         },

@@ -48,17 +48,32 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
             dir.display()
         ))
     };
-    let write_err = |what: &str, e: &dyn std::fmt::Display| {
-        Exit::usage(format!("cannot write {what} in {}: {e}", dir.display()))
+    // A report that cannot be written (a full disk) is a run not
+    // recorded faithfully (3); none is left half-written.
+    let write_err = |what: &str, e: &dyn std::fmt::Display| Exit {
+        code: crate::exit::INVALID,
+        message: format!("cannot write {what} in {}: {e}", dir.display()),
     };
     let missing_files = rundir::missing_record_files(dir);
+    let unfinished = dir.join(rundir::RUNNING).is_file();
     if !missing_files.is_empty() {
         return Err(Exit::usage(format!(
-            "{} is not a complete run directory: it has no {} (give a directory `baton run` wrote)",
+            "{} is not a complete run directory: it has no {}{}",
             dir.display(),
-            missing_files.join(", ")
+            missing_files.join(", "),
+            if unfinished {
+                "; its `running` file says the run that wrote it never finished (killed?)"
+            } else {
+                " (give a directory `baton run` wrote)"
+            }
         ))
         .into());
+    }
+    if unfinished {
+        eprintln!(
+            "baton: warning: {} holds `running`: the run that wrote it did not finish, so its record may stop early",
+            dir.display()
+        );
     }
     // run.json first: it says whether this baton can read the rest.
     let record = RunRecord::read(dir).map_err(|e| match e {
@@ -99,7 +114,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
         .map_err(|e| write_err(TIMELINE_CSV, &e))?;
 
     let summary = summarise(&profile, &record, &analysis, &attribution, &timeline);
-    run_summary::write_all(&summary, dir).map_err(Exit::usage)?;
+    run_summary::write_all(&summary, dir).map_err(Exit::from)?;
     // The HTML report is for people: failing to write it warns, it does
     // not fail the run (the gate reads summary.json and the exit code).
     let html = crate::report::html::HtmlInput {
@@ -112,7 +127,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
     let html_path = dir.join(REPORT_HTML);
     if let Err(e) = crate::report::html::render(&html)
         .map_err(|e| e.to_string())
-        .and_then(|s| std::fs::write(&html_path, s).map_err(|e| e.to_string()))
+        .and_then(|s| rundir::write_atomic(&html_path, s.as_bytes()).map_err(|e| e.to_string()))
     {
         eprintln!("baton: warning: cannot write {}: {e}", html_path.display());
     }
@@ -158,6 +173,7 @@ fn summarise(
         backends_after: analysis.backends_after_settled.len() as u64,
         rollout_incomplete: record.rollout_incomplete.clone(),
         longest_blind_spot: longest_blind,
+        interrupted: record.interrupted,
     };
     let limits = Limits {
         max_failed: th.max_failed,
@@ -190,6 +206,7 @@ fn summarise(
         started_at: record.started_at.clone(),
         elapsed_s: (elapsed_s * 1000.0).round() / 1000.0,
         cluster: record.cluster.clone(),
+        simulator: record.simulator,
         namespace: record.namespace.clone(),
         deployment: profile.rollout.deployment.clone(),
         target_url: record.target_url.clone(),

@@ -13,10 +13,20 @@ use crate::clock::RunClock;
 use crate::cluster::event::{EventKind, LifecycleEvent};
 use crate::cluster::watch::{self, WatchError, WatchHandle, WatchSummary, WatchTarget};
 use crate::load::plan::StatusNote;
+use crate::rundir::events::Stream;
 use std::collections::BTreeSet;
+use std::path::Path;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchingError {
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    File(#[from] crate::rundir::RunDirError),
+}
 
 /// The running watches and the collector of their events.
 pub struct Watching {
@@ -30,12 +40,16 @@ pub struct Watching {
 impl Watching {
     /// Start the watches; returns once each has listed the current state,
     /// so the initial state is on the timeline before anything changes.
+    /// Every event is appended to `events_csv` as it arrives, so a run
+    /// that dies keeps what it saw.
     pub async fn start(
         client: kube::Client,
         target: WatchTarget,
         clock: RunClock,
         steps_total: usize,
-    ) -> Result<Watching, WatchError> {
+        events_csv: &Path,
+    ) -> Result<Watching, WatchingError> {
+        let mut stream = Stream::create(events_csv)?;
         let (tx, mut rx) = unbounded_channel::<LifecycleEvent>();
         let note = StatusNote::default();
         let collector = {
@@ -43,10 +57,18 @@ impl Watching {
             tokio::spawn(async move {
                 let mut all = Vec::new();
                 let mut status = RolloutStatus::new(steps_total);
+                let mut warned = false;
                 while let Some(e) = rx.recv().await {
                     status.apply(&e);
                     if let Ok(mut n) = note.lock() {
                         *n = status.line();
+                    }
+                    // The events are kept in memory too: the end of the run
+                    // writes them again, and says so if it cannot.
+                    if let Err(err) = stream.push(&e)
+                        && !std::mem::replace(&mut warned, true)
+                    {
+                        eprintln!("baton: warning: {err}");
                     }
                     all.push(e);
                 }

@@ -1,13 +1,18 @@
 //! `events.csv`: every lifecycle event of a run, one
 //! [`LifecycleEvent`] per row, its columns the struct's fields in order.
+//! Streamed during the run as events arrive ([`Stream`], so a run that
+//! dies keeps what it saw), then rewritten once in order of
+//! `observed_ns` ([`write`]).
 //!
 //! Columns are only ever appended (a new field goes last in
 //! `LifecycleEvent`, `#[serde(default)]`); [`HEADER`] pins the columns
 //! every reader knows.
 
-use super::RunDirError;
+use super::{AtomicFile, RunDirError};
 use crate::cluster::event::LifecycleEvent;
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// The columns of `events.csv` as format 1 wrote them.
 pub const HEADER: [&str; 14] = [
@@ -27,19 +32,48 @@ pub const HEADER: [&str; 14] = [
     "detail",
 ];
 
-/// Write `events` to `path`, in the order given.
+/// Write `events` to `path`, in the order given, whole or not at all.
 pub fn write(path: &Path, events: &[LifecycleEvent]) -> Result<(), RunDirError> {
     let err = |e: &dyn std::fmt::Display| RunDirError::write(path, e);
-    let mut w = csv::Writer::from_path(path).map_err(|e| err(&e))?;
-    if events.is_empty() {
-        // serde writes the header with the first row; an empty file would
-        // not read back.
-        w.write_record(HEADER).map_err(|e| err(&e))?;
-    }
+    let mut w = writer(AtomicFile::create(path)?, path)?;
     for e in events {
         w.serialize(e).map_err(|e| err(&e))?;
     }
-    w.flush().map_err(|e| err(&e))
+    w.into_inner().map_err(|e| err(e.error()))?.commit()
+}
+
+/// The header written by hand (serde would write it with the first row
+/// only, and a run may see none).
+fn writer<W: Write>(sink: W, path: &Path) -> Result<csv::Writer<W>, RunDirError> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(sink);
+    w.write_record(HEADER)
+        .map_err(|e| RunDirError::write(path, e))?;
+    Ok(w)
+}
+
+/// `events.csv` as the run goes: each event appended and flushed.
+pub struct Stream {
+    w: csv::Writer<File>,
+    path: PathBuf,
+}
+
+impl Stream {
+    pub fn create(path: &Path) -> Result<Stream, RunDirError> {
+        let file = File::create(path).map_err(|e| RunDirError::write(path, e))?;
+        Ok(Stream {
+            w: writer(file, path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn push(&mut self, e: &LifecycleEvent) -> Result<(), RunDirError> {
+        self.w
+            .serialize(e)
+            .and_then(|()| self.w.flush().map_err(csv::Error::from))
+            .map_err(|e| RunDirError::write(&self.path, e))
+    }
 }
 
 /// Read back what [`write`] wrote.
@@ -83,6 +117,23 @@ mod tests {
         assert_eq!(read(&path).unwrap(), events);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().next().unwrap(), HEADER.join(","));
+    }
+
+    #[test]
+    fn a_streamed_file_reads_back_after_every_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.csv");
+        let mut s = Stream::create(&path).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![]);
+        let e = LifecycleEvent {
+            observed_ns: 7,
+            kind: EventKind::PodReady,
+            pod: "web-1".into(),
+            ..Default::default()
+        };
+        s.push(&e).unwrap();
+        // Readable while the run goes on, as a crash would leave it.
+        assert_eq!(read(&path).unwrap(), vec![e]);
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! `attribution`, `verdict`) or rendering the reports (`report`).
 
 pub mod events;
+pub mod lifecycle;
 pub mod matrix;
 pub mod requests;
 pub mod run_json;
@@ -38,6 +39,7 @@ pub mod variant;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub use lifecycle::{AtomicFile, RUNNING, Running, claim, make_room, write_atomic};
 pub use matrix::MatrixRecord;
 pub use run_json::RunRecord;
 pub use summary::{LoadSummary, RunSummary, Summary};
@@ -63,6 +65,8 @@ pub const RUN_JSON: &str = "run.json";
 /// The Deployment, Service, ReplicaSets and rollout history, before and
 /// after (see [`cluster_file`]).
 pub const CLUSTER_DIR: &str = "cluster";
+/// The output of `exec` steps, one `N.log` per step.
+pub const STEPS_DIR: &str = "steps";
 /// On the sandbox: which Pod its proxy sent each connection to.
 pub const GROUND_TRUTH_CSV: &str = "sandbox-ground-truth.csv";
 /// A matrix variant's settings ([`VariantRecord`]).
@@ -150,9 +154,25 @@ pub enum RunDirError {
     LoadDirectory { path: PathBuf, needs: &'static str },
     #[error("cannot write {}: {why}", path.display())]
     Write { path: PathBuf, why: String },
+    #[error(
+        "{} already holds a run ({} is there): pass --force to replace it, or give another --out",
+        path.display(),
+        found.display()
+    )]
+    Occupied { path: PathBuf, found: PathBuf },
 }
 
 impl RunDirError {
+    /// A directory that cannot be read or used is bad input (2); a file
+    /// that cannot be written (a full disk) leaves a run that was not
+    /// recorded faithfully (3).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunDirError::Write { .. } => crate::exit::INVALID,
+            _ => crate::exit::USAGE,
+        }
+    }
+
     pub(crate) fn read(path: &Path, why: impl std::fmt::Display) -> RunDirError {
         RunDirError::Read {
             path: path.to_path_buf(),
@@ -164,6 +184,15 @@ impl RunDirError {
         RunDirError::Write {
             path: path.to_path_buf(),
             why: why.to_string(),
+        }
+    }
+}
+
+impl From<RunDirError> for crate::exit::Exit {
+    fn from(e: RunDirError) -> Self {
+        crate::exit::Exit {
+            code: e.exit_code(),
+            message: e.to_string(),
         }
     }
 }
@@ -201,10 +230,10 @@ fn read_versioned<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunD
     serde_json::from_str(&text).map_err(|e| RunDirError::read(path, e))
 }
 
-/// Write `value` as pretty JSON with a final newline.
+/// Write `value` as pretty JSON with a final newline, whole or not at all.
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), RunDirError> {
     let json = serde_json::to_string_pretty(value).map_err(|e| RunDirError::write(path, e))?;
-    std::fs::write(path, json + "\n").map_err(|e| RunDirError::write(path, e))
+    write_atomic(path, (json + "\n").as_bytes())
 }
 
 /// Read a JSON file that carries no version of its own (its directory's

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+/// The `cluster` of a format 1 run on the sandbox.
+const V1_SIMULATOR_LABEL: &str = "sandbox (simulator)";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// The run directory's format (see [`FORMAT_VERSION`]); 1 when the
@@ -27,6 +30,10 @@ pub struct RunRecord {
     pub interrupted: bool,
     /// `sandbox (simulator)` or the kubeconfig context.
     pub cluster: String,
+    /// Ran on the embedded sandbox, a simulator, not a cluster. Format 1
+    /// did not say; its `cluster` label did.
+    #[serde(default)]
+    pub simulator: bool,
     pub namespace: String,
     pub target_url: String,
     /// Requests the engine sent; `requests.csv` should hold as many rows.
@@ -57,6 +64,7 @@ impl Default for RunRecord {
             started_at: String::new(),
             interrupted: false,
             cluster: String::new(),
+            simulator: false,
             namespace: String::new(),
             target_url: String::new(),
             sent: 0,
@@ -172,7 +180,11 @@ impl RunRecord {
 
     /// Read `dir/run.json` in any released format; a newer one is refused.
     pub fn read(dir: &Path) -> Result<RunRecord, RunDirError> {
-        super::read_versioned(&dir.join(RUN_JSON))
+        let mut r: RunRecord = super::read_versioned(&dir.join(RUN_JSON))?;
+        if r.format_version == 1 {
+            r.simulator = r.cluster == V1_SIMULATOR_LABEL;
+        }
+        Ok(r)
     }
 }
 

@@ -82,6 +82,10 @@ pub struct RunSummary {
     pub elapsed_s: f64,
     /// `sandbox (simulator)` or the kubeconfig context.
     pub cluster: String,
+    /// Ran on the embedded sandbox, a simulator: the verdict is the
+    /// simulator's, not a cluster's. Every report says so first.
+    #[serde(default)]
+    pub simulator: bool,
     pub namespace: String,
     pub deployment: String,
     pub target_url: String,

@@ -16,6 +16,9 @@ pub enum Verdict {
     Pass,
     Fail,
     Invalid,
+    /// The run was stopped (Ctrl-C, SIGTERM) before it ended: nothing is
+    /// concluded, whatever the thresholds say so far. Outranks the rest.
+    Interrupted,
 }
 
 impl Verdict {
@@ -24,15 +27,18 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Invalid => "invalid",
+            Verdict::Interrupted => "interrupted",
         }
     }
 
-    /// The word printed for a person: `PASS`, `FAIL`, `INVALID`.
+    /// The word printed for a person: `PASS`, `FAIL`, `INVALID`,
+    /// `INTERRUPTED`.
     pub fn word(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Invalid => "INVALID",
+            Verdict::Interrupted => "INTERRUPTED",
         }
     }
 }

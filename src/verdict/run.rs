@@ -31,6 +31,8 @@ pub struct RunFacts {
     pub rollout_incomplete: Option<String>,
     /// The longest time a watch saw nothing.
     pub longest_blind_spot: Duration,
+    /// Stopped (Ctrl-C, SIGTERM) before the run ended.
+    pub interrupted: bool,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -182,6 +184,18 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         });
     }
 
+    // An interrupted run concludes nothing; the thresholds so far are
+    // shown for information.
+    if f.interrupted {
+        return Judgement {
+            verdict: Verdict::Interrupted,
+            reason: format!(
+                "interrupted before the run ended ({} of {} requests failed so far): nothing is concluded",
+                f.failed, f.sent
+            ),
+            thresholds: t,
+        };
+    }
     // Invalid outranks fail: nothing can be concluded about the target.
     let invalid = if f.rows_written != f.sent {
         Some(format!(

@@ -45,6 +45,7 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         started_at: "2025-01-01T00:00:00.000Z".into(),
         elapsed_s: 10.0,
         cluster: "sandbox (simulator)".into(),
+        simulator: true,
         namespace: "default".into(),
         deployment: "web-server".into(),
         target_url: "http://127.0.0.1:30000/".into(),

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 #[derive(Serialize)]
 pub(super) struct View {
     name: String,
+    /// Ran on the simulator: said in the header, beside the verdict.
+    simulator: bool,
     baton_version: String,
     verdict: &'static str,
     verdict_class: &'static str,
@@ -147,6 +149,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
     let chart = chart(input, &marked, &has_row);
     View {
         name: s.name.clone(),
+        simulator: s.simulator,
         baton_version: s.baton_version.clone(),
         verdict: verdict_word(s),
         verdict_class: verdict_class(s),
@@ -240,6 +243,7 @@ fn verdict_word(s: &RunSummary) -> &'static str {
         (_, Verdict::Pass) => "PASS",
         (_, Verdict::Fail) => "FAIL",
         (_, Verdict::Invalid) => "INVALID",
+        (_, Verdict::Interrupted) => "INTERRUPTED",
     }
 }
 
@@ -249,6 +253,7 @@ fn verdict_class(s: &RunSummary) -> &'static str {
         (_, Verdict::Pass) => "pass",
         (_, Verdict::Fail) => "fail",
         (_, Verdict::Invalid) => "invalid",
+        (_, Verdict::Interrupted) => "interrupted",
     }
 }
 
