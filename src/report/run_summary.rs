@@ -133,7 +133,7 @@ pub fn markdown(s: &RunSummary) -> String {
     let _ = writeln!(out, "**{}**\n", md(&s.reason));
     let _ = writeln!(
         out,
-        "Deployment `{}` in `{}` on {}; load {} at {:.0}/s (achieved {:.0}/s).\n",
+        "Deployment {} in namespace {} on {}; load {} at {:.0}/s (achieved {:.0}/s).\n",
         md(&s.deployment),
         md(&s.namespace),
         md(&s.cluster),
@@ -294,9 +294,32 @@ fn counts(m: &BTreeMap<String, u64>) -> String {
         .join(", ")
 }
 
-/// Text safe inside a Markdown table cell.
+/// Text that renders as itself in Markdown (GitHub's included), inside a
+/// table cell too: every character that can start markup (emphasis,
+/// code, links, images, raw HTML, entities, headings, table cells) is
+/// backslash-escaped, as CommonMark allows for any ASCII punctuation; a
+/// leading `-` or `+` cannot start a list; line breaks become spaces and
+/// other control characters go. Every string `summary.md` did not write
+/// itself (names, reasons, versions and Pods from the target and the
+/// cluster, images from the profile) goes through here.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '#' | '!' | '&' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '-' | '+' if i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -306,5 +329,8 @@ mod tests {
     #[test]
     fn markdown_cells_escape_pipes_and_newlines() {
         assert_eq!(md("a|b\nc"), "a\\|b c");
+        assert_eq!(md("<img src=x>"), "\\<img src=x\\>");
+        assert_eq!(md("- x"), "\\- x");
+        assert_eq!(md("web-server-1.28"), "web-server-1.28");
     }
 }

@@ -733,3 +733,78 @@ fn step_labels_that_would_collide_go_to_separate_rows() {
     let html = render(&run.input()).unwrap();
     assert_eq!(label_rows(&html), vec!["11.0"]);
 }
+
+/// Strings from the target (versions, Pod names in headers and bodies),
+/// the cluster (event messages, context names) and the profile (names,
+/// images) render as text in all three reports for people: never as HTML,
+/// a link or an image in `summary.md` (a GitHub step summary), never as
+/// markup in `junit.xml` or `report.html`.
+#[test]
+fn hostile_strings_render_as_text_in_markdown_junit_and_html() {
+    use pulldown_cmark::{Event as Md, Options, Parser, Tag};
+    let hostile = [
+        "<img src=x onerror=alert(1)>",
+        "[click](javascript:alert(1))",
+        "![pixel](http://evil.example/p.png)",
+        "`code` **bold** ~~gone~~ &lt;b&gt; | cell",
+        "- a list\n# a heading",
+    ];
+    for h in hostile {
+        let mut run = run_with(h, 3);
+        let s = &mut run.summary;
+        s.deployment = h.into();
+        s.namespace = h.into();
+        s.cluster = h.into();
+        s.target_url = h.into();
+        s.thresholds[0].value = h.into();
+        s.incidents = vec![incident(1, h, 3)];
+        s.rollout.steps[0].outcome = StepResult::Failed(h.into());
+
+        let md = crate::report::run_summary::markdown(s);
+        let mut text = String::new();
+        for ev in Parser::new_ext(&md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH) {
+            match ev {
+                Md::Html(x) | Md::InlineHtml(x) => panic!("{h:?}: raw HTML {x:?} in\n{md}"),
+                Md::Start(Tag::Link { .. } | Tag::Image { .. } | Tag::Strikethrough) => {
+                    panic!("{h:?}: a link, image or markup in\n{md}")
+                }
+                Md::Start(Tag::Heading { level, .. })
+                    if level > pulldown_cmark::HeadingLevel::H3 =>
+                {
+                    panic!("{h:?}: a heading of its own in\n{md}")
+                }
+                Md::Text(t) | Md::Code(t) => text.push_str(&t),
+                Md::SoftBreak | Md::HardBreak => text.push(' '),
+                _ => {}
+            }
+        }
+        let flat = h.replace('\n', " ");
+        assert!(text.contains(&flat), "{h:?} reads as itself: {text}");
+
+        let xml = crate::report::run_summary::junit(s).unwrap();
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let mut seen = String::new();
+        loop {
+            match reader.read_event().expect("junit.xml parses") {
+                Event::Eof => break,
+                Event::Start(e) | Event::Empty(e) => {
+                    for a in e.attributes() {
+                        seen.push_str(&a.unwrap().unescape_value().unwrap());
+                    }
+                }
+                Event::Text(t) => seen.push_str(&t.xml_content().unwrap()),
+                Event::CData(t) => seen.push_str(&String::from_utf8_lossy(&t)),
+                _ => {}
+            }
+        }
+        assert!(
+            seen.contains(&flat) || seen.contains(h),
+            "{h:?} in junit.xml"
+        );
+
+        let html = render(&run.input()).unwrap();
+        if h.contains('<') {
+            assert!(!html.contains(h), "{h:?} escaped in report.html");
+        }
+    }
+}
