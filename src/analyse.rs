@@ -133,6 +133,7 @@ impl Accumulator {
         a.rows += 1;
         a.stats.record_row(
             r.outcome,
+            r.start_ns,
             r.start_ns.saturating_sub(r.scheduled_ns),
             r.total_us,
             r.connect_us,

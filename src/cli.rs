@@ -64,6 +64,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 
+    /// Keep header values (Authorization, API keys, ...) in the run directory's profile.resolved.yaml; by default all but harmless ones (Host, Accept, ...) are redacted.
+    #[arg(long)]
+    pub keep_secrets: bool,
+
     /// No live status line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -123,6 +127,15 @@ pub struct SandboxArgs {
     /// The API server's address. Default: 127.0.0.1 on a free port (or the config's `listen`).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "`{s}` must be a fraction between 0 and 1, e.g. 0.95"
+        )),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -207,6 +220,14 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 0)]
     pub max_failed: u64,
 
+    /// p99 of how late requests started against their schedule beyond which the run is invalid: the load host, not the target, set the pace.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub max_lateness: Duration,
+
+    /// The share of the planned rate (and of the arrivals) that must have been sent, 0-1; below it the run is invalid.
+    #[arg(long, default_value_t = crate::verdict::schedule::DEFAULT_MIN_ACHIEVED, value_parser = parse_fraction)]
+    pub min_achieved_rate: f64,
+
     /// Worker threads, each with its own runtime (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -262,6 +283,10 @@ pub struct MatrixArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Keep header values in each variant's profile.resolved.yaml (see `baton run --keep-secrets`).
+    #[arg(long)]
+    pub keep_secrets: bool,
 
     /// No live status line and no per-step messages.
     #[arg(short, long)]

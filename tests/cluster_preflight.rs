@@ -45,9 +45,15 @@ async fn everything_allowed_passes() {
     preflight(&client, "default", &permissions_for(&steps(ROLLOUT)))
         .await
         .expect("all allowed");
-    check_targets(&client, "default", "web-server", Some("web-service"))
-        .await
-        .expect("both exist");
+    check_targets(
+        &client,
+        "default",
+        "web-server",
+        Some("web-service"),
+        &steps(ROLLOUT),
+    )
+    .await
+    .expect("both exist, and the one container");
     sb.shutdown().await;
 }
 
@@ -132,7 +138,7 @@ async fn scale_is_checked_on_the_scale_subresource() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_targets_are_named_with_their_namespace() {
     let (sb, client) = start(Vec::new()).await;
-    let err = check_targets(&client, "default", "api-server", Some("api"))
+    let err = check_targets(&client, "default", "api-server", Some("api"), &[])
         .await
         .expect_err("neither exists");
     let msg = err.to_string();
@@ -142,7 +148,7 @@ async fn missing_targets_are_named_with_their_namespace() {
         ),
         "{msg}"
     );
-    let err = check_targets(&client, "web", "web-server", None)
+    let err = check_targets(&client, "web", "web-server", None, &[])
         .await
         .expect_err("another namespace");
     assert!(
@@ -150,6 +156,38 @@ async fn missing_targets_are_named_with_their_namespace() {
             .contains("namespace \"web\": deployment \"web-server\""),
         "{err}"
     );
+    sb.shutdown().await;
+}
+
+/// A `set_image` on a container the Deployment lacks is found before the
+/// baseline and warmup, not after (exit 2 then, not 1 at the step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_image_container_the_deployment_lacks_is_named_before_anything_runs() {
+    let (sb, client) = start(Vec::new()).await;
+    let err = check_targets(
+        &client,
+        "default",
+        "web-server",
+        Some("web-service"),
+        &steps("- set_image: {container: php, image: \"php:8\"}\n"),
+    )
+    .await
+    .expect_err("no container php");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("container \"php\" in deployment \"web-server\" (it has: nginx)"),
+        "{msg}"
+    );
+    // After a patch, the container may exist by then: not judged.
+    check_targets(
+        &client,
+        "default",
+        "web-server",
+        Some("web-service"),
+        &steps("- patch: {patch: {}}\n- set_image: {container: php, image: \"php:8\"}\n"),
+    )
+    .await
+    .expect("not judged after a patch");
     sb.shutdown().await;
 }
 

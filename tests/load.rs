@@ -244,6 +244,21 @@ fn bad_input_exits_2_naming_what_is_wrong() {
             vec!["load", "http://no-such-host.invalid/", "-o", out],
             "cannot resolve",
         ),
+        (
+            vec!["load", "http://127.0.0.1:1/", "--rate", "1e9", "-o", out],
+            "more than one load host can open",
+        ),
+        (
+            vec![
+                "load",
+                "http://127.0.0.1:1/",
+                "--source-ips",
+                "192.0.2.7",
+                "-o",
+                out,
+            ],
+            "not an address of this host",
+        ),
     ] {
         let o = baton().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -404,7 +419,9 @@ fn a_silent_target_does_not_slow_the_schedule() {
     );
 }
 
-/// Arrivals over the in-flight cap are shed and counted, not queued.
+/// Arrivals over the in-flight cap are shed and counted, not queued; a
+/// load that shed most of its plan did not load the target as planned,
+/// so the run is invalid (3), not failed.
 #[test]
 fn arrivals_over_the_in_flight_cap_are_shed_and_counted() {
     let server = TestServer::start();
@@ -427,8 +444,14 @@ fn arrivals_over_the_in_flight_cap_are_shed_and_counted() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3));
     let s = read_summary(dir.path());
+    assert_eq!(s["verdict"], "invalid");
+    assert!(
+        s["reason"].as_str().unwrap().contains("shed"),
+        "{}",
+        s["reason"]
+    );
     let sent = s["requests"]["sent"].as_u64().unwrap();
     let shed = s["requests"]["shed"].as_u64().unwrap();
     assert_eq!(sent + shed, 100, "every arrival is either sent or shed");

@@ -125,7 +125,9 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
 ///   on the simulator), so `summary.md`, `junit.xml` and `report.html`
 ///   say so too;
 /// - `summary.md` escapes every string it did not write itself, and no
-///   longer puts names in code spans (a backtick in one would end it).
+///   longer puts names in code spans (a backtick in one would end it);
+/// - `summary.json` gained `schedule` (how the load kept its plan, which
+///   now judges a run's validity).
 #[test]
 fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
     let tmp = copy_of_fixtures();
@@ -138,7 +140,14 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
         now["simulator"], true,
         "format 1 said so in its cluster label"
     );
-    now.as_object_mut().unwrap().remove("simulator");
+    assert!(
+        now["schedule"]["achieved_rps"].as_f64().unwrap() > 190.0,
+        "{}",
+        now["schedule"]
+    );
+    for added in ["simulator", "schedule"] {
+        now.as_object_mut().unwrap().remove(added);
+    }
     assert_eq!(now, read_json(&original.join("summary.json")));
     for f in ["failures.csv", "timeline.csv"] {
         let a = std::fs::read(dir.join(f)).unwrap();

@@ -340,6 +340,7 @@ pub async fn check_targets(
     namespace: &str,
     deployment: &str,
     service: Option<&str>,
+    steps: &[Step],
 ) -> Result<(), PreflightError> {
     let mut missing = Vec::new();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -350,13 +351,13 @@ pub async fn check_targets(
             source,
         }
     };
-    if deployments
+    match deployments
         .get_opt(deployment)
         .await
         .map_err(read(format!("deployment {deployment:?}")))?
-        .is_none()
     {
-        missing.push(format!("deployment {deployment:?}"));
+        None => missing.push(format!("deployment {deployment:?}")),
+        Some(d) => missing.extend(container_problems(steps, &d)),
     }
     if let Some(service) = service {
         let services: Api<Service> = Api::namespaced(client.clone(), namespace);
@@ -377,6 +378,41 @@ pub async fn check_targets(
             missing,
         })
     }
+}
+
+/// The `set_image` steps whose container the Deployment does not have
+/// (or, unnamed, cannot be told apart), found now rather than after the
+/// baseline and warmup. Steps after an `apply` or `patch` are not
+/// checked: those may add the container.
+pub fn container_problems(steps: &[Step], d: &Deployment) -> Vec<String> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let have: Vec<&str> = d
+        .spec
+        .template
+        .spec
+        .iter()
+        .flat_map(|p| p.containers.iter())
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for step in steps {
+        match step {
+            Step::Apply(_) | Step::Patch(_) => break,
+            Step::SetImage(s) => match &s.container {
+                Some(c) if !have.contains(&c.as_str()) => out.push(format!(
+                    "container {c:?} in deployment {name:?} (it has: {})",
+                    have.join(", ")
+                )),
+                None if have.len() != 1 => out.push(format!(
+                    "which container of deployment {name:?} to set_image (it has: {}; say `container:`)",
+                    have.join(", ")
+                )),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]

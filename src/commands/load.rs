@@ -5,6 +5,7 @@ use crate::exit::{self, Exit};
 use crate::load::{self, plan::LoadInput, plan::LoadPlan};
 use crate::report::load_summary;
 use crate::rundir::{self, SUMMARY_JSON, Summary};
+use crate::verdict::schedule::ScheduleLimits;
 use std::sync::Arc;
 
 pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
@@ -51,7 +52,11 @@ pub async fn run(args: Box<LoadArgs>) -> anyhow::Result<u8> {
             }),
             other => anyhow::Error::new(other),
         })?;
-    let summary = load_summary::build(&plan, &run, args.max_failed);
+    let limits = ScheduleLimits {
+        max_lateness: args.max_lateness,
+        min_achieved: args.min_achieved_rate,
+    };
+    let summary = load_summary::build(&plan, &run, args.max_failed, limits);
     Summary::write_load(&summary, &plan.out_dir).map_err(Exit::from)?;
     running.finished().map_err(Exit::from)?;
     out!("{}", load_summary::human(&summary));

@@ -187,6 +187,7 @@ async fn run_variants(
             out_dir: out_dir.clone(),
             cluster: flags.clone(),
             quiet: args.quiet,
+            keep_secrets: args.keep_secrets,
             setup: setup.clone(),
         };
         let failed_with = match run::execute(loaded, &opts, interrupt.clone()).await {

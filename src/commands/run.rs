@@ -20,6 +20,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         out_dir,
         cluster: super::cluster_flags(&args.cluster),
         quiet: args.quiet,
+        keep_secrets: args.keep_secrets,
         setup: Vec::new(),
     };
     let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;

@@ -349,7 +349,7 @@ async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
     };
     w.stats
         .borrow_mut()
-        .record(&m, record.lateness_ns(), end_ns);
+        .record(&m, record.lateness_ns(), record.start_ns, end_ns);
     shared.live.finished(m.outcome);
     shared.live.in_flight.fetch_sub(1, Relaxed);
     // Only fails if the writer is gone (a disk error); the row count check

@@ -126,6 +126,12 @@ pub fn default_concurrency(
     }
 }
 
+/// The most new connections per second one baton asks of its host. A
+/// single host tops out at a few tens of thousands (its ephemeral ports
+/// and the kernel's connection setup); asking for far more would only
+/// measure the host falling behind. Past it, spread the load over hosts.
+pub const MAX_RATE: f64 = 200_000.0;
+
 /// The default run length when neither `--requests` nor `--duration` is
 /// given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -204,6 +210,16 @@ fn parse_url(url: &str) -> Result<ParsedUrl, PlanError> {
     })
 }
 
+/// An address this host does not have would fail every connect with
+/// EADDRNOTAVAIL, which reads as port exhaustion: refused before the run.
+pub fn check_source_ip(ip: IpAddr) -> Result<(), String> {
+    std::net::UdpSocket::bind((ip, 0)).map(|_| ()).map_err(|e| {
+        format!(
+            "{ip} is not an address of this host ({e}); list its addresses with `ip -brief address`"
+        )
+    })
+}
+
 /// One `Name: value` header, as `--header` and a profile's
 /// `target.headers` give it.
 pub fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
@@ -223,6 +239,16 @@ impl LoadPlan {
                 "rate",
                 format!(
                     "`{}` must be a number >= 0 (0 = as fast as --concurrency allows)",
+                    input.rate
+                ),
+            ));
+        }
+        if input.rate > MAX_RATE {
+            return Err(flag(
+                "rate",
+                format!(
+                    "{} new connections per second is more than one load host can open (at most {MAX_RATE}); \
+                     spread the load over several hosts",
                     input.rate
                 ),
             ));
@@ -266,6 +292,9 @@ impl LoadPlan {
                 "source-ips",
                 format!("{ip} is not of the same family as the target {}", addr.ip()),
             ));
+        }
+        for ip in &input.source_ips {
+            check_source_ip(*ip).map_err(|why| flag("source-ips", why))?;
         }
         let method: Method = input.method.parse().map_err(|_| {
             flag(

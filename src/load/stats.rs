@@ -35,6 +35,10 @@ pub struct Stats {
     pub connections: u64,
     /// End of the last request, ns from the run start.
     pub last_end_ns: u64,
+    /// First and last actual start, ns from the run start (`u64::MAX` and
+    /// 0 before any request): the span over which the rate was achieved.
+    pub first_start_ns: u64,
+    pub last_start_ns: u64,
 }
 
 impl Default for Stats {
@@ -50,6 +54,8 @@ impl Default for Stats {
             errnos: BTreeMap::new(),
             connections: 0,
             last_end_ns: 0,
+            first_start_ns: u64::MAX,
+            last_start_ns: 0,
         }
     }
 }
@@ -59,7 +65,8 @@ fn us(d: std::time::Duration) -> u64 {
 }
 
 impl Stats {
-    pub fn record(&mut self, m: &Measured, lateness_ns: u64, end_ns: u64) {
+    pub fn record(&mut self, m: &Measured, lateness_ns: u64, start_ns: u64, end_ns: u64) {
+        self.started(start_ns);
         self.outcomes[m.outcome.index()] += 1;
         self.lateness_us.saturating_record(lateness_ns / 1000);
         if m.new_connection {
@@ -90,11 +97,13 @@ impl Stats {
     pub fn record_row(
         &mut self,
         outcome: Outcome,
+        start_ns: u64,
         lateness_ns: u64,
         total_us: u64,
         connect_us: Option<u64>,
         ttfb_us: Option<u64>,
     ) {
+        self.started(start_ns);
         self.outcomes[outcome.index()] += 1;
         self.lateness_us.saturating_record(lateness_ns / 1000);
         if let Some(c) = connect_us {
@@ -137,6 +146,30 @@ impl Stats {
         }
         self.connections += other.connections;
         self.last_end_ns = self.last_end_ns.max(other.last_end_ns);
+        self.first_start_ns = self.first_start_ns.min(other.first_start_ns);
+        self.last_start_ns = self.last_start_ns.max(other.last_start_ns);
+    }
+
+    fn started(&mut self, start_ns: u64) {
+        self.first_start_ns = self.first_start_ns.min(start_ns);
+        self.last_start_ns = self.last_start_ns.max(start_ns);
+    }
+
+    /// What the schedule judgement needs; `planned_rps` from the plan.
+    pub fn schedule_facts(
+        &self,
+        planned_rps: Option<f64>,
+    ) -> crate::verdict::schedule::ScheduleFacts {
+        crate::verdict::schedule::ScheduleFacts {
+            planned_rps,
+            sent: self.sent(),
+            shed: self.shed,
+            first_start_ns: self.first_start_ns.min(self.last_start_ns),
+            last_start_ns: self.last_start_ns,
+            lateness_p99: std::time::Duration::from_micros(
+                self.lateness_us.value_at_quantile(0.99),
+            ),
+        }
     }
 
     pub fn sent(&self) -> u64 {
@@ -217,9 +250,9 @@ mod tests {
     fn merge_adds_counts_and_histograms() {
         let mut a = Stats::default();
         let mut b = Stats::default();
-        a.record(&measured(Outcome::Ok, 10), 0, 5);
-        b.record(&measured(Outcome::Ok, 20), 1_000_000, 9);
-        b.record(&measured(Outcome::Reset, 1), 0, 7);
+        a.record(&measured(Outcome::Ok, 10), 0, 1, 5);
+        b.record(&measured(Outcome::Ok, 20), 1_000_000, 2, 9);
+        b.record(&measured(Outcome::Reset, 1), 0, 3, 7);
         b.shed = 2;
         a.merge(&b);
         assert_eq!(a.sent(), 3);
@@ -238,7 +271,7 @@ mod tests {
         let mut s = Stats::default();
         let mut m = measured(Outcome::ClientResource, 0);
         m.errno = Some(nix::errno::Errno::EMFILE as i32);
-        s.record(&m, 0, 0);
+        s.record(&m, 0, 0, 0);
         assert_eq!(s.failed(), 0);
         assert_eq!(s.count(Outcome::ClientResource), 1);
         assert_eq!(s.errnos.get("EMFILE"), Some(&1));

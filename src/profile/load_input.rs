@@ -40,6 +40,9 @@ impl LoadedProfile {
             plan::parse_header(h)
                 .map_err(|_| check("target.headers", format!("`{h}`: expected `Name: value`")))?;
         }
+        for ip in &p.load.source_ips {
+            plan::check_source_ip(*ip).map_err(|why| check("load.source_ips", why))?;
+        }
         let ca_file = p.target.ca_file.as_ref().map(|f| self.base_dir.join(f));
         if let Some(path) = &ca_file {
             tls::check_ca_file(path).map_err(|e| match e {

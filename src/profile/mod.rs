@@ -171,10 +171,41 @@ fn invalid(file: &Path, field: &str, e: &serde_norway::Error) -> ProfileError {
     }
 }
 
+/// Request headers whose values are not secrets, kept in a run
+/// directory's resolved profile; every other header's value is redacted.
+const PLAIN_HEADERS: &[&str] = &[
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "content-type",
+    "user-agent",
+];
+
+/// What a redacted header value reads.
+pub const REDACTED: &str = "<redacted: pass --keep-secrets to keep it>";
+
 impl Profile {
     /// The profile with every default filled in, as YAML.
     pub fn resolved_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// The profile as a run directory keeps it: header values other than
+    /// plainly harmless ones (`Authorization`, `Cookie`, API keys, ...)
+    /// replaced by [`REDACTED`], since run directories are shared as CI
+    /// artifacts and attached to postmortems.
+    pub fn redacted(&self) -> Profile {
+        let mut p = self.clone();
+        for h in &mut p.target.headers {
+            if let Some((name, _)) = h.split_once(':')
+                && !PLAIN_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str())
+            {
+                *h = format!("{}: {REDACTED}", name.trim());
+            }
+        }
+        p
     }
 }
 

@@ -234,6 +234,14 @@ pub struct Thresholds {
     /// A watch blind for longer than this makes the run invalid.
     #[serde(default = "default_blind_spot", with = "humantime_serde")]
     pub max_blind_spot: Duration,
+    /// Requests starting later than their schedule by more than this (p99)
+    /// make the run invalid: the load host, not the target, set the pace.
+    #[serde(default = "default_max_lateness", with = "humantime_serde")]
+    pub max_lateness: Duration,
+    /// The share of the planned rate (and of the arrivals) that must have
+    /// been sent, 0–1; below it the run is invalid.
+    #[serde(default = "default_min_achieved")]
+    pub min_achieved_rate: f64,
     /// A rollout that did not complete (a failed step, a stall, the
     /// deadline) fails the run. Turn off for a profile about stalls.
     #[serde(default = "yes")]
@@ -242,6 +250,14 @@ pub struct Thresholds {
 
 fn yes() -> bool {
     true
+}
+
+fn default_max_lateness() -> Duration {
+    crate::verdict::schedule::DEFAULT_MAX_LATENESS
+}
+
+fn default_min_achieved() -> f64 {
+    crate::verdict::schedule::DEFAULT_MIN_ACHIEVED
 }
 
 impl Default for Thresholds {
@@ -255,6 +271,8 @@ impl Default for Thresholds {
             final_version: None,
             min_backends: None,
             max_blind_spot: default_blind_spot(),
+            max_lateness: default_max_lateness(),
+            min_achieved_rate: default_min_achieved(),
             rollout_must_complete: true,
         }
     }
@@ -280,6 +298,16 @@ impl Profile {
                 format!(
                     "{} must be a number of requests per second > 0 (a rollout needs a schedule)",
                     self.load.rate
+                ),
+            );
+        }
+        if self.load.rate > crate::load::plan::MAX_RATE {
+            return bad(
+                "load.rate",
+                format!(
+                    "{} new connections per second is more than one load host can open (at most {})",
+                    self.load.rate,
+                    crate::load::plan::MAX_RATE
                 ),
             );
         }
@@ -322,6 +350,15 @@ impl Profile {
         }
         if self.rollout.steps.is_empty() {
             return bad("rollout.steps", "must hold at least one step".into());
+        }
+        if !(0.0..=1.0).contains(&self.thresholds.min_achieved_rate) {
+            return bad(
+                "thresholds.min_achieved_rate",
+                format!(
+                    "{} must be between 0.0 and 1.0 (a fraction of load.rate)",
+                    self.thresholds.min_achieved_rate
+                ),
+            );
         }
         if let Some(r) = self.thresholds.max_error_rate
             && !(0.0..=1.0).contains(&r)

@@ -24,6 +24,28 @@ fn err(text: &str, sets: &[&str]) -> String {
 }
 
 #[test]
+fn secrets_in_headers_are_redacted_for_the_run_directory_and_plain_ones_kept() {
+    let mut p = parse_str(MINIMAL, &[]).unwrap();
+    p.target.headers = vec![
+        "Authorization: Bearer s3cr3t".into(),
+        "X-Api-Key: k".into(),
+        "Host: web.example.com".into(),
+    ];
+    let yaml = p.redacted().resolved_yaml();
+    assert!(
+        !yaml.contains("s3cr3t") && !yaml.contains("X-Api-Key: k"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("Host: web.example.com"), "{yaml}");
+    assert!(
+        yaml.contains(&format!("Authorization: {REDACTED}")),
+        "{yaml}"
+    );
+    // Still a profile baton reads.
+    parse(&yaml, Path::new("r.yaml"), &[]).unwrap();
+}
+
+#[test]
 fn a_minimal_profile_gets_every_default() {
     let p = parse_str(MINIMAL, &[]).unwrap();
     assert_eq!(p.cluster.namespace, None);

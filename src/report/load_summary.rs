@@ -11,10 +11,17 @@ use crate::rundir::LoadSummary;
 use crate::rundir::summary::{LoadRequests, LoadSettings, Percentiles, RequestCounts, rate_per_s};
 use crate::verdict::Verdict;
 use crate::verdict::load::{LoadCounts, judge_load};
+use crate::verdict::schedule::ScheduleLimits;
 use std::fmt::Write as _;
 
-/// The summary of `run`, judged with `max_failed` failures allowed.
-pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
+/// The summary of `run`, judged with `max_failed` failures allowed and
+/// the schedule held to `limits`.
+pub fn build(
+    plan: &LoadPlan,
+    run: &LoadRun,
+    max_failed: u64,
+    limits: ScheduleLimits,
+) -> LoadSummary {
     let s = &run.stats;
     let counts = LoadCounts {
         sent: s.sent(),
@@ -22,8 +29,11 @@ pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
         client_resource: s.count(Outcome::ClientResource),
         rows_written: run.rows_written,
         max_failed,
+        schedule: s.schedule_facts(plan.rate()),
+        schedule_limits: limits,
     };
-    let (mut verdict, mut reason) = judge_load(&counts);
+    let judgement = judge_load(&counts);
+    let (mut verdict, mut reason) = (judgement.verdict, judgement.reason);
     if run.interrupted {
         verdict = Verdict::Interrupted;
         reason = format!("interrupted: {reason} so far; nothing is concluded");
@@ -80,6 +90,7 @@ pub fn build(plan: &LoadPlan, run: &LoadRun, max_failed: u64) -> LoadSummary {
         connect_ms: Percentiles::of(&s.connect_us, "start"),
         ttfb_ms: Percentiles::of(&s.ttfb_us, "start"),
         errors: s.errnos.clone(),
+        schedule: judgement.schedule,
         host: run.host.clone(),
         warnings: run.warnings.clone(),
     }

@@ -42,6 +42,8 @@ pub struct RunOptions {
     /// `--kubeconfig`, `--context`, `-n`.
     pub cluster: choice::Flags,
     pub quiet: bool,
+    /// Keep header values in `profile.resolved.yaml` (redacted otherwise).
+    pub keep_secrets: bool,
     /// Steps run before the watches and the load, to put the Deployment
     /// in the state a variant asks for (`baton matrix`: a preStop sleep, a
     /// grace period, a maxSurge). They end with the rollout they cause
@@ -71,7 +73,7 @@ pub async fn execute(
 ) -> anyhow::Result<RunOutcome> {
     let out = opts.out_dir.as_path();
     let planned = plan_load(loaded, out)?;
-    let running = prepare_dir(out, &loaded.profile)?;
+    let running = prepare_dir(out, &loaded.profile, opts.keep_secrets)?;
     let outcome = run_phases(loaded, opts, planned, interrupt).await;
     match &outcome {
         Ok(_) => running.finished()?,
@@ -201,11 +203,17 @@ fn load_bound(p: &Profile) -> Duration {
 
 /// Claim the run directory (one that holds a run is refused: the
 /// command cleared it first if `--force` said so), mark it as being
-/// written, and write the profile as it will run.
-fn prepare_dir(out: &Path, p: &Profile) -> Result<rundir::Running, Exit> {
+/// written, and write the profile as it will run (secrets redacted
+/// unless `keep_secrets`).
+fn prepare_dir(out: &Path, p: &Profile, keep_secrets: bool) -> Result<rundir::Running, Exit> {
     rundir::claim(out)?;
     let running = rundir::Running::start(out)?;
-    rundir::write_atomic(&out.join(PROFILE_YAML), p.resolved_yaml().as_bytes())?;
+    let kept = if keep_secrets {
+        p.clone()
+    } else {
+        p.redacted()
+    };
+    rundir::write_atomic(&out.join(PROFILE_YAML), kept.resolved_yaml().as_bytes())?;
     Ok(running)
 }
 
@@ -294,7 +302,7 @@ async fn preflight(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
     preflight::preflight(client, ns, &perms)
         .await
         .map_err(exit)?;
-    preflight::check_targets(client, ns, &site.deployment, Some(&site.service))
+    preflight::check_targets(client, ns, &site.deployment, Some(&site.service), steps)
         .await
         .map_err(exit)
 }

@@ -20,6 +20,7 @@ use crate::rundir::{
 use crate::timeline::{Timeline, lags};
 use crate::verdict::Verdict;
 use crate::verdict::run::{Limits, RunFacts, judge_run};
+use crate::verdict::schedule::{ScheduleFacts, ScheduleLimits};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -174,6 +175,10 @@ fn summarise(
         rollout_incomplete: record.rollout_incomplete.clone(),
         longest_blind_spot: longest_blind,
         interrupted: record.interrupted,
+        schedule: ScheduleFacts {
+            shed: record.shed,
+            ..stats.schedule_facts(Some(profile.load.rate))
+        },
     };
     let limits = Limits {
         max_failed: th.max_failed,
@@ -185,6 +190,10 @@ fn summarise(
         min_backends: th.min_backends,
         max_blind_spot: th.max_blind_spot,
         rollout_must_complete: th.rollout_must_complete,
+        schedule: ScheduleLimits {
+            max_lateness: th.max_lateness,
+            min_achieved: th.min_achieved_rate,
+        },
     };
     let judgement = judge_run(&facts, &limits);
     let mut reason = judgement.reason.clone();
@@ -254,5 +263,6 @@ fn summarise(
             })
             .collect(),
         warnings: record.warnings.clone(),
+        schedule: judgement.schedule.clone(),
     }
 }

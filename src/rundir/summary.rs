@@ -14,6 +14,7 @@ use crate::load::host::HostLimits;
 use crate::timeline::lags::{LagSummary, PodLags};
 use crate::verdict::Verdict;
 use crate::verdict::run::ThresholdResult;
+use crate::verdict::schedule::ScheduleFigures;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -116,6 +117,9 @@ pub struct RunSummary {
     pub lags: Lags,
     pub watch_blind_spots: Vec<BlindSpotLine>,
     pub warnings: Vec<String>,
+    /// How the load kept its schedule (absent in format 1).
+    #[serde(default)]
+    pub schedule: Option<ScheduleFigures>,
 }
 
 impl RunSummary {
@@ -235,6 +239,9 @@ pub struct LoadSummary {
     pub ttfb_ms: Percentiles,
     /// Failures by errno.
     pub errors: BTreeMap<String, u64>,
+    /// How the load kept its schedule (open model only).
+    #[serde(default)]
+    pub schedule: Option<ScheduleFigures>,
     pub host: HostLimits,
     pub warnings: Vec<String>,
 }
@@ -308,6 +315,7 @@ mod tests {
             connect_ms: Percentiles::default(),
             ttfb_ms: Percentiles::default(),
             errors: BTreeMap::new(),
+            schedule: None,
             host: HostLimits::default(),
             warnings: vec![],
         });

@@ -1,9 +1,11 @@
-//! Judges a `baton load`: no lost records, no harness errors, something
-//! sent, and no more failures than allowed.
+//! Judges a `baton load`: no lost records, no harness errors, the
+//! schedule kept (see [`super::schedule`]), something sent, and no more
+//! failures than allowed.
 //!
 //! Pure: counts in, verdict out.
 
 use super::Verdict;
+use super::schedule::{self, ScheduleFacts, ScheduleFigures, ScheduleLimits};
 
 /// What a load run's verdict depends on.
 #[derive(Clone, Debug, Default)]
@@ -14,9 +16,29 @@ pub struct LoadCounts {
     pub rows_written: u64,
     /// Failures allowed before the verdict is `fail`.
     pub max_failed: u64,
+    pub schedule: ScheduleFacts,
+    pub schedule_limits: ScheduleLimits,
 }
 
-pub fn judge_load(c: &LoadCounts) -> (Verdict, String) {
+/// The verdict, its reason, and how the schedule was kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadJudgement {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub schedule: Option<ScheduleFigures>,
+}
+
+pub fn judge_load(c: &LoadCounts) -> LoadJudgement {
+    let (figures, unkept) = schedule::judge(&c.schedule, &c.schedule_limits);
+    let (verdict, reason) = verdict_of(c, unkept);
+    LoadJudgement {
+        verdict,
+        reason,
+        schedule: figures,
+    }
+}
+
+fn verdict_of(c: &LoadCounts, unkept: Option<String>) -> (Verdict, String) {
     if c.rows_written != c.sent {
         return (
             Verdict::Invalid,
@@ -34,6 +56,9 @@ pub fn judge_load(c: &LoadCounts) -> (Verdict, String) {
                 c.client_resource
             ),
         );
+    }
+    if let Some(why) = unkept {
+        return (Verdict::Invalid, why);
     }
     if c.sent == 0 {
         return (Verdict::Invalid, "no request was sent".into());
@@ -71,8 +96,10 @@ mod tests {
 
     #[test]
     fn no_failures_pass_and_any_failure_fails_by_default() {
-        assert_eq!(judge_load(&counts(100, 0)).0, Verdict::Pass);
-        let (v, reason) = judge_load(&counts(100, 3));
+        assert_eq!(judge_load(&counts(100, 0)).verdict, Verdict::Pass);
+        let LoadJudgement {
+            verdict: v, reason, ..
+        } = judge_load(&counts(100, 3));
         assert_eq!(v, Verdict::Fail);
         assert_eq!(reason, "3 of 100 requests failed (allowed: 0)");
     }
@@ -81,14 +108,16 @@ mod tests {
     fn a_failure_budget_is_honoured() {
         let mut c = counts(100, 3);
         c.max_failed = 3;
-        assert_eq!(judge_load(&c).0, Verdict::Pass);
+        assert_eq!(judge_load(&c).verdict, Verdict::Pass);
     }
 
     #[test]
     fn harness_errors_make_the_run_invalid_not_failed() {
         let mut c = counts(100, 5);
         c.client_resource = 1;
-        let (v, reason) = judge_load(&c);
+        let LoadJudgement {
+            verdict: v, reason, ..
+        } = judge_load(&c);
         assert_eq!(v, Verdict::Invalid);
         assert!(reason.contains("client_resource"));
     }
@@ -98,11 +127,11 @@ mod tests {
         let mut c = counts(100, 0);
         c.rows_written = 99;
         c.client_resource = 1;
-        assert!(judge_load(&c).1.contains("lost"));
+        assert!(judge_load(&c).reason.contains("lost"));
     }
 
     #[test]
     fn a_run_that_sent_nothing_proves_nothing() {
-        assert_eq!(judge_load(&counts(0, 0)).0, Verdict::Invalid);
+        assert_eq!(judge_load(&counts(0, 0)).verdict, Verdict::Invalid);
     }
 }

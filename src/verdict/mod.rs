@@ -7,6 +7,7 @@
 
 pub mod load;
 pub mod run;
+pub mod schedule;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@
 //! Pure: the measured facts in, the judgement out.
 
 use super::Verdict;
+use super::schedule::{self, ScheduleFacts, ScheduleFigures, ScheduleLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct RunFacts {
     pub longest_blind_spot: Duration,
     /// Stopped (Ctrl-C, SIGTERM) before the run ended.
     pub interrupted: bool,
+    /// How the load went against its plan.
+    pub schedule: ScheduleFacts,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -49,6 +52,7 @@ pub struct Limits {
     /// A rollout that did not complete fails the run (default). A profile
     /// about stall handling turns it off.
     pub rollout_must_complete: bool,
+    pub schedule: ScheduleLimits,
 }
 
 /// One threshold's line in the summary and one JUnit test case.
@@ -66,6 +70,8 @@ pub struct Judgement {
     /// The reason for the verdict, in one line.
     pub reason: String,
     pub thresholds: Vec<ThresholdResult>,
+    /// How the load kept its schedule (see [`super::schedule`]).
+    pub schedule: Option<ScheduleFigures>,
 }
 
 fn ms(d: Duration) -> String {
@@ -184,6 +190,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         });
     }
 
+    let (figures, unkept) = schedule::judge(&f.schedule, &l.schedule);
     // An interrupted run concludes nothing; the thresholds so far are
     // shown for information.
     if f.interrupted {
@@ -194,6 +201,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
                 f.failed, f.sent
             ),
             thresholds: t,
+            schedule: figures,
         };
     }
     // Invalid outranks fail: nothing can be concluded about the target.
@@ -207,6 +215,8 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             "{} requests failed on the load host's own limits (client_resource); the target was not measured faithfully",
             f.client_resource
         ))
+    } else if let Some(why) = unkept {
+        Some(why)
     } else if f.longest_blind_spot > l.max_blind_spot {
         Some(format!(
             "a watch saw nothing for {} (allowed: {}): failures in that gap cannot be attributed",
@@ -223,6 +233,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             verdict: Verdict::Invalid,
             reason,
             thresholds: t,
+            schedule: figures,
         };
     }
     let failing: Vec<&ThresholdResult> = t.iter().filter(|r| !r.pass).collect();
@@ -246,6 +257,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         verdict,
         reason,
         thresholds: t,
+        schedule: figures,
     }
 }
 
@@ -276,7 +288,28 @@ mod tests {
             min_backends: Some(3),
             max_blind_spot: Duration::from_secs(5),
             rollout_must_complete: true,
+            schedule: ScheduleLimits::default(),
         }
+    }
+
+    #[test]
+    fn a_load_that_fell_behind_its_schedule_makes_the_run_invalid() {
+        let f = RunFacts {
+            schedule: ScheduleFacts {
+                planned_rps: Some(200.0),
+                sent: 1000,
+                shed: 0,
+                first_start_ns: 0,
+                // 1000 requests at 200/s, on the plan's rate but late.
+                last_start_ns: 4_995_000_000,
+                lateness_p99: Duration::from_secs(2),
+            },
+            ..facts()
+        };
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("late"), "{}", j.reason);
+        assert!(j.schedule.is_some());
     }
 
     #[test]
