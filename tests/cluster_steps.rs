@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use baton::clock::RunClock;
 use baton::cluster::event::{EventKind, LifecycleEvent};
+use baton::cluster::exec::ExecEnv;
 use baton::cluster::rollout::template_without_hash;
 use baton::cluster::snapshot::snapshot;
 use baton::cluster::stall::{REVISION_ANNOTATION, revision};
@@ -30,6 +31,10 @@ struct Harness {
     sb: Sandbox,
     client: Client,
     clock: RunClock,
+    /// The cluster as `exec` steps see it (the sandbox's kubeconfig).
+    exec: std::sync::Arc<ExecEnv>,
+    /// Where `exec` steps' logs go.
+    run_dir: tempfile::TempDir,
 }
 
 impl Harness {
@@ -43,10 +48,14 @@ impl Harness {
                 .await
                 .expect("client config");
         let client = Client::try_from(kcfg).expect("client");
+        let exec = ExecEnv::prepare(Some(sb.kubeconfig_path()), None, NS, DEPLOY)
+            .expect("exec kubeconfig");
         let h = Harness {
             sb,
             client,
             clock: RunClock::start(),
+            exec: std::sync::Arc::new(exec),
+            run_dir: tempfile::tempdir().unwrap(),
         };
         // Start from a finished rollout of revision 1.
         let report = h.run(&steps("- wait_rollout: {timeout: 60s}")).await.0;
@@ -73,6 +82,8 @@ impl Harness {
             events: tx,
             cancel: CancellationToken::new(),
             stall,
+            exec: Some(self.exec.clone()),
+            run_dir: Some(self.run_dir.path().to_path_buf()),
         };
         (ctx, rx)
     }
@@ -703,5 +714,97 @@ async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
         e.to_string().contains("deployment \"nope\" not found"),
         "{e}"
     );
+    h.sb.shutdown().await;
+}
+
+/// A team's own deploy command as a step: kubectl, with nothing but the
+/// environment baton gives it, changes the run's Deployment in the run's
+/// namespace; its output is kept in steps/N.log and on the timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_step_runs_kubectl_against_the_runs_cluster_and_keeps_its_output() {
+    let h = Harness::start().await;
+    let (report, events) = h
+        .run(&steps(
+            "- exec: {command: [kubectl, set, image, deployment/web-server, \"nginx=nginx:1.28\"], timeout: 60s}\n\
+             - wait_rollout: {timeout: 90s}\n",
+        ))
+        .await;
+    done(&report);
+    assert_eq!(image(&h.deployment().await), "nginx:1.28");
+    let log = std::fs::read_to_string(h.run_dir.path().join("steps/1.log")).unwrap();
+    assert!(
+        log.contains("stdout| deployment.apps/web-server image updated"),
+        "{log}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == EventKind::StepOutput && e.detail.contains("image updated")),
+        "the output is on the timeline"
+    );
+    h.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_step_that_exits_non_zero_fails_with_its_last_error_line() {
+    let h = Harness::start().await;
+    let (report, _) = h
+        .run(&steps(
+            "- exec: {command: [sh, -c, \"echo rendering; echo 'Error: chart not found' >&2; exit 4\"]}\n\
+             - wait_rollout: {timeout: 10s}\n",
+        ))
+        .await;
+    assert!(!report.completed);
+    assert_eq!(
+        report.steps.len(),
+        1,
+        "the sequence stops at the failed step"
+    );
+    assert_eq!(
+        report.steps[0].outcome,
+        StepOutcome::Failed("exited 4: Error: chart not found".into())
+    );
+    h.sb.shutdown().await;
+}
+
+/// A rollout someone else triggers (Argo CD, Flux, another job) is
+/// awaited, then followed to completion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn await_rollout_follows_a_change_made_by_someone_else() {
+    let h = Harness::start().await;
+    let api = h.deployments();
+    let other = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1.29"}]}}}});
+        api.patch(
+            DEPLOY,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(&patch),
+        )
+        .await
+        .expect("someone else's rollout");
+    });
+    let (report, _) = h.run(&steps("- await_rollout: {timeout: 90s}\n")).await;
+    other.await.unwrap();
+    done(&report);
+    let d = h.deployment().await;
+    assert_eq!(image(&d), "nginx:1.29");
+    let status = d.status.unwrap();
+    assert_eq!(
+        status.updated_replicas, status.replicas,
+        "the step ended when the rollout had"
+    );
+    h.sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn await_rollout_without_a_change_fails_at_its_timeout() {
+    let h = Harness::start().await;
+    let (report, _) = h.run(&steps("- await_rollout: {timeout: 1s}\n")).await;
+    assert!(!report.completed);
+    match &report.steps[0].outcome {
+        StepOutcome::Failed(why) => assert!(why.contains("nobody changed"), "{why}"),
+        other => panic!("{other:?}"),
+    }
     h.sb.shutdown().await;
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
-    c.env_remove("KUBECONFIG");
+    c.env_remove("KUBECONFIG").env_remove("GITHUB_ACTIONS");
     c
 }
 
@@ -603,4 +603,142 @@ fn an_unknown_context_exits_2_and_an_unreachable_cluster_exits_3() {
     let (code, err) = run(&[]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("127.0.0.1"), "{err}");
+}
+
+/// The team's own deploy command as the rollout step (kubectl here, as
+/// installed) is judged as baton's own set_image is: the same verdict and
+/// the same causes. It gets the run's cluster from baton, not from the
+/// environment (KUBECONFIG names nothing real in `run_profile`).
+#[test]
+fn an_exec_step_running_kubectl_is_judged_as_set_image_is() {
+    let (code_exec, exec, dir) = run_profile("nginx-exec");
+    let (code_native, native, _d) = run_profile("nginx-rolling-update");
+    assert_eq!(code_exec, code_native, "{}", exec["reason"]);
+    assert_eq!(exec["verdict"], native["verdict"]);
+    assert_eq!(exec["rollout"]["completed"], true, "{}", exec["rollout"]);
+    let causes = |s: &serde_json::Value| {
+        let mut c: Vec<String> = s["causes"].as_object().unwrap().keys().cloned().collect();
+        c.sort();
+        c
+    };
+    let main_cause = |s: &serde_json::Value| {
+        s["causes"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .max_by_key(|(_, n)| n.as_u64().unwrap())
+            .map(|(c, _)| c.clone())
+    };
+    assert_eq!(
+        main_cause(&exec),
+        main_cause(&native),
+        "{} vs {}",
+        exec["causes"],
+        native["causes"]
+    );
+    assert!(
+        causes(&exec)
+            .iter()
+            .all(|c| causes(&native).contains(c) || c == "killed_in_flight"),
+        "{} vs {}",
+        exec["causes"],
+        native["causes"]
+    );
+    let log = std::fs::read_to_string(dir.path().join("steps/1.log")).unwrap();
+    assert!(log.contains("image updated"), "{log}");
+}
+
+/// A rollout someone else triggers (Argo CD, Flux, another pipeline job;
+/// here a separate kubectl) is awaited and judged: `baton run` with only
+/// an `await_rollout` step, on a cluster reached through a kubeconfig.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn await_rollout_judges_a_rollout_someone_else_triggers() {
+    let sb = baton_sandbox::Sandbox::start(baton_sandbox::SandboxConfig::seed())
+        .await
+        .unwrap();
+    let url = format!("http://{}/", sb.node_port("default/web-service").unwrap());
+    let kubeconfig = sb.kubeconfig_path().to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("external.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name: external-rollout\n\
+             target: {{url: '{url}', service: web-service, backend_from: {{header: x-pod-name}}, version_from: {{body_regex: 'version (\\S+)'}}}}\n\
+             load: {{rate: 100, warmup: 1s, cooldown: 3s}}\n\
+             rollout: {{deployment: web-server, steps: [{{await_rollout: {{timeout: 90s}}}}], deadline: 120s}}\n\
+             thresholds: {{max_failed: 100000, final_version: '1.28.0'}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let child = baton()
+        .arg("run")
+        .arg(&profile)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["-q", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once baton awaits, someone else rolls out.
+    let events = out.join("events.csv");
+    let mut awaiting = false;
+    for _ in 0..600 {
+        if std::fs::read_to_string(&events).is_ok_and(|t| t.contains("step_started")) {
+            awaiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(awaiting, "baton reached its await_rollout step");
+    let kubectl = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "set",
+            "image",
+            "deployment/web-server",
+            "nginx=nginx:1.28.0",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(kubectl.status.success(), "{kubectl:?}");
+    let done = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(matches!(done.status.code(), Some(0) | Some(1)), "{stderr}");
+    let (summary, _, _) = check_run_dir_on_a_cluster(&out);
+    assert_eq!(
+        summary["rollout"]["completed"], true,
+        "{}",
+        summary["rollout"]
+    );
+    assert_eq!(summary["rollout"]["steps"][0]["outcome"], "done");
+    let after = summary["versions_after_rollout"].as_object().unwrap();
+    assert!(
+        !after.is_empty() && after.keys().all(|v| v == "1.28.0"),
+        "judged the rollout to 1.28.0: {after:?}"
+    );
+    assert!(
+        summary["versions_before_rollout"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|v| v.starts_with("1.27")),
+        "{}",
+        summary["versions_before_rollout"]
+    );
+    sb.shutdown().await;
+}
+
+/// `check_run_dir` for a run on a cluster reached through a kubeconfig:
+/// no sandbox ground truth.
+fn check_run_dir_on_a_cluster(dir: &Path) -> (serde_json::Value, Vec<Row>, Vec<Row>) {
+    std::fs::write(dir.join("sandbox-ground-truth.csv"), "").unwrap();
+    check_run_dir(dir)
 }

@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 /// are on the simulator unless a test says otherwise.
 fn baton() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
-    c.env_remove("KUBECONFIG");
+    c.env_remove("KUBECONFIG").env_remove("GITHUB_ACTIONS");
     c
 }
 
@@ -51,6 +51,36 @@ fn text(o: &[u8]) -> String {
 
 fn report(dir: &Path) -> Output {
     baton().arg("report").arg(dir).output().unwrap()
+}
+
+/// On GitHub Actions, `baton report` (like `baton run`) annotates the
+/// job: the verdict, and every incident with its remedy.
+#[test]
+fn on_github_actions_the_verdict_and_each_incident_become_annotations() {
+    let tmp = copy_of_fixtures();
+    let out = baton()
+        .arg("report")
+        .arg(tmp.path().join("run-fail"))
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(lines.len(), 5, "the verdict and 4 incidents: {stdout}");
+    assert!(
+        lines[0].starts_with(
+            "::error title=baton FAIL%3A nginx-rolling-update (simulator)::max_failed: 201 (limit 0)"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1]
+            .starts_with("::error title=baton incident 1%3A 197 x endpoint_lag_on_termination::")
+            && lines[1].contains("Remedy: add a preStop sleep of at least 1.2 s"),
+        "{}",
+        lines[1]
+    );
 }
 
 /// The parts of a summary that say what happened: the verdict, the

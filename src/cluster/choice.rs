@@ -126,6 +126,10 @@ pub async fn connect_real(
 pub struct Chosen {
     pub cluster: Cluster,
     pub sandbox: Option<Sandbox>,
+    /// The kubeconfig file and context the client was built from, for
+    /// `exec` steps (`None`: as kubectl finds them).
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
     /// For reports: `sandbox (simulator)` or the context's name.
     pub label: String,
     pub url: String,
@@ -168,9 +172,13 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
             return Ok(Chosen {
                 cluster,
                 sandbox: None,
-                label: context.map_or("current kubeconfig context".into(), |c| {
-                    format!("context {c}")
-                }),
+                label: context
+                    .as_ref()
+                    .map_or("current kubeconfig context".into(), |c| {
+                        format!("context {c}")
+                    }),
+                kubeconfig,
+                context,
                 url,
             });
         }
@@ -206,6 +214,8 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
     };
     Ok(Chosen {
         cluster,
+        kubeconfig: Some(kubeconfig),
+        context: None,
         sandbox: Some(sandbox),
         label: "sandbox (simulator)".into(),
         url,

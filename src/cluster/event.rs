@@ -77,6 +77,10 @@ pub enum EventKind {
     StepEnded,
     /// The step failed (`reason`, `detail`).
     StepFailed,
+    /// A line an `exec` step's command printed (`reason` `stdout` or
+    /// `stderr`, `detail` the line); the first lines of each step only,
+    /// the rest are in `steps/N.log`.
+    StepOutput,
     /// The rollout stalled (`reason`: ErrImagePull, CrashLoopBackOff,
     /// ProgressDeadlineExceeded, NoProgress).
     RolloutStalled,
@@ -113,6 +117,7 @@ impl EventKind {
             EventKind::StepStarted => "step_started",
             EventKind::StepEnded => "step_ended",
             EventKind::StepFailed => "step_failed",
+            EventKind::StepOutput => "step_output",
             EventKind::RolloutStalled => "rollout_stalled",
             EventKind::WatchRestarted => "watch_restarted",
         }

@@ -9,11 +9,13 @@
 //!   each as kubectl would, [`rollout_status`] kubectl's completion rule
 //!   and [`stall`] the stall rules); [`preflight`] checks permissions and
 //!   objects first; [`snapshot`] records the objects before and after;
-//!   [`restore`] puts a Deployment back as it was (`baton matrix`).
+//!   [`restore`] puts a Deployment back as it was (`baton matrix`);
+//!   [`exec`] runs the team's own deploy command as a step.
 
 pub mod choice;
 pub mod connect;
 pub mod event;
+pub mod exec;
 pub mod normalise;
 pub mod preflight;
 pub mod restore;

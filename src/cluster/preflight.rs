@@ -170,11 +170,36 @@ pub fn permissions_for(steps: &[Step]) -> Vec<Permission> {
             | Step::Apply(_) => Permission::new("patch", "apps", "deployments"),
             Step::Scale(_) => Permission::sub("patch", "apps", "deployments", "scale"),
             Step::DeletePod(_) => Permission::new("delete", "", "pods"),
-            Step::WaitRollout(_) | Step::WaitReady(_) | Step::Sleep(_) => continue,
+            // `exec` runs with the same credentials, doing what its
+            // command does, which baton cannot know: its permissions are
+            // the command's to need.
+            Step::WaitRollout(_)
+            | Step::WaitReady(_)
+            | Step::Sleep(_)
+            | Step::AwaitRollout(_)
+            | Step::Exec(_) => continue,
         };
         v.push(p);
     }
     dedup(v)
+}
+
+/// The `exec` steps whose program cannot be found, as the step would
+/// look for it (on `PATH`, or relative to the profile's directory).
+pub fn exec_problems(steps: &[Step], base_dir: &Path) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match s {
+            Step::Exec(e) => match e.command.first() {
+                None => Some(format!("step {}: exec: the command is empty", i + 1)),
+                Some(program) => super::exec::find(program, base_dir)
+                    .err()
+                    .map(|why| format!("step {}: exec: {why}", i + 1)),
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 fn dedup(v: Vec<Permission>) -> Vec<Permission> {

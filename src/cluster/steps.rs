@@ -54,6 +54,24 @@ pub enum Step {
     WaitRollout(Wait),
     WaitReady(Wait),
     Sleep(Duration),
+    Exec(Exec),
+    AwaitRollout(Wait),
+}
+
+/// `exec: {command: [helm, upgrade, ...], timeout: 5m, env: {K: V}}`: the
+/// team's own deploy command (see [`super::exec`]). Run in the profile's
+/// directory; a non-zero exit fails the step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exec {
+    /// The program and its arguments (no shell: write `[sh, -c, "..."]`
+    /// for one).
+    pub command: Vec<String>,
+    #[serde(with = "humantime_serde", default = "default_wait")]
+    pub timeout: Duration,
+    /// Added to the command's environment (after baton's own variables).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// `set_image: {container, image}`; `container` may be left out when the
@@ -262,6 +280,8 @@ impl Step {
             Step::WaitRollout(_) => "wait_rollout",
             Step::WaitReady(_) => "wait_ready",
             Step::Sleep(_) => "sleep",
+            Step::Exec(_) => "exec",
+            Step::AwaitRollout(_) => "await_rollout",
         }
     }
 }
@@ -280,7 +300,10 @@ impl Serialize for Step {
             Step::Scale(v) => m.serialize_entry(k, v)?,
             Step::DeletePod(v) => m.serialize_entry(k, v)?,
             Step::Undo(v) => m.serialize_entry(k, v)?,
-            Step::WaitRollout(v) | Step::WaitReady(v) => m.serialize_entry(k, v)?,
+            Step::WaitRollout(v) | Step::WaitReady(v) | Step::AwaitRollout(v) => {
+                m.serialize_entry(k, v)?
+            }
+            Step::Exec(v) => m.serialize_entry(k, v)?,
             Step::Sleep(d) => m.serialize_entry(k, &humantime_serde::Serde::from(*d))?,
         }
         m.end()
@@ -301,6 +324,8 @@ pub const STEP_NAMES: &[&str] = &[
     "wait_rollout",
     "wait_ready",
     "sleep",
+    "exec",
+    "await_rollout",
 ];
 
 /// By hand rather than derived: serde_norway reads externally tagged
@@ -323,6 +348,7 @@ impl StepVisitor {
             "undo" => Step::Undo(Undo::default()),
             "wait_rollout" => Step::WaitRollout(Wait::default()),
             "wait_ready" => Step::WaitReady(Wait::default()),
+            "await_rollout" => Step::AwaitRollout(Wait::default()),
             n if STEP_NAMES.contains(&n) => {
                 return Err(E::custom(format!(
                     "step `{n}` needs arguments, e.g. `{n}: {{...}}`"
@@ -363,6 +389,10 @@ impl<'de> serde::de::Visitor<'de> for StepVisitor {
             "resume" => Step::Resume(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "wait_rollout" => Step::WaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "wait_ready" => Step::WaitReady(map.next_value::<Option<_>>()?.unwrap_or_default()),
+            "exec" => Step::Exec(map.next_value()?),
+            "await_rollout" => {
+                Step::AwaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default())
+            }
             "sleep" => Step::Sleep(
                 map.next_value::<humantime_serde::Serde<Duration>>()?
                     .into_inner(),
@@ -418,8 +448,15 @@ impl fmt::Display for Step {
             }
             Step::Undo(Undo { revision: None }) => f.write_str(k),
             Step::Undo(Undo { revision: Some(r) }) => write!(f, "{k} to revision {r}"),
-            Step::WaitRollout(w) | Step::WaitReady(w) => {
+            Step::WaitRollout(w) | Step::WaitReady(w) | Step::AwaitRollout(w) => {
                 write!(f, "{k} timeout={}", dur(w.timeout))
+            }
+            Step::Exec(e) => {
+                let mut text = e.command.join(" ");
+                if text.chars().count() > 80 {
+                    text = text.chars().take(79).collect::<String>() + "…";
+                }
+                write!(f, "{k} {text}")
             }
             Step::Sleep(d) => write!(f, "{k} {}", dur(*d)),
         }
@@ -444,6 +481,10 @@ pub struct StepContext {
     /// Ctrl-C or the end of the run: stops the current step promptly.
     pub cancel: CancellationToken,
     pub stall: StallPolicy,
+    /// The cluster as `exec` commands see it; `None` when no step execs.
+    pub exec: Option<std::sync::Arc<super::exec::ExecEnv>>,
+    /// The run directory, for `steps/N.log`; `None`: output not kept.
+    pub run_dir: Option<PathBuf>,
 }
 
 /// How a step ended.
@@ -564,7 +605,7 @@ pub async fn run_steps(ctx: &StepContext, steps: &[Step]) -> StepsReport {
         let end = tokio::select! {
             biased;
             _ = ctx.cancel.cancelled() => None,
-            end = execute(ctx, step) => Some(end),
+            end = execute(ctx, step, index) => Some(end),
         };
         let ended_ns = ctx.clock.now_ns();
         let outcome = match end {
@@ -686,7 +727,7 @@ async fn undo_after_stall(ctx: &StepContext, object: &str, timeout: Duration) ->
     }
 }
 
-async fn execute(ctx: &StepContext, step: &Step) -> StepEnd {
+async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
     let (ns, name) = (ctx.namespace.as_str(), ctx.deployment.as_str());
     let api = ctx.deployments();
     let r: Result<(), StepError> = async {
@@ -735,7 +776,11 @@ async fn execute(ctx: &StepContext, step: &Step) -> StepEnd {
             Step::Resume(_) => {
                 rollout::set_paused(&api, ns, name, false).await?;
             }
-            Step::WaitRollout(_) | Step::WaitReady(_) | Step::Sleep(_) => {}
+            Step::WaitRollout(_)
+            | Step::WaitReady(_)
+            | Step::Sleep(_)
+            | Step::Exec(_)
+            | Step::AwaitRollout(_) => {}
         }
         Ok(())
     }
@@ -750,7 +795,113 @@ async fn execute(ctx: &StepContext, step: &Step) -> StepEnd {
             tokio::time::sleep(*d).await;
             StepEnd::Done
         }
+        Step::Exec(e) => exec(ctx, e, index).await,
+        Step::AwaitRollout(w) => await_rollout(ctx, w.timeout).await,
         _ => StepEnd::Done,
+    }
+}
+
+/// `exec`: run the command (see [`super::exec`]); its output to
+/// `steps/N.log` and, the first lines, to the timeline; its exit code the
+/// outcome.
+async fn exec(ctx: &StepContext, e: &Exec, index: usize) -> StepEnd {
+    let mut vars = ctx.exec.as_ref().map(|x| x.vars()).unwrap_or_default();
+    vars.extend(e.env.clone());
+    let mut log = ctx.run_dir.as_ref().and_then(|dir| {
+        let path = super::exec::log_path(dir, index);
+        let opened = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(&path));
+        opened.ok().map(std::io::BufWriter::new)
+    });
+    let object = format!("step/{index}");
+    let (mut shown, mut last_err) = (0usize, String::new());
+    let ended = super::exec::run(
+        &e.command,
+        &ctx.base_dir,
+        &vars,
+        e.timeout,
+        &ctx.cancel,
+        |line| {
+            use std::io::Write as _;
+            let stream = if line.stderr { "stderr" } else { "stdout" };
+            if let Some(w) = log.as_mut() {
+                let _ = writeln!(w, "{stream}| {}", line.text);
+            }
+            if line.stderr {
+                last_err.clone_from(&line.text);
+            }
+            if shown < super::exec::TIMELINE_LINES {
+                shown += 1;
+                ctx.emit(EventKind::StepOutput, object.clone(), stream, line.text);
+            }
+        },
+    )
+    .await;
+    if let Some(mut w) = log {
+        use std::io::Write as _;
+        let _ = w.flush();
+    }
+    let last = if last_err.is_empty() {
+        String::new()
+    } else {
+        format!(": {last_err}")
+    };
+    match ended {
+        Ok(super::exec::ExecEnd::Exited(0)) => StepEnd::Done,
+        Ok(super::exec::ExecEnd::Exited(code)) => StepEnd::Failed(format!("exited {code}{last}")),
+        Ok(super::exec::ExecEnd::Signalled) => StepEnd::Failed(format!("killed by a signal{last}")),
+        Ok(super::exec::ExecEnd::TimedOut) => {
+            StepEnd::Failed(format!("did not finish within {} (killed)", dur(e.timeout)))
+        }
+        Ok(super::exec::ExecEnd::Cancelled) => StepEnd::Failed("cancelled (killed)".into()),
+        Err(why) => StepEnd::Failed(why),
+    }
+}
+
+/// `await_rollout`: wait for the Deployment's next change of spec, made
+/// by anyone (Argo CD, Flux, another job), then follow that rollout to
+/// completion as `wait_rollout` does; `timeout` covers both.
+async fn await_rollout(ctx: &StepContext, timeout: Duration) -> StepEnd {
+    let name = ctx.deployment.as_str();
+    let api = ctx.deployments();
+    let started = tokio::time::Instant::now();
+    let from = match api.get(name).await {
+        Ok(d) => d.metadata.generation.unwrap_or(0),
+        Err(e) => {
+            return RolloutError::Api {
+                step: "await_rollout",
+                name: name.into(),
+                source: e,
+            }
+            .into();
+        }
+    };
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(api, cfg).applied_objects());
+    let changed = tokio::time::timeout(timeout, async {
+        while let Some(next) = stream.next().await {
+            if let Ok(d) = next
+                && d.metadata.generation.unwrap_or(0) > from
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    match changed {
+        Ok(true) => wait_rollout(ctx, timeout.saturating_sub(started.elapsed())).await,
+        Ok(false) => RolloutError::Watch {
+            name: name.into(),
+            reason: "watch ended before a change".into(),
+        }
+        .into(),
+        Err(_) => StepEnd::Failed(format!(
+            "nobody changed deployment {name:?} within {} (generation stayed {from})",
+            dur(timeout)
+        )),
     }
 }
 

@@ -44,6 +44,11 @@ fn claim_out(out: Option<&std::path::Path>, force: bool) -> Result<(), crate::ex
     }
 }
 
+/// Running as a GitHub Actions step: annotations are printed.
+fn on_github_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
 /// The cluster flags of `run` and `matrix`, as the cluster choice takes
 /// them.
 fn cluster_flags(args: &crate::cli::ClusterArgs) -> crate::cluster::choice::Flags {

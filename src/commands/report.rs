@@ -9,6 +9,9 @@ use crate::run;
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let outcome = run::render_dir(&args.dir)?;
     out!("{}", run_summary::human(&outcome.summary));
+    if super::on_github_actions() {
+        out!("{}", run_summary::github_annotations(&outcome.summary));
+    }
     outln!("  reports    {} (re-rendered)", outcome.out_dir.display());
     Ok(outcome.exit_code())
 }

@@ -26,5 +26,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;
     out!("{}", run_summary::human(&outcome.summary));
     outln!("  reports    {}", outcome.out_dir.display());
+    if super::on_github_actions() {
+        out!("{}", run_summary::github_annotations(&outcome.summary));
+    }
     Ok(outcome.exit_code())
 }

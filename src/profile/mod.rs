@@ -198,6 +198,13 @@ impl Profile {
     /// artifacts and attached to postmortems.
     pub fn redacted(&self) -> Profile {
         let mut p = self.clone();
+        for step in &mut p.rollout.steps {
+            if let crate::cluster::steps::Step::Exec(e) = step {
+                for v in e.env.values_mut() {
+                    *v = REDACTED.to_string();
+                }
+            }
+        }
         for h in &mut p.target.headers {
             if let Some((name, _)) = h.split_once(':')
                 && !PLAIN_HEADERS.contains(&name.trim().to_ascii_lowercase().as_str())

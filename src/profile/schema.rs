@@ -351,6 +351,16 @@ impl Profile {
         if self.rollout.steps.is_empty() {
             return bad("rollout.steps", "must hold at least one step".into());
         }
+        for (i, step) in self.rollout.steps.iter().enumerate() {
+            if let Step::Exec(e) = step
+                && e.command.first().is_none_or(|p| p.trim().is_empty())
+            {
+                return bad(
+                    &format!("rollout.steps.{i}.exec.command"),
+                    "must name a program, e.g. [kubectl, apply, -k, overlays/staging]".into(),
+                );
+            }
+        }
         if !(0.0..=1.0).contains(&self.thresholds.min_achieved_rate) {
             return bad(
                 "thresholds.min_achieved_rate",

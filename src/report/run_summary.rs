@@ -283,6 +283,58 @@ pub fn junit(s: &RunSummary) -> std::io::Result<String> {
     report.to_string().map_err(std::io::Error::other)
 }
 
+/// GitHub Actions workflow commands for the run: an `::error` per
+/// incident (cause, size, Pods, remedy) and one for the verdict when it
+/// is not a pass (`::notice` when it is), so the job's page shows them
+/// without opening a file. Printed when `GITHUB_ACTIONS` is set.
+pub fn github_annotations(s: &RunSummary) -> String {
+    let mut out = String::new();
+    let sim = if s.simulator { " (simulator)" } else { "" };
+    let level = match s.verdict {
+        Verdict::Pass if !s.interrupted => "notice",
+        _ => "error",
+    };
+    let _ = writeln!(
+        out,
+        "::{level} title={}::{}",
+        gh_property(&format!("baton {}: {}{sim}", s.verdict_word(), s.name)),
+        gh_data(&s.reason)
+    );
+    for i in &s.incidents {
+        let _ = writeln!(
+            out,
+            "::error title={}::{}",
+            gh_property(&format!(
+                "baton incident {}: {} x {}",
+                i.id,
+                i.failures,
+                i.cause.as_str()
+            )),
+            gh_data(&format!(
+                "{} (pods: {}). Remedy: {}",
+                i.evidence,
+                i.pods.join(", "),
+                i.remedy.text
+            ))
+        );
+    }
+    out
+}
+
+/// A workflow command's message: `%`, CR and LF encoded, as GitHub's
+/// runner decodes them.
+fn gh_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: as [`gh_data`], and `:` and `,`
+/// too, which would end it.
+fn gh_property(s: &str) -> String {
+    gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
 /// `1.27.5 (412), 1.28.0 (3)`, or `nobody` when empty.
 fn counts(m: &BTreeMap<String, u64>) -> String {
     if m.is_empty() {
@@ -325,6 +377,14 @@ fn md(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workflow_commands_encode_what_would_end_or_split_them() {
+        assert_eq!(gh_data("100% done\nnext"), "100%25 done%0Anext");
+        assert_eq!(gh_property("a: b, c"), "a%3A b%2C c");
+        // A hostile message cannot start a command of its own.
+        assert!(!gh_data("x\n::set-output name=y::z").contains('\n'));
+    }
 
     #[test]
     fn markdown_cells_escape_pipes_and_newlines() {

@@ -19,6 +19,7 @@ mod watching;
 
 use crate::clock::RunClock;
 use crate::cluster::choice::{self, ChooseError, Chosen};
+use crate::cluster::exec::ExecEnv;
 use crate::cluster::rollout::SETUP_ROLLOUT_TIMEOUT;
 use crate::cluster::steps::{self, Step, StepContext, StepsReport};
 use crate::cluster::watch::WatchTarget;
@@ -96,7 +97,7 @@ async fn run_phases(
     let clock = RunClock::start();
     let chosen = choose_cluster(loaded, &opts.cluster).await?;
     let plan = planned.for_url(&chosen.url, out, p)?;
-    let site = Site::of(&chosen, p);
+    let site = Site::of(&chosen, p, out)?;
     if !opts.quiet {
         eprintln!(
             "baton: {} on {}: deployment {}/{}, load {} at {}/s",
@@ -232,17 +233,37 @@ struct Site {
     namespace: String,
     deployment: String,
     service: String,
+    /// The cluster as `exec` steps see it, when there are any.
+    exec: Option<Arc<ExecEnv>>,
+    /// For `steps/N.log`.
+    run_dir: PathBuf,
 }
 
 impl Site {
-    fn of(chosen: &Chosen, p: &Profile) -> Site {
-        Site {
+    fn of(chosen: &Chosen, p: &Profile, out: &Path) -> Result<Site, Exit> {
+        let namespace = chosen.cluster.namespace.clone();
+        let execs = p.rollout.steps.iter().any(|s| matches!(s, Step::Exec(_)));
+        let exec = execs
+            .then(|| {
+                ExecEnv::prepare(
+                    chosen.kubeconfig.as_deref(),
+                    chosen.context.as_deref(),
+                    &namespace,
+                    &p.rollout.deployment,
+                )
+            })
+            .transpose()
+            .map_err(|e| invalid(format!("preparing the exec steps' kubeconfig: {e}")))?
+            .map(Arc::new);
+        Ok(Site {
             client: chosen.cluster.client.clone(),
             server: chosen.cluster.server.clone(),
-            namespace: chosen.cluster.namespace.clone(),
+            namespace,
             deployment: p.rollout.deployment.clone(),
             service: p.target.service.clone(),
-        }
+            exec,
+            run_dir: out.to_path_buf(),
+        })
     }
 
     fn watch_target(&self) -> WatchTarget {
@@ -270,6 +291,8 @@ impl Site {
             events,
             cancel,
             stall,
+            exec: self.exec.clone(),
+            run_dir: Some(self.run_dir.clone()),
         }
     }
 }
@@ -292,6 +315,10 @@ async fn preflight(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
         }
     };
     let (client, ns, steps) = (&site.client, &site.namespace, &loaded.profile.rollout.steps);
+    let missing = preflight::exec_problems(steps, &loaded.base_dir);
+    if !missing.is_empty() {
+        return Err(Exit::usage(format!("preflight: {}", missing.join("; "))));
+    }
     let mut perms = preflight::permissions_for(steps);
     perms.extend(preflight::manifest_permissions(steps, &loaded.base_dir).map_err(exit)?);
     perms.extend(
