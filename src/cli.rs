@@ -19,11 +19,18 @@ use crate::load::extract::Extractor;
     long_about = "baton runs a high-rate HTTP load in which every request opens a new TCP connection, \
                   records one row per request, and judges the result.\n\n\
                   Exit codes: 0 pass, 1 fail, 2 bad usage or input, 3 run invalid (baton could not \
-                  measure faithfully), 130 interrupted (partial reports are still written)."
+                  measure faithfully), 130 interrupted by Ctrl-C, 143 by SIGTERM (the files are still \
+                  written, marked interrupted).\n\n\
+                  Logs go to stderr: none by default, -v for baton's own and the cluster client's \
+                  (retries, re-lists), -vv for more; RUST_LOG (e.g. RUST_LOG=kube=debug) overrides."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log to stderr: -v info (what baton and the cluster client do), -vv debug, -vvv trace. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -27,4 +28,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Logs to stderr: none unless asked (`-v`, or `RUST_LOG`, which wins):
+/// the terminal is for the status line and the verdict.
+fn init_logs(verbose: u8) {
+    let default = match verbose {
+        0 => "off",
+        1 => "baton=info,baton_sandbox=info,kube=info",
+        2 => "baton=debug,baton_sandbox=debug,kube=debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -480,3 +480,41 @@ fn source_ips_are_used_round_robin() {
         .collect();
     assert_eq!(peers, ["127.0.0.2", "127.0.0.3"]);
 }
+
+/// Quiet by default (the terminal is for the status line and the verdict);
+/// `-v` logs what baton and its clients do to stderr; RUST_LOG wins.
+#[test]
+fn logs_are_off_by_default_and_on_with_v_or_rust_log() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str], env: Option<&str>, out: &str| {
+        let mut c = baton();
+        c.args([
+            "load",
+            &server.url("/ok"),
+            "-n",
+            "5",
+            "--rate",
+            "50",
+            "-q",
+            "-o",
+        ])
+        .arg(dir.path().join(out))
+        .args(extra)
+        .env_remove("RUST_LOG");
+        if let Some(e) = env {
+            c.env("RUST_LOG", e);
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stderr).to_string()
+    };
+    let quiet = run(&[], None, "a");
+    assert!(
+        !quiet.contains("INFO") && !quiet.contains("DEBUG"),
+        "{quiet}"
+    );
+    let debug = run(&[], Some("baton=debug"), "b");
+    let verbose = run(&["-vv"], None, "c");
+    for logs in [&debug, &verbose] {
+        assert!(logs.contains("DEBUG") || logs.contains("INFO"), "{logs}");
+    }
+}

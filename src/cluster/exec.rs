@@ -150,6 +150,7 @@ pub async fn run(
     mut on_line: impl FnMut(Line),
 ) -> Result<ExecEnd, String> {
     let (program, args) = command.split_first().ok_or("an empty command")?;
+    tracing::info!(command = ?command, dir = %dir.display(), "exec");
     let mut child = tokio::process::Command::new(find(program, dir)?)
         .args(args)
         .current_dir(dir)

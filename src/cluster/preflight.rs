@@ -184,6 +184,20 @@ pub fn permissions_for(steps: &[Step]) -> Vec<Permission> {
     dedup(v)
 }
 
+/// What a run needs beyond its steps: `on_stall: undo` patches the
+/// Deployment back (whatever the steps are), and `baton matrix` on a real
+/// cluster puts it back as found with a replace (`update`).
+pub fn extra_permissions(on_stall: super::steps::OnStall, restored: bool) -> Vec<Permission> {
+    let mut v = Vec::new();
+    if on_stall == super::steps::OnStall::Undo {
+        v.push(Permission::new("patch", "apps", "deployments"));
+    }
+    if restored {
+        v.push(Permission::new("update", "apps", "deployments"));
+    }
+    v
+}
+
 /// The `exec` steps whose program cannot be found, as the step would
 /// look for it (on `PATH`, or relative to the profile's directory).
 pub fn exec_problems(steps: &[Step], base_dir: &Path) -> Vec<String> {

@@ -596,6 +596,7 @@ pub async fn run_steps(ctx: &StepContext, steps: &[Step]) -> StepsReport {
         let object = format!("step/{index}");
         let description = step.to_string();
         let started_ns = ctx.clock.now_ns();
+        tracing::info!(step = index, what = %description, "step started");
         ctx.emit(
             EventKind::StepStarted,
             object.clone(),
@@ -669,6 +670,7 @@ pub async fn run_steps(ctx: &StepContext, steps: &[Step]) -> StepsReport {
                 StepOutcome::Stalled(reason)
             }
         };
+        tracing::info!(step = index, outcome = ?outcome, "step ended");
         let done = outcome == StepOutcome::Done;
         report.steps.push(StepResult {
             index,

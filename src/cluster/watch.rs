@@ -405,6 +405,7 @@ impl Run {
                     });
                 }
                 let (reason, message) = (error_reason(&e), e.to_string());
+                tracing::warn!(resource = resource.as_str(), %reason, error = %message, "watch error; kube-rs retries");
                 match &mut w.error {
                     Some(errs) => {
                         errs.last_reason = reason;
@@ -445,6 +446,11 @@ impl Run {
                         from_ns: from,
                         len_ns: now.saturating_sub(from),
                     });
+                    tracing::info!(
+                        resource = resource.as_str(),
+                        blind_ms = now.saturating_sub(from) / 1_000_000,
+                        "watch re-listed"
+                    );
                     let mut out = vec![watch_restarted(resource, from, now, &reason, &message)];
                     out.extend(self.normaliser.relisted(
                         resource,

@@ -188,6 +188,7 @@ async fn run_variants(
             cluster: flags.clone(),
             quiet: args.quiet,
             keep_secrets: args.keep_secrets,
+            restored_after: captured.is_some(),
             setup: setup.clone(),
         };
         let failed_with = match run::execute(loaded, &opts, interrupt.clone()).await {

@@ -21,6 +21,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         cluster: super::cluster_flags(&args.cluster),
         quiet: args.quiet,
         keep_secrets: args.keep_secrets,
+        restored_after: false,
         setup: Vec::new(),
     };
     let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;

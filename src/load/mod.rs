@@ -103,6 +103,14 @@ pub async fn execute(
             path: requests_csv.clone(),
             source,
         })?;
+    tracing::info!(
+        url = %plan.url,
+        rate = ?plan.rate(),
+        concurrency = plan.concurrency,
+        workers = plan.workers,
+        out = %requests_csv.display(),
+        "load starts"
+    );
     let live = Arc::new(LiveCounters::default());
     let planned = plan.duration.filter(|_| !plan.duration_is_bound);
     let status = status::StatusLine::start(live.clone(), planned, plan.status_note.clone(), quiet);
@@ -125,6 +133,7 @@ pub async fn execute(
     .map_err(|e| LoadError::Engine(std::io::Error::other(e)))?
     .map_err(LoadError::Engine)?;
     status.stop();
+    tracing::info!(sent = stats.sent(), shed = stats.shed, "load ended");
     let rows_written = tokio::task::spawn_blocking(move || sink.finish())
         .await
         .map_err(|e| LoadError::Engine(std::io::Error::other(e)))?

@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Keep header values in `profile.resolved.yaml` (redacted otherwise).
     pub keep_secrets: bool,
+    /// The Deployment is put back as found after the run (`baton matrix`
+    /// on a real cluster): preflight asks for `update` too.
+    pub restored_after: bool,
     /// Steps run before the watches and the load, to put the Deployment
     /// in the state a variant asks for (`baton matrix`: a preStop sleep, a
     /// grace period, a maxSurge). They end with the rollout they cause
@@ -104,7 +107,9 @@ async fn run_phases(
             p.name, chosen.label, site.namespace, site.deployment, chosen.url, p.load.rate
         );
     }
-    preflight(&site, loaded).await?;
+    tracing::info!(cluster = %chosen.label, namespace = %site.namespace, url = %chosen.url, "cluster chosen");
+    preflight(&site, loaded, opts.restored_after).await?;
+    tracing::info!("preflight passed");
     snapshot(&site, out, "before").await.map_err(invalid)?;
     setup(&site, loaded, clock, opts, &interrupt).await?;
     let watching = Watching::start(
@@ -120,6 +125,7 @@ async fn run_phases(
         watching.stop().await;
         return Err(e.into());
     }
+    tracing::info!("baseline healthy; load starts");
     let measured = load_and_roll(
         &site, loaded, plan, clock, &watching, opts.quiet, &interrupt,
     )
@@ -301,7 +307,7 @@ impl Site {
 /// anything is changed. Missing permissions, missing objects and bad
 /// manifests are the user's to fix (2); an API that cannot be asked makes
 /// the run impossible (3).
-async fn preflight(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
+async fn preflight(site: &Site, loaded: &LoadedProfile, restored: bool) -> Result<(), Exit> {
     let exit = |e: preflight::PreflightError| {
         use preflight::PreflightError as E;
         match e {
@@ -320,6 +326,10 @@ async fn preflight(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
         return Err(Exit::usage(format!("preflight: {}", missing.join("; "))));
     }
     let mut perms = preflight::permissions_for(steps);
+    perms.extend(preflight::extra_permissions(
+        loaded.profile.rollout.on_stall,
+        restored,
+    ));
     perms.extend(preflight::manifest_permissions(steps, &loaded.base_dir).map_err(exit)?);
     perms.extend(
         preflight::apply_create_permissions(client, ns, steps, &loaded.base_dir)

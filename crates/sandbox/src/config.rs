@@ -62,11 +62,16 @@ pub struct AccessRule {
 }
 
 impl AccessRule {
-    /// Whether this rule denies `verb` on `group`/`resource` (`resource`
+    /// Whether this rule matches `verb` on `group`/`resource` (`resource`
     /// may carry a subresource, `deployments/scale`).
-    pub fn denies(&self, verb: &str, group: &str, resource: &str) -> bool {
+    pub fn matches(&self, verb: &str, group: &str, resource: &str) -> bool {
         let m = |rule: &str, v: &str| rule == "*" || rule == v;
         m(&self.verb, verb) && m(&self.group, group) && m(&self.resource, resource)
+    }
+
+    /// As a deny rule: whether it refuses `verb` on `group`/`resource`.
+    pub fn denies(&self, verb: &str, group: &str, resource: &str) -> bool {
+        self.matches(verb, group, resource)
     }
 }
 
@@ -81,6 +86,10 @@ pub struct SandboxConfig {
     pub manifests: Vec<Value>,
     /// Verbs on resources the API refuses with 403 (and SelfSubjectAccessReview denies).
     pub deny: Vec<AccessRule>,
+    /// When set, the API allows only what these rules match, as RBAC does
+    /// with a Role (creating a SelfSubjectAccessReview stays allowed, as
+    /// Kubernetes' `system:basic-user` allows it to everyone).
+    pub allow: Option<Vec<AccessRule>>,
     /// Where to write the kubeconfig; `None` writes one in a private temp dir.
     pub kubeconfig_out: Option<PathBuf>,
     /// How often watches that asked for bookmarks get one (Kubernetes: ~1 min).
@@ -115,6 +124,7 @@ impl Default for SandboxConfig {
             },
             manifests: Vec::new(),
             deny: Vec::new(),
+            allow: None,
             kubeconfig_out: None,
             bookmark_interval: Duration::from_secs(5),
         }

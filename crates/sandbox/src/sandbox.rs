@@ -92,6 +92,7 @@ impl Sandbox {
         let ground_truth = cluster.ground_truth.clone();
         let mut state = ApiState::new(store.clone(), shutdown.clone());
         state.deny = cfg.deny.clone();
+        state.allow = cfg.allow.clone();
         state.ground_truth = Some(ground_truth.clone());
         state.bookmark_interval = cfg.bookmark_interval;
         state.node_port_bind = node_port_bind;

@@ -757,7 +757,8 @@ fn set_scale_at(
     Ok(scale_of(&d))
 }
 
-/// SelfSubjectAccessReview: allowed unless a deny rule matches.
+/// SelfSubjectAccessReview: allowed unless a deny rule matches or an
+/// allow list leaves it out.
 fn access_review(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>, ApiError> {
     let mut review = if call.content_type.contains("protobuf") {
         super::protobuf::decode_ssar(&call.body).map_err(ApiError::bad_request)?
@@ -777,7 +778,7 @@ fn access_review(state: &ApiState, t: &Target, call: &Call) -> Result<Response<B
             if denied {
                 "denied by a sandbox access rule"
             } else {
-                "the sandbox allows everything not denied by its access rules"
+                "allowed by the sandbox's access rules"
             },
         )
     } else {

@@ -61,6 +61,8 @@ pub struct ApiState {
     pub store: Arc<Store>,
     /// Verbs on resources refused with 403 (tests of missing permissions).
     pub deny: Vec<AccessRule>,
+    /// When set, only what these match is allowed (a Role's rules).
+    pub allow: Option<Vec<AccessRule>>,
     /// The proxy's connection log, served at `/sandbox/v1/ground-truth`.
     pub ground_truth: Option<GroundTruth>,
     /// How often a watch that asked for bookmarks gets one.
@@ -78,6 +80,7 @@ impl ApiState {
         ApiState {
             store,
             deny: Vec::new(),
+            allow: None,
             ground_truth: None,
             bookmark_interval: Duration::from_secs(5),
             node_port_bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
@@ -92,7 +95,15 @@ impl ApiState {
     }
 
     fn denied(&self, verb: &str, group: &str, resource: &str) -> bool {
+        let self_review = verb == "create"
+            && group == "authorization.k8s.io"
+            && resource == "selfsubjectaccessreviews";
         self.deny.iter().any(|r| r.denies(verb, group, resource))
+            || (!self_review
+                && self
+                    .allow
+                    .as_ref()
+                    .is_some_and(|allow| !allow.iter().any(|r| r.matches(verb, group, resource))))
     }
 }
 
