@@ -84,6 +84,7 @@ impl Harness {
             stall,
             exec: Some(self.exec.clone()),
             run_dir: Some(self.run_dir.path().to_path_buf()),
+            created: None,
         };
         (ctx, rx)
     }

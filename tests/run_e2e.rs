@@ -742,3 +742,172 @@ fn check_run_dir_on_a_cluster(dir: &Path) -> (serde_json::Value, Vec<Row>, Vec<R
     std::fs::write(dir.join("sandbox-ground-truth.csv"), "").unwrap();
     check_run_dir(dir)
 }
+
+/// A CI job in an ephemeral namespace, as one command: the profile's
+/// setup creates the namespace and a v1 baseline, the run measures the
+/// rollout, and teardown leaves nothing behind, as the cluster itself
+/// says afterwards (not only baton's report). Interrupted by SIGTERM
+/// halfway, the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_in_a_fresh_namespace_and_teardown_leave_nothing_behind() {
+    for interrupted in [false, true] {
+        ephemeral_namespace_run(interrupted).await;
+    }
+}
+
+async fn ephemeral_namespace_run(interrupt: bool) {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+    use kube::api::{Api, ListParams};
+    let sb = baton_sandbox::Sandbox::start(baton_sandbox::SandboxConfig::seed())
+        .await
+        .unwrap();
+    let kubeconfig = sb.kubeconfig_path().to_path_buf();
+    let ns = if interrupt { "ci-term" } else { "ci-run" };
+    // A NodePort no one holds now (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+             apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, labels: {{app: web}}}}\n\
+             spec:\n  replicas: 2\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n\
+             \x20   spec: {{containers: [{{name: nginx, image: 'nginx:1.27', ports: [{{containerPort: 8080}}], readinessProbe: {{httpGet: {{path: /, port: 8080}}, periodSeconds: 1}}}}]}}\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\n\
+             spec: {{type: NodePort, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080, nodePort: {port}}}]}}\n"
+        ),
+    )
+    .unwrap();
+    let profile = dir.path().join("ephemeral.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "name: ephemeral\ncluster: {{namespace: {ns}}}\nsetup:\n  - apply: {{file: app.yaml}}\n\
+             target: {{url: 'http://127.0.0.1:{port}/', service: web, backend_from: {{header: x-pod-name}}, version_from: {{body_regex: 'version (\\S+)'}}}}\n\
+             load: {{rate: 100, warmup: {}, cooldown: 2s}}\n\
+             rollout: {{deployment: web, steps: [{{set_image: {{image: 'nginx:1.28.0'}}}}, {{wait_rollout: {{timeout: 60s}}}}]}}\n\
+             thresholds: {{max_failed: 100000}}\n",
+            if interrupt { "60s" } else { "1s" }
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let mut child = baton()
+        .arg("run")
+        .arg(&profile)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["-q", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if interrupt {
+        let requests = out.join("requests.csv");
+        for _ in 0..300 {
+            if std::fs::metadata(&requests).is_ok_and(|m| m.len() > 2_000) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(requests.is_file(), "the load started");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+    let stderr = child.stderr.take().unwrap();
+    let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code())
+        .await
+        .unwrap();
+    let err = std::io::read_to_string(stderr).unwrap_or_default();
+    if interrupt {
+        assert_eq!(code, Some(143), "{err}");
+    } else {
+        assert!(matches!(code, Some(0) | Some(1)), "{err}");
+    }
+    let run = read_json(&out.join("run.json"));
+    let teardown = &run["teardown"];
+    let deleted: Vec<&str> = teardown["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deleted,
+        [
+            format!("Service {ns}/web"),
+            format!("Deployment {ns}/web"),
+            format!("Namespace {ns}")
+        ],
+        "newest first: {teardown}"
+    );
+    assert_eq!(teardown["left"], serde_json::json!([]), "{teardown}");
+    let summary = read_json(&out.join("summary.json"));
+    if !interrupt {
+        assert_eq!(
+            summary["rollout"]["completed"], true,
+            "{}",
+            summary["rollout"]
+        );
+    }
+
+    // And the cluster agrees: nothing of the run is left.
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces.get_opt(ns).await.unwrap().is_none(),
+        "namespace {ns} is gone"
+    );
+    // Dependents go by garbage collection, a moment after their owner.
+    let lp = ListParams::default();
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = Api::<Deployment>::namespaced(client.clone(), ns)
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .len()
+            + Api::<Service>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .len()
+            + Api::<ReplicaSet>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .len()
+            + Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "objects left in {ns}");
+    sb.shutdown().await;
+}

@@ -25,4 +25,5 @@ pub mod selector;
 pub mod snapshot;
 pub mod stall;
 pub mod steps;
+pub mod teardown;
 pub mod watch;

@@ -283,6 +283,24 @@ pub fn manifest_permissions(
     Ok(dedup(v))
 }
 
+/// Teardown deletes what setup's `apply` steps create and reads it until
+/// it is gone: `delete` and `get` on every kind their manifests hold.
+pub fn teardown_permissions(
+    setup: &[Step],
+    base_dir: &Path,
+) -> Result<Vec<Permission>, PreflightError> {
+    let mut v = Vec::new();
+    for (_, doc) in applied_objects(setup, base_dir)? {
+        let (resource, group) = resource_of(
+            doc["apiVersion"].as_str().unwrap_or_default(),
+            doc["kind"].as_str().unwrap_or_default(),
+        );
+        v.push(Permission::new("delete", &group, &resource));
+        v.push(Permission::new("get", &group, &resource));
+    }
+    Ok(dedup(v))
+}
+
 /// `create` too for every object an `apply` step would create: the API
 /// server authorises a server-side apply of an object that does not exist
 /// yet as a create as well as a patch. Reads each object (one GET, writes

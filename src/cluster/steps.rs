@@ -485,7 +485,32 @@ pub struct StepContext {
     pub exec: Option<std::sync::Arc<super::exec::ExecEnv>>,
     /// The run directory, for `steps/N.log`; `None`: output not kept.
     pub run_dir: Option<PathBuf>,
+    /// Where `apply` records the objects it creates (a profile's setup,
+    /// for teardown); `None`: not recorded.
+    pub created: Option<CreatedLog>,
 }
+
+/// An object an `apply` step created (it did not exist before), so that
+/// teardown can delete it.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub resource: kube::discovery::ApiResource,
+    /// The namespace it was created in; `None` for a cluster-scoped one.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl fmt::Display for Created {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.resource.kind, self.name),
+            None => write!(f, "{} {}", self.resource.kind, self.name),
+        }
+    }
+}
+
+/// The objects created so far, in order.
+pub type CreatedLog = std::sync::Arc<std::sync::Mutex<Vec<Created>>>;
 
 /// How a step ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -1151,6 +1176,18 @@ async fn apply(ctx: &StepContext, file: &Path) -> Result<(), StepError> {
             Scope::Namespaced => Api::namespaced_with(ctx.client.clone(), &ctx.namespace, &ar),
             Scope::Cluster => Api::all_with(ctx.client.clone(), &ar),
         };
+        let existed = match &ctx.created {
+            None => true,
+            Some(_) => api
+                .get_opt(&name)
+                .await
+                .map_err(|e| StepError::Apply {
+                    file: path.clone(),
+                    what: what.clone(),
+                    source: e,
+                })?
+                .is_some(),
+        };
         api.patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -1162,6 +1199,15 @@ async fn apply(ctx: &StepContext, file: &Path) -> Result<(), StepError> {
             what: what.clone(),
             source: e,
         })?;
+        if let (false, Some(log)) = (existed, &ctx.created)
+            && let Ok(mut log) = log.lock()
+        {
+            log.push(Created {
+                resource: ar.clone(),
+                namespace: (caps.scope == Scope::Namespaced).then(|| ctx.namespace.clone()),
+                name: name.clone(),
+            });
+        }
     }
     Ok(())
 }

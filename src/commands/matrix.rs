@@ -189,7 +189,7 @@ async fn run_variants(
             quiet: args.quiet,
             keep_secrets: args.keep_secrets,
             restored_after: captured.is_some(),
-            setup: setup.clone(),
+            variant: setup.clone(),
         };
         let failed_with = match run::execute(loaded, &opts, interrupt.clone()).await {
             Ok(outcome) => {

@@ -22,7 +22,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         quiet: args.quiet,
         keep_secrets: args.keep_secrets,
         restored_after: false,
-        setup: Vec::new(),
+        variant: Vec::new(),
     };
     let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;
     out!("{}", run_summary::human(&outcome.summary));

@@ -27,9 +27,39 @@ pub struct Profile {
     pub target: Target,
     #[serde(default)]
     pub load: LoadSection,
+    /// Steps that prepare what the run needs (apply a v1 baseline, a
+    /// namespace), before the baseline check; not measured. Objects their
+    /// `apply` steps create are recorded and deleted after the run (see
+    /// `teardown`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<Step>,
     pub rollout: RolloutSection,
+    /// After the run, also after a failure, Ctrl-C or SIGTERM: these steps
+    /// (an `exec` of `helm uninstall`, say), then the deletion of every
+    /// object setup's `apply` steps created, newest first, each waited
+    /// for; what was deleted and what was left is reported.
+    #[serde(default, skip_serializing_if = "Teardown::is_default")]
+    pub teardown: Teardown,
     #[serde(default)]
     pub thresholds: Thresholds,
+}
+
+/// What happens after the run to what `setup` made.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teardown {
+    /// Run first, in order (failures are reported, the rest still runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// Leave what setup's `apply` steps created (to look at it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_created: bool,
+}
+
+impl Teardown {
+    fn is_default(&self) -> bool {
+        *self == Teardown::default()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,9 @@ pub fn human(s: &RunSummary) -> String {
                 })
         }
     );
+    if let Some(t) = &s.teardown {
+        let _ = writeln!(out, "  teardown   {}", teardown_line(t));
+    }
     for t in &s.thresholds {
         let _ = writeln!(
             out,
@@ -191,6 +194,9 @@ pub fn markdown(s: &RunSummary) -> String {
         for i in &s.incidents {
             let _ = writeln!(out, "{}. {}", i.id, md(&i.evidence));
         }
+    }
+    if let Some(t) = &s.teardown {
+        let _ = writeln!(out, "\n**Teardown:** {}", md(&teardown_line(t)));
     }
     if !s.rollout.steps.is_empty() {
         let _ = writeln!(
@@ -333,6 +339,27 @@ fn gh_data(s: &str) -> String {
 /// too, which would end it.
 fn gh_property(s: &str) -> String {
     gh_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `deleted 3 objects (Namespace ci-1, ...); LEFT Service ci-1/web: why`.
+fn teardown_line(t: &crate::rundir::run_json::TeardownRecord) -> String {
+    let mut parts = Vec::new();
+    for s in t.steps.iter().filter(|s| !s.outcome.is_done()) {
+        parts.push(format!("step {} {}", s.description, s.outcome));
+    }
+    if t.deleted.is_empty() && t.left.is_empty() {
+        parts.push("nothing created to delete".into());
+    } else if !t.deleted.is_empty() {
+        parts.push(format!(
+            "deleted {} object(s) ({})",
+            t.deleted.len(),
+            t.deleted.join(", ")
+        ));
+    }
+    for l in &t.left {
+        parts.push(format!("LEFT {}: {}", l.object, l.why));
+    }
+    parts.join("; ")
 }
 
 /// `1.27.5 (412), 1.28.0 (3)`, or `nobody` when empty.

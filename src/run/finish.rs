@@ -11,7 +11,7 @@ use crate::exit::Exit;
 use crate::load::LoadRun;
 use crate::profile::Profile;
 use crate::rundir::run_json::{
-    BlindSpotRecord, RolloutRecord, StallRecord, StepRecord, StepResult,
+    BlindSpotRecord, RolloutRecord, StallRecord, StepRecord, StepResult, TeardownRecord,
 };
 use crate::rundir::summary::ns_to_ms;
 use crate::rundir::{self, EVENTS_CSV, FORMAT_VERSION, RunRecord};
@@ -38,6 +38,8 @@ pub struct Inputs<'a> {
     /// How long a proxy may route by stale endpoints (sandbox: its
     /// configured lag plus a margin); `None`: attribution's default.
     pub propagation_allowance: Option<Duration>,
+    /// What teardown did, when the profile has a setup or teardown.
+    pub teardown: Option<TeardownRecord>,
 }
 
 /// Write what only the run knows (`events.csv`, `run.json`), then render
@@ -106,6 +108,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
             })
             .collect(),
         propagation_allowance_ms: i.propagation_allowance.map(|d| d.as_millis() as u64),
+        teardown: i.teardown,
     };
     record.write(out).map_err(Exit::from)?;
     super::render::render_dir(out)
@@ -121,26 +124,27 @@ fn rollout_summary(
     };
     RolloutRecord {
         completed: r.completed && !deadline_exceeded && !interrupted,
-        steps: r
-            .steps
-            .iter()
-            .map(|s| StepRecord {
-                index: s.index,
-                description: s.description.clone(),
-                started_ms: ns_to_ms(s.started_ns),
-                ended_ms: ns_to_ms(s.ended_ns),
-                outcome: match &s.outcome {
-                    StepOutcome::Done => StepResult::Done,
-                    StepOutcome::Failed(why) => StepResult::Failed(why.clone()),
-                    StepOutcome::Stalled(why) => StepResult::Stalled(why.clone()),
-                    StepOutcome::Cancelled => StepResult::Cancelled,
-                },
-            })
-            .collect(),
+        steps: r.steps.iter().map(step_record).collect(),
         stall: r.stall.as_ref().map(|s| StallRecord {
             reason: s.reason.clone(),
             at_ms: ns_to_ms(s.at_ns),
             undone: s.undone,
         }),
+    }
+}
+
+/// A step as `run.json` records it.
+pub(super) fn step_record(s: &crate::cluster::steps::StepResult) -> StepRecord {
+    StepRecord {
+        index: s.index,
+        description: s.description.clone(),
+        started_ms: ns_to_ms(s.started_ns),
+        ended_ms: ns_to_ms(s.ended_ns),
+        outcome: match &s.outcome {
+            StepOutcome::Done => StepResult::Done,
+            StepOutcome::Failed(why) => StepResult::Failed(why.clone()),
+            StepOutcome::Stalled(why) => StepResult::Stalled(why.clone()),
+            StepOutcome::Cancelled => StepResult::Cancelled,
+        },
     }
 }

@@ -21,12 +21,14 @@ use crate::clock::RunClock;
 use crate::cluster::choice::{self, ChooseError, Chosen};
 use crate::cluster::exec::ExecEnv;
 use crate::cluster::rollout::SETUP_ROLLOUT_TIMEOUT;
-use crate::cluster::steps::{self, Step, StepContext, StepsReport};
+use crate::cluster::steps::{self, CreatedLog, Step, StepContext, StepsReport};
+use crate::cluster::teardown;
 use crate::cluster::watch::WatchTarget;
 use crate::cluster::{preflight, snapshot};
 use crate::exit::{self, Exit};
 use crate::load::{self, LoadRun, host, plan::LoadPlan};
 use crate::profile::{LoadSpec, LoadedProfile, Profile};
+use crate::rundir::run_json::{Leftover, TeardownRecord};
 use crate::rundir::{self, PROFILE_YAML};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +54,7 @@ pub struct RunOptions {
     /// in the state a variant asks for (`baton matrix`: a preStop sleep, a
     /// grace period, a maxSurge). They end with the rollout they cause
     /// complete, and are not part of the measured rollout.
-    pub setup: Vec<Step>,
+    pub variant: Vec<Step>,
 }
 
 /// The load's safety bound beyond warmup + rollout deadline + cooldown.
@@ -66,6 +68,9 @@ const BASELINE_WAIT: Duration = Duration::from_secs(90);
 /// its proxy applies a change on its next tick, and the EndpointSlice
 /// event reaches baton a little after the change.
 const PROPAGATION_MARGIN: Duration = Duration::from_millis(500);
+/// How long teardown waits for what it deleted to be gone (a Namespace
+/// takes its contents with it, which can take a while).
+const TEARDOWN_WAIT: Duration = Duration::from_secs(120);
 
 /// Run a loaded profile. `Err` carries an [`Exit`] for bad input (2) or a
 /// cluster that cannot be used (3); a run that happened returns its
@@ -88,7 +93,8 @@ pub async fn execute(
     outcome
 }
 
-/// The phases after the run directory is claimed.
+/// The phases after the run directory is claimed. Whatever happens once
+/// the profile's setup has run, its teardown runs too.
 async fn run_phases(
     loaded: &LoadedProfile,
     opts: &RunOptions,
@@ -110,8 +116,63 @@ async fn run_phases(
     tracing::info!(cluster = %chosen.label, namespace = %site.namespace, url = %chosen.url, "cluster chosen");
     preflight(&site, loaded, opts.restored_after).await?;
     tracing::info!("preflight passed");
-    snapshot(&site, out, "before").await.map_err(invalid)?;
-    setup(&site, loaded, clock, opts, &interrupt).await?;
+    let created = CreatedLog::default();
+    let measured = match setup(&site, loaded, clock, &created, &interrupt).await {
+        Ok(()) => measure(&site, loaded, opts, plan, clock, &chosen.url, &interrupt).await,
+        Err(e) => Err(e.into()),
+    };
+    let cleaned = teardown(&site, loaded, clock, &created, opts.quiet).await;
+    let measured = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            say_teardown(cleaned.as_ref());
+            return Err(e);
+        }
+    };
+    let outcome = finish::finish(finish::Inputs {
+        profile: p,
+        out_dir: out,
+        clock,
+        load: measured.load,
+        interrupted: interrupt.is_cancelled(),
+        events: measured.events,
+        steps: measured.steps,
+        deadline_exceeded: measured.deadline_exceeded,
+        steps_started_ns: measured.steps_started_ns,
+        steps_ended_ns: measured.steps_ended_ns,
+        watch: measured.watch,
+        cluster_label: chosen.label.clone(),
+        simulator: chosen.sandbox.is_some(),
+        namespace: site.namespace.clone(),
+        target_url: chosen.url.clone(),
+        propagation_allowance: p
+            .sandbox
+            .as_ref()
+            .map(|s| s.propagation_delay + PROPAGATION_MARGIN),
+        teardown: cleaned,
+    })?;
+    if let Some(sb) = chosen.sandbox {
+        ground_truth::write(&out.join(rundir::GROUND_TRUTH_CSV), &sb, clock);
+        sb.shutdown().await;
+    }
+    Ok(outcome)
+}
+
+/// From the targets' check to the snapshot after: everything measured.
+async fn measure(
+    site: &Site,
+    loaded: &LoadedProfile,
+    opts: &RunOptions,
+    plan: LoadPlan,
+    clock: RunClock,
+    url: &str,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Measured> {
+    let p = &loaded.profile;
+    let out = opts.out_dir.as_path();
+    check_targets(site, loaded).await?;
+    snapshot(site, out, "before").await.map_err(invalid)?;
+    apply_variant(site, loaded, clock, opts, interrupt).await?;
     let watching = Watching::start(
         site.client.clone(),
         site.watch_target(),
@@ -121,45 +182,20 @@ async fn run_phases(
     )
     .await
     .map_err(|e| invalid(format!("starting the watches: {e}")))?;
-    if let Err(e) = baseline(&site, &plan, &chosen.url, opts.quiet, &interrupt).await {
+    if let Err(e) = baseline(site, &plan, url, opts.quiet, interrupt).await {
         watching.stop().await;
         return Err(e.into());
     }
     tracing::info!("baseline healthy; load starts");
-    let measured = load_and_roll(
-        &site, loaded, plan, clock, &watching, opts.quiet, &interrupt,
-    )
-    .await?;
-    let (events, watch_summary) = watching.stop().await;
-    if let Err(e) = snapshot(&site, out, "after").await {
+    let mut measured =
+        load_and_roll(site, loaded, plan, clock, &watching, opts.quiet, interrupt).await?;
+    let (events, watch) = watching.stop().await;
+    measured.events = events;
+    measured.watch = watch;
+    if let Err(e) = snapshot(site, out, "after").await {
         eprintln!("baton: warning: {e}");
     }
-    let outcome = finish::finish(finish::Inputs {
-        profile: p,
-        out_dir: out,
-        clock,
-        load: measured.load,
-        interrupted: interrupt.is_cancelled(),
-        events,
-        steps: measured.steps,
-        deadline_exceeded: measured.deadline_exceeded,
-        steps_started_ns: measured.steps_started_ns,
-        steps_ended_ns: measured.steps_ended_ns,
-        watch: watch_summary,
-        cluster_label: chosen.label.clone(),
-        simulator: chosen.sandbox.is_some(),
-        namespace: site.namespace.clone(),
-        target_url: chosen.url.clone(),
-        propagation_allowance: p
-            .sandbox
-            .as_ref()
-            .map(|s| s.propagation_delay + PROPAGATION_MARGIN),
-    })?;
-    if let Some(sb) = chosen.sandbox {
-        ground_truth::write(&out.join(rundir::GROUND_TRUTH_CSV), &sb, clock);
-        sb.shutdown().await;
-    }
-    Ok(outcome)
+    Ok(measured)
 }
 
 /// The load, planned before anything touches the cluster: in full when
@@ -299,49 +335,174 @@ impl Site {
             stall,
             exec: self.exec.clone(),
             run_dir: Some(self.run_dir.clone()),
+            created: None,
         }
     }
 }
 
-/// Every permission the steps and watches need, and the objects, before
-/// anything is changed. Missing permissions, missing objects and bad
-/// manifests are the user's to fix (2); an API that cannot be asked makes
-/// the run impossible (3).
-async fn preflight(site: &Site, loaded: &LoadedProfile, restored: bool) -> Result<(), Exit> {
-    let exit = |e: preflight::PreflightError| {
-        use preflight::PreflightError as E;
-        match e {
-            E::Missing { .. } | E::NotFound { .. } | E::Manifest { .. } => {
-                Exit::usage(format!("preflight: {e}"))
-            }
-            E::Review(_) | E::Read { .. } => invalid(format!(
-                "cannot use the API server at {}: preflight: {e}",
-                site.server
-            )),
+/// Preflight's errors as exit codes: missing permissions, missing objects
+/// and bad manifests are the user's to fix (2); an API that cannot be
+/// asked makes the run impossible (3).
+fn preflight_exit(site: &Site, e: preflight::PreflightError) -> Exit {
+    use preflight::PreflightError as E;
+    match e {
+        E::Missing { .. } | E::NotFound { .. } | E::Manifest { .. } => {
+            Exit::usage(format!("preflight: {e}"))
         }
-    };
-    let (client, ns, steps) = (&site.client, &site.namespace, &loaded.profile.rollout.steps);
-    let missing = preflight::exec_problems(steps, &loaded.base_dir);
+        E::Review(_) | E::Read { .. } => invalid(format!(
+            "cannot use the API server at {}: preflight: {e}",
+            site.server
+        )),
+    }
+}
+
+/// Every permission the setup, the steps, the watches and the teardown
+/// need, and every `exec` program, before anything is changed.
+async fn preflight(site: &Site, loaded: &LoadedProfile, restored: bool) -> Result<(), Exit> {
+    let p = &loaded.profile;
+    let exit = |e| preflight_exit(site, e);
+    let (client, ns) = (&site.client, &site.namespace);
+    let steps: Vec<Step> = p
+        .setup
+        .iter()
+        .chain(&p.rollout.steps)
+        .chain(&p.teardown.steps)
+        .cloned()
+        .collect();
+    let missing = preflight::exec_problems(&steps, &loaded.base_dir);
     if !missing.is_empty() {
         return Err(Exit::usage(format!("preflight: {}", missing.join("; "))));
     }
-    let mut perms = preflight::permissions_for(steps);
-    perms.extend(preflight::extra_permissions(
-        loaded.profile.rollout.on_stall,
-        restored,
-    ));
-    perms.extend(preflight::manifest_permissions(steps, &loaded.base_dir).map_err(exit)?);
+    let mut perms = preflight::permissions_for(&steps);
+    perms.extend(preflight::extra_permissions(p.rollout.on_stall, restored));
+    if !p.setup.is_empty() && !p.teardown.keep_created {
+        perms.extend(preflight::teardown_permissions(&p.setup, &loaded.base_dir).map_err(exit)?);
+    }
+    perms.extend(preflight::manifest_permissions(&steps, &loaded.base_dir).map_err(exit)?);
     perms.extend(
-        preflight::apply_create_permissions(client, ns, steps, &loaded.base_dir)
+        preflight::apply_create_permissions(client, ns, &steps, &loaded.base_dir)
             .await
             .map_err(exit)?,
     );
-    preflight::preflight(client, ns, &perms)
-        .await
-        .map_err(exit)?;
-    preflight::check_targets(client, ns, &site.deployment, Some(&site.service), steps)
-        .await
-        .map_err(exit)
+    preflight::preflight(client, ns, &perms).await.map_err(exit)
+}
+
+/// The Deployment and Service the run measures exist (after the setup,
+/// which may have made them), and the containers its steps name.
+async fn check_targets(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
+    preflight::check_targets(
+        &site.client,
+        &site.namespace,
+        &site.deployment,
+        Some(&site.service),
+        &loaded.profile.rollout.steps,
+    )
+    .await
+    .map_err(|e| preflight_exit(site, e))
+}
+
+/// The profile's setup steps (before the watches; not measured), the
+/// objects their `apply` steps create recorded in `created`. A failure
+/// stops the run (exit 2): what the profile asked for cannot be prepared.
+async fn setup(
+    site: &Site,
+    loaded: &LoadedProfile,
+    clock: RunClock,
+    created: &CreatedLog,
+    interrupt: &CancellationToken,
+) -> Result<(), Exit> {
+    let p = &loaded.profile;
+    if p.setup.is_empty() {
+        return Ok(());
+    }
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut ctx = site.step_context(
+        loaded,
+        clock,
+        tx,
+        interrupt.child_token(),
+        Default::default(),
+    );
+    ctx.created = Some(created.clone());
+    ctx.run_dir = None;
+    let report = steps::run_steps(&ctx, &p.setup).await;
+    if report.completed {
+        return Ok(());
+    }
+    let why = report
+        .steps
+        .iter()
+        .find(|s| !matches!(s.outcome, steps::StepOutcome::Done))
+        .map_or("interrupted".to_string(), |s| {
+            format!("step {} {}: {:?}", s.index, s.description, s.outcome)
+        });
+    Err(Exit::usage(format!("setup: {why}")))
+}
+
+/// After the run, whatever happened: the profile's teardown steps, then
+/// every object its setup created, deleted newest first. Not stopped by
+/// Ctrl-C or SIGTERM (a second one ends baton at once). `None` when the
+/// profile has neither.
+async fn teardown(
+    site: &Site,
+    loaded: &LoadedProfile,
+    clock: RunClock,
+    created: &CreatedLog,
+    quiet: bool,
+) -> Option<TeardownRecord> {
+    let t = &loaded.profile.teardown;
+    if loaded.profile.setup.is_empty() && t.steps.is_empty() {
+        return None;
+    }
+    if !quiet {
+        eprintln!("baton: tearing down what the setup made");
+    }
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = site.step_context(
+        loaded,
+        clock,
+        tx,
+        CancellationToken::new(),
+        Default::default(),
+    );
+    let mut record = TeardownRecord::default();
+    // Each teardown step runs whatever the one before did.
+    for step in &t.steps {
+        let report = steps::run_steps(&ctx, std::slice::from_ref(step)).await;
+        record
+            .steps
+            .extend(report.steps.iter().map(finish::step_record));
+    }
+    let created: Vec<_> = created.lock().map(|c| c.clone()).unwrap_or_default();
+    if t.keep_created {
+        record.left = created
+            .iter()
+            .map(|c| Leftover {
+                object: c.to_string(),
+                why: "kept: teardown.keep_created".into(),
+            })
+            .collect();
+    } else {
+        let cleaned = teardown::delete_created(&site.client, &created, TEARDOWN_WAIT).await;
+        record.deleted = cleaned.deleted;
+        record.left = cleaned.left;
+    }
+    Some(record)
+}
+
+/// On a run that stopped on an error: what teardown did, on stderr (there
+/// is no report to put it in).
+fn say_teardown(record: Option<&TeardownRecord>) {
+    let Some(r) = record else { return };
+    for s in &r.steps {
+        eprintln!("baton: teardown step {}: {}", s.description, s.outcome);
+    }
+    if !r.deleted.is_empty() {
+        eprintln!("baton: teardown deleted {}", r.deleted.join(", "));
+    }
+    for l in &r.left {
+        eprintln!("baton: teardown LEFT {}: {}", l.object, l.why);
+    }
 }
 
 /// `cluster/` before or after the run.
@@ -360,18 +521,18 @@ async fn snapshot(site: &Site, out: &Path, when: &str) -> Result<(), String> {
 
 /// A matrix variant's patches, then the rollout they cause; any failure
 /// is the variant's (exit 2: the setup asked for is not possible).
-async fn setup(
+async fn apply_variant(
     site: &Site,
     loaded: &LoadedProfile,
     clock: RunClock,
     opts: &RunOptions,
     interrupt: &CancellationToken,
 ) -> Result<(), Exit> {
-    if opts.setup.is_empty() {
+    if opts.variant.is_empty() {
         return Ok(());
     }
     let all: Vec<Step> = opts
-        .setup
+        .variant
         .iter()
         .cloned()
         .chain([Step::WaitRollout(steps::Wait {
@@ -379,7 +540,7 @@ async fn setup(
         })])
         .collect();
     if !opts.quiet {
-        let what: Vec<String> = opts.setup.iter().map(ToString::to_string).collect();
+        let what: Vec<String> = opts.variant.iter().map(ToString::to_string).collect();
         eprintln!("baton: setting up: {}", what.join("; "));
     }
     // The setup's events are not the measured rollout's: not kept.
@@ -442,6 +603,10 @@ async fn baseline(
 /// What the load and the steps did.
 struct Measured {
     load: LoadRun,
+    /// Every event the watches and steps sent, and the watches' blind
+    /// spots (filled in once the watches stop).
+    events: Vec<crate::cluster::event::LifecycleEvent>,
+    watch: crate::cluster::watch::WatchSummary,
     /// `None` when interrupted before the first step.
     steps: Option<StepsReport>,
     deadline_exceeded: bool,
@@ -508,6 +673,8 @@ async fn load_and_roll(
         .map_err(|e| anyhow::anyhow!("the load task failed: {e}"))??;
     Ok(Measured {
         load,
+        events: Vec::new(),
+        watch: Default::default(),
         steps,
         deadline_exceeded,
         steps_started_ns,

@@ -264,5 +264,6 @@ fn summarise(
             .collect(),
         warnings: record.warnings.clone(),
         schedule: judgement.schedule.clone(),
+        teardown: record.teardown.clone(),
     }
 }

@@ -54,6 +54,27 @@ pub struct RunRecord {
     pub blind_spots: Vec<BlindSpotRecord>,
     /// The attribution's propagation allowance, when the run set one.
     pub propagation_allowance_ms: Option<u64>,
+    /// What teardown did after the run, when the profile has a setup or
+    /// teardown (absent in format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<TeardownRecord>,
+}
+
+/// After the run: the teardown steps as they went, then the objects the
+/// profile's setup created, deleted or left.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeardownRecord {
+    pub steps: Vec<StepRecord>,
+    /// `Kind namespace/name`, deleted and gone.
+    pub deleted: Vec<String>,
+    pub left: Vec<Leftover>,
+}
+
+/// An object teardown could not remove, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leftover {
+    pub object: String,
+    pub why: String,
 }
 
 impl Default for RunRecord {
@@ -79,6 +100,7 @@ impl Default for RunRecord {
             rollout_incomplete: None,
             blind_spots: Vec::new(),
             propagation_allowance_ms: None,
+            teardown: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! the baton that renders. `baton compare` reads it as it finds it, so a
 //! field added here is `#[serde(default)]`.
 
-use super::run_json::RolloutRecord;
+use super::run_json::{RolloutRecord, TeardownRecord};
 use super::{RunDirError, SUMMARY_JSON};
 use crate::attribution::Incident;
 use crate::load::host::HostLimits;
@@ -120,6 +120,9 @@ pub struct RunSummary {
     /// How the load kept its schedule (absent in format 1).
     #[serde(default)]
     pub schedule: Option<ScheduleFigures>,
+    /// What teardown did, when the profile has a setup or teardown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<TeardownRecord>,
 }
 
 impl RunSummary {

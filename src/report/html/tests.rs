@@ -111,6 +111,7 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         watch_blind_spots: Vec::new(),
         warnings: vec![format!("warning about {text}")],
         schedule: None,
+        teardown: None,
     }
 }
 
