@@ -876,33 +876,27 @@ async fn ephemeral_namespace_run(interrupt: bool) {
         "namespace {ns} is gone"
     );
     // Dependents go by garbage collection, a moment after their owner.
-    let lp = ListParams::default();
-    let mut left = usize::MAX;
-    for _ in 0..100 {
-        left = Api::<Deployment>::namespaced(client.clone(), ns)
-            .list(&lp)
+    async fn count<K>(client: &kube::Client, ns: &str) -> usize
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        Api::<K>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
             .await
             .unwrap()
             .items
             .len()
-            + Api::<Service>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .len()
-            + Api::<ReplicaSet>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .len()
-            + Api::<Pod>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .len();
+    }
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = count::<Deployment>(&client, ns).await
+            + count::<Service>(&client, ns).await
+            + count::<ReplicaSet>(&client, ns).await
+            + count::<Pod>(&client, ns).await;
         if left == 0 {
             break;
         }

@@ -443,14 +443,7 @@ pub async fn check_targets(
 /// checked: those may add the container.
 pub fn container_problems(steps: &[Step], d: &Deployment) -> Vec<String> {
     let name = d.metadata.name.clone().unwrap_or_default();
-    let have: Vec<&str> = d
-        .spec
-        .template
-        .spec
-        .iter()
-        .flat_map(|p| p.containers.iter())
-        .map(|c| c.name.as_str())
-        .collect();
+    let have = super::rollout::container_names(d);
     let mut out = Vec::new();
     for step in steps {
         match step {

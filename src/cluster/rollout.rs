@@ -102,15 +102,8 @@ pub async fn set_image(
         .get(name)
         .await
         .map_err(|e| api_error("set_image", name, namespace, e))?;
-    let containers: Vec<String> = current
-        .spec
-        .template
-        .spec
-        .iter()
-        .flat_map(|p| p.containers.iter())
-        .map(|c| c.name.clone())
-        .collect();
-    if !containers.iter().any(|c| c == container) {
+    let containers = container_names(&current);
+    if !containers.contains(&container) {
         return Err(RolloutError::NoSuchContainer {
             name: name.into(),
             container: container.into(),
@@ -214,18 +207,22 @@ async fn get(
         .map_err(|e| api_error(step, name, namespace, e))
 }
 
-/// The container a `set_image` without a container name means: the only
-/// one the Pod template has.
-pub fn only_container(d: &Deployment) -> Result<String, RolloutError> {
-    let name = d.metadata.name.clone().unwrap_or_default();
-    let containers: Vec<&str> = d
-        .spec
+/// The names of the containers of the Deployment's Pod template.
+pub fn container_names(d: &Deployment) -> Vec<&str> {
+    d.spec
         .template
         .spec
         .iter()
         .flat_map(|p| p.containers.iter())
         .map(|c| c.name.as_str())
-        .collect();
+        .collect()
+}
+
+/// The container a `set_image` without a container name means: the only
+/// one the Pod template has.
+pub fn only_container(d: &Deployment) -> Result<String, RolloutError> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let containers = container_names(d);
     match containers.as_slice() {
         [one] => Ok(one.to_string()),
         _ => Err(RolloutError::WhichContainer {

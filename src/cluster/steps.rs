@@ -552,6 +552,19 @@ pub struct StepsReport {
     pub completed: bool,
 }
 
+impl StepsReport {
+    /// Why the sequence did not complete, in one line: the first step
+    /// that did not end `Done`, or that it was interrupted before one.
+    pub fn why_incomplete(&self) -> String {
+        self.steps
+            .iter()
+            .find(|s| s.outcome != StepOutcome::Done)
+            .map_or("interrupted before a step ran".to_string(), |s| {
+                format!("step {} {}: {:?}", s.index, s.description, s.outcome)
+            })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error(transparent)]

@@ -429,14 +429,7 @@ async fn setup(
     if report.completed {
         return Ok(());
     }
-    let why = report
-        .steps
-        .iter()
-        .find(|s| !matches!(s.outcome, steps::StepOutcome::Done))
-        .map_or("interrupted".to_string(), |s| {
-            format!("step {} {}: {:?}", s.index, s.description, s.outcome)
-        });
-    Err(Exit::usage(format!("setup: {why}")))
+    Err(Exit::usage(format!("setup: {}", report.why_incomplete())))
 }
 
 /// After the run, whatever happened: the profile's teardown steps, then
@@ -556,14 +549,10 @@ async fn apply_variant(
     if report.completed {
         return Ok(());
     }
-    let why = report
-        .steps
-        .iter()
-        .find(|s| !matches!(s.outcome, steps::StepOutcome::Done))
-        .map_or("did not complete".to_string(), |s| {
-            format!("{}: {:?}", s.description, s.outcome)
-        });
-    Err(Exit::usage(format!("setting up the variant failed: {why}")))
+    Err(Exit::usage(format!(
+        "setting up the variant failed: {}",
+        report.why_incomplete()
+    )))
 }
 
 /// A healthy baseline: the Deployment rolled out and the URL answering,
