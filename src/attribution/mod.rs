@@ -53,7 +53,11 @@
 //! 8. `app_error`: an HTTP error from a ready, non-terminating Pod. Last of
 //!    the causes because an HTTP error near a lifecycle event is more
 //!    likely that event's doing.
-//! 9. `unexplained`: none of the above; shown first in reports.
+//! 9. `unexplained`: none of the above; shown first in reports. Also, before
+//!    any rule but `harness`, every failure that overlaps a stretch in
+//!    which baton could not see the cluster (a watch blind until it
+//!    re-listed, the API server not answering): what happened then is
+//!    known late or not at all, so nothing is attributed there.
 //!
 //! A backend named by the response narrows every Pod rule to that Pod.
 //! Confidence: high when exactly one candidate fits strictly, medium when
@@ -309,6 +313,23 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
             evidence: format!(
                 "{what}: the load host ran out of ports, file descriptors or buffers; \
                  not the target's doing"
+            ),
+        };
+    }
+
+    // Nothing that happened while baton could not see the cluster is
+    // attributed: the events of that stretch came late or never, and a
+    // cause read from them would be a guess.
+    if let Some(b) = t.blind_during(f.start_ns, f.end_ns).next() {
+        return Finding {
+            cause: Cause::Unexplained,
+            confidence: Confidence::Low,
+            fits: Vec::new(),
+            evidence: format!(
+                "{what} while baton could not see the cluster ({} blind from {:.2} s to {:.2} s): not attributed",
+                b.watch,
+                b.start_ns as f64 / 1e9,
+                b.end_ns as f64 / 1e9
             ),
         };
     }

@@ -767,8 +767,10 @@ fn a_deletion_seen_late_after_a_relist_still_explains_failures_loosely() {
     );
 }
 
+/// Nothing inside a stretch in which baton could not see the cluster is
+/// attributed, whatever the (late) events would suggest.
 #[test]
-fn an_unexplained_failure_in_a_blind_watch_window_says_so() {
+fn a_failure_in_a_blind_watch_window_is_not_attributed_and_says_so() {
     let mut ev = pod_already_up(0, "a");
     ev.push(LifecycleEvent {
         kind: EventKind::WatchRestarted,
@@ -779,9 +781,12 @@ fn an_unexplained_failure_in_a_blind_watch_window_says_so() {
     });
     let a = one(ev, refused(0, 2500));
     assert_eq!(a.cause, Cause::Unexplained);
+    assert_eq!(a.confidence, Confidence::Low);
+    assert!(a.candidates.is_empty());
     assert!(
-        a.evidence
-            .ends_with("; watch/endpointslices was blind then (re-listed 1500 ms after)"),
+        a.evidence.ends_with(
+            "while baton could not see the cluster (watch/endpointslices blind from 1.00 s to 4.00 s): not attributed"
+        ),
         "{}",
         a.evidence
     );
@@ -918,5 +923,33 @@ fn the_prestop_remedy_counts_each_failure_for_its_most_recent_deletion() {
         Some(std::time::Duration::from_millis(400)),
         "{}",
         remedy.text
+    );
+}
+
+#[test]
+fn a_deletion_inside_a_blind_stretch_explains_nothing_there() {
+    let mut ev = pod_already_up(0, "a");
+    ev.extend(pod_already_up(0, "b"));
+    // The API server did not answer from 1500 to 4000 ms; the deletion
+    // seen afterwards would fit the failure, but it is not attributed.
+    ev.push(late(api(deleting(4000, "a", 30), 2000)));
+    ev.push(late(ep(4000, EventKind::EndpointRemoved, "a")));
+    ev.push(LifecycleEvent {
+        kind: EventKind::WatchRestarted,
+        object: "watch/api".into(),
+        observed_ns: 4000 * MS,
+        blind_ns: Some(2500 * MS),
+        ..Default::default()
+    });
+    let a = one(ev.clone(), refused(0, 2500));
+    assert_eq!(a.cause, Cause::Unexplained);
+    assert!(a.evidence.contains("watch/api blind"), "{}", a.evidence);
+    // After the stretch, the same events explain a failure again.
+    let after = one(ev, refused(1, 4100));
+    assert_eq!(
+        after.cause,
+        Cause::EndpointLagOnTermination,
+        "{}",
+        after.evidence
     );
 }

@@ -16,6 +16,7 @@ pub mod choice;
 pub mod connect;
 pub mod event;
 pub mod exec;
+pub mod liveness;
 pub mod normalise;
 pub mod preflight;
 pub mod restore;

@@ -35,10 +35,13 @@ pub async fn delete_created(client: &Client, created: &[Created], within: Durati
             None => Api::all_with(client.clone(), &c.resource),
         };
         let object = c.to_string();
-        let gone = match api.delete(&c.name, &DeleteParams::background()).await {
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(format!("delete refused: {e}")),
-            Ok(_) => wait_gone(&api, &c.name, deadline).await,
+        let params = DeleteParams::background();
+        let delete = tokio::time::timeout_at(deadline, api.delete(&c.name, &params));
+        let gone = match delete.await {
+            Err(_) => Err("the API server did not answer the delete in time".to_string()),
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+            Ok(Err(e)) => Err(format!("delete refused: {e}")),
+            Ok(Ok(_)) => wait_gone(&api, &c.name, deadline).await,
         };
         match gone {
             Ok(()) => cleaned.deleted.push(object),
@@ -54,7 +57,10 @@ async fn wait_gone(
     deadline: tokio::time::Instant,
 ) -> Result<(), String> {
     loop {
-        match api.get_opt(name).await {
+        let Ok(answer) = tokio::time::timeout_at(deadline, api.get_opt(name)).await else {
+            return Err("the API server did not answer in time".into());
+        };
+        match answer {
             Ok(None) => return Ok(()),
             Ok(Some(_)) if tokio::time::Instant::now() >= deadline => {
                 return Err("still there (terminating) when teardown's time was up".into());

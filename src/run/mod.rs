@@ -20,6 +20,7 @@ mod watching;
 use crate::clock::RunClock;
 use crate::cluster::choice::{self, ChooseError, Chosen};
 use crate::cluster::exec::ExecEnv;
+use crate::cluster::liveness::{self, Liveness};
 use crate::cluster::rollout::SETUP_ROLLOUT_TIMEOUT;
 use crate::cluster::steps::{self, CreatedLog, Step, StepContext, StepsReport};
 use crate::cluster::teardown;
@@ -71,6 +72,9 @@ const PROPAGATION_MARGIN: Duration = Duration::from_millis(500);
 /// How long teardown waits for what it deleted to be gone (a Namespace
 /// takes its contents with it, which can take a while).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(120);
+/// How long the snapshot after the run may take: the API may not answer
+/// (the run lost sight of it), and the run's own files come first.
+const AFTER_WAIT: Duration = Duration::from_secs(15);
 
 /// Run a loaded profile. `Err` carries an [`Exit`] for bad input (2) or a
 /// cluster that cannot be used (3); a run that happened returns its
@@ -182,18 +186,31 @@ async fn measure(
     )
     .await
     .map_err(|e| invalid(format!("starting the watches: {e}")))?;
+    let liveness = Liveness::start(site.client.clone(), clock, p.thresholds.max_blind_spot);
     if let Err(e) = baseline(site, &plan, url, opts.quiet, interrupt).await {
+        liveness.stop().await;
         watching.stop().await;
         return Err(e.into());
     }
     tracing::info!("baseline healthy; load starts");
+    let halt = halt_when_blind(interrupt, liveness.gave_up(), p.thresholds.max_blind_spot);
     let mut measured =
-        load_and_roll(site, loaded, plan, clock, &watching, opts.quiet, interrupt).await?;
-    let (events, watch) = watching.stop().await;
+        load_and_roll(site, loaded, plan, clock, &watching, opts.quiet, &halt).await?;
+    let spots = liveness.stop().await;
+    let (mut events, mut watch) = watching.stop().await;
+    events.extend(spots.iter().map(liveness::event));
+    watch.blind_spots.extend(spots);
     measured.events = events;
     measured.watch = watch;
-    if let Err(e) = snapshot(site, out, "after").await {
-        eprintln!("baton: warning: {e}");
+    // Bounded: after a run that lost sight of the cluster, the API may
+    // still not answer, and the record of the run matters more.
+    match tokio::time::timeout(AFTER_WAIT, snapshot(site, out, "after")).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("baton: warning: {e}"),
+        Err(_) => eprintln!(
+            "baton: warning: recording the cluster after the run: no answer within {}",
+            humantime::format_duration(AFTER_WAIT)
+        ),
     }
     Ok(measured)
 }
@@ -669,6 +686,32 @@ async fn load_and_roll(
         steps_started_ns,
         steps_ended_ns,
     })
+}
+
+/// A token for the load and the steps: cancelled by Ctrl-C/SIGTERM, or
+/// when baton has been blind to the cluster for longer than the run may
+/// be (it stops within seconds rather than load a cluster it cannot see
+/// until a step's timeout; the blind spot makes the run invalid).
+fn halt_when_blind(
+    interrupt: &CancellationToken,
+    blind: CancellationToken,
+    limit: Duration,
+) -> CancellationToken {
+    let halt = interrupt.child_token();
+    let h = halt.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = blind.cancelled() => {
+                eprintln!(
+                    "baton: the API server has not answered for {} (thresholds.max_blind_spot): stopping; the run is invalid",
+                    humantime::format_duration(limit)
+                );
+                h.cancel();
+            }
+            _ = h.cancelled() => {}
+        }
+    });
+    halt
 }
 
 async fn sleep_or(d: Duration, cancel: &CancellationToken) {

@@ -342,6 +342,13 @@ impl Timeline {
             .filter(move |b| b.start_ns <= ns && ns < b.end_ns)
     }
 
+    /// The blind stretches that overlap `[from_ns, to_ns]`.
+    pub fn blind_during(&self, from_ns: u64, to_ns: u64) -> impl Iterator<Item = &BlindWindow> {
+        self.blind
+            .iter()
+            .filter(move |b| b.start_ns <= to_ns && from_ns < b.end_ns)
+    }
+
     /// All events, in observed order.
     pub fn events(&self) -> &[LifecycleEvent] {
         &self.events

@@ -219,7 +219,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         Some(why)
     } else if f.longest_blind_spot > l.max_blind_spot {
         Some(format!(
-            "a watch saw nothing for {} (allowed: {}): failures in that gap cannot be attributed",
+            "baton could not see the cluster for {} (a watch blind, or the API server not answering; allowed: {}): nothing in that time can be attributed",
             ms(f.longest_blind_spot),
             ms(l.max_blind_spot)
         ))

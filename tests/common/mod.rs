@@ -10,6 +10,7 @@
 //! plenty for test-sized loads.
 #![allow(dead_code)]
 
+pub mod relay;
 pub mod tls;
 
 use std::io::{Read, Write};
