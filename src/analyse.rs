@@ -294,6 +294,7 @@ mod tests {
             phase: Phase::None,
             backend: None,
             version: version.map(Arc::from),
+            local_port: None,
         }
     }
 

@@ -107,12 +107,17 @@ pub struct Measured {
     /// Whether this request opened a new connection (always, without
     /// keep-alive).
     pub new_connection: bool,
+    /// The connection's local port, assigned when its connect(2) was
+    /// issued (refused connections have one too): what joins a record
+    /// with a packet capture, conntrack, or a proxy's log.
+    pub local_port: Option<u16>,
 }
 
 /// An open HTTP/1 connection and what its socket has seen.
 struct Conn {
     sender: http1::SendRequest<Empty<Bytes>>,
     seen: Rc<Cell<Seen>>,
+    local_port: Option<u16>,
 }
 
 /// Per-worker state the client needs: idle keep-alive connections and the
@@ -135,6 +140,8 @@ enum Failure {
 pub struct Opening {
     pub start: Instant,
     socket: std::io::Result<std::net::TcpStream>,
+    /// The port connect(2) took, if it got that far.
+    local_port: Option<u16>,
 }
 
 /// Create a non-blocking socket (TCP_NODELAY, the source address if any)
@@ -143,9 +150,17 @@ pub struct Opening {
 /// record, not returned.
 pub fn open(t: &RequestTemplate, source: Option<IpAddr>) -> Opening {
     let start = Instant::now();
+    let socket = open_socket(t.addr, source);
+    let local_port = socket
+        .as_ref()
+        .ok()
+        .and_then(|s| s.local_addr().ok())
+        .map(|a| a.port())
+        .filter(|p| *p != 0);
     Opening {
         start,
-        socket: open_socket(t.addr, source),
+        socket,
+        local_port,
     }
 }
 
@@ -300,6 +315,7 @@ pub async fn request(
         backend: None,
         version: None,
         new_connection: true,
+        local_port: None,
     };
 
     // A pooled connection, if keep-alive and one is idle and still usable.
@@ -322,10 +338,12 @@ pub async fn request(
             c.seen.set(Seen::default());
             m.new_connection = false;
             m.connect = Some(Duration::ZERO);
+            m.local_port = c.local_port;
             (c, None)
         }
         None => {
             let opening = opened.unwrap_or_else(|| open(t, source));
+            m.local_port = opening.local_port;
             let stream = match connect(opening, t, deadline).await {
                 Ok(s) => s,
                 Err(Failure::Connect(o, errno)) => {
@@ -349,7 +367,14 @@ pub async fn request(
                     return m;
                 }
             };
-            (Conn { sender, seen }, Some(driver))
+            (
+                Conn {
+                    sender,
+                    seen,
+                    local_port: m.local_port,
+                },
+                Some(driver),
+            )
         }
     };
 

@@ -346,6 +346,7 @@ async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
         phase: m.phase,
         backend: m.backend.clone(),
         version: m.version.clone(),
+        local_port: m.local_port,
     };
     w.stats
         .borrow_mut()

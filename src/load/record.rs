@@ -28,6 +28,10 @@ pub struct RequestRecord {
     pub backend: Option<Arc<str>>,
     /// Which version answered (from `version_from`).
     pub version: Option<Arc<str>>,
+    /// The connection's local port: joins the record with a packet
+    /// capture, conntrack, or the sandbox's ground truth. Empty in format
+    /// 1 files and when no socket was made.
+    pub local_port: Option<u16>,
 }
 
 impl RequestRecord {

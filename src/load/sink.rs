@@ -98,6 +98,7 @@ mod tests {
                     phase: Phase::FirstByte,
                     backend: Some(Arc::from("pod,\"a\"")),
                     version: None,
+                    local_port: Some(1),
                 };
                 tx.send(rec).await.unwrap();
             }

@@ -243,6 +243,7 @@ mod tests {
             backend: None,
             version: None,
             new_connection: true,
+            local_port: None,
         }
     }
 

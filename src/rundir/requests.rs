@@ -5,7 +5,8 @@
 //!
 //! Rows are in completion order; `seq` is the sending order. Columns are
 //! only ever appended: a reader takes the columns it knows by position
-//! and checks their names first.
+//! and checks their names first. Format 1 had the first 11
+//! ([`V1_COLUMNS`]); `local_port` came after it.
 
 use super::RunDirError;
 use crate::load::outcome::{Outcome, Phase};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The columns of `requests.csv`, in order (DESIGN.md, "Run directory").
-pub const HEADER: [&str; 11] = [
+pub const HEADER: [&str; 12] = [
     "seq",
     "scheduled_ns",
     "start_ns",
@@ -28,7 +29,11 @@ pub const HEADER: [&str; 11] = [
     "phase",
     "backend",
     "version",
+    "local_port",
 ];
+
+/// How many columns format 1 files have: every reader needs these.
+pub const V1_COLUMNS: usize = 11;
 
 /// Write the header row.
 pub fn write_header<W: io::Write>(w: &mut csv::Writer<W>) -> csv::Result<()> {
@@ -58,6 +63,10 @@ pub fn write_row<W: io::Write>(w: &mut csv::Writer<W>, r: &RequestRecord) -> csv
     w.write_field(r.phase.as_str())?;
     w.write_field(r.backend.as_deref().unwrap_or(""))?;
     w.write_field(r.version.as_deref().unwrap_or(""))?;
+    match r.local_port {
+        Some(v) => w.write_field(b.format(v))?,
+        None => w.write_field("")?,
+    }
     w.write_record(None::<&[u8]>)
 }
 
@@ -74,8 +83,9 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader, RunDirError> {
         let mut csv = csv::Reader::from_path(path).map_err(|e| RunDirError::read(path, e))?;
         let header = csv.headers().map_err(|e| RunDirError::read(path, e))?;
-        let known: Vec<&str> = header.iter().take(HEADER.len()).collect();
-        if known != HEADER {
+        let names: Vec<&str> = header.iter().collect();
+        let known = names.len().min(HEADER.len());
+        if known < V1_COLUMNS || names[..known] != HEADER[..known] {
             return Err(RunDirError::read(
                 path,
                 format!(
@@ -155,6 +165,10 @@ fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String
         phase,
         backend: opt(9),
         version: opt(10),
+        local_port: match text(r, 11) {
+            "" => None,
+            t => Some(t.parse().map_err(|_| ("local_port", t.to_string()))?),
+        },
     })
 }
 
@@ -175,6 +189,7 @@ mod tests {
             phase: Phase::FirstByte,
             backend: Some(Arc::from("pod,\"a\"")),
             version: None,
+            local_port: Some(40_000 + seq as u16),
         }
     }
 
@@ -201,7 +216,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "{}\n0,0,0,,,5,,ok,,,\n1,0,0,,,5,,sideways,,,\n",
+                "{}\n0,0,0,,,5,,ok,,,,\n1,0,0,,,5,,sideways,,,,\n",
                 HEADER.join(",")
             ),
         )
@@ -213,6 +228,19 @@ mod tests {
             e.contains("row 2") && e.contains("`outcome`") && e.contains("sideways"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_format_1_file_without_local_ports_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.csv");
+        std::fs::write(
+            &path,
+            format!("{}\n0,0,0,,,5,,ok,,,\n", HEADER[..V1_COLUMNS].join(",")),
+        )
+        .unwrap();
+        let rows: Vec<_> = Reader::open(&path).unwrap().map(Result::unwrap).collect();
+        assert_eq!(rows[0].local_port, None);
     }
 
     #[test]
@@ -230,7 +258,7 @@ mod tests {
         let path = dir.path().join("requests.csv");
         std::fs::write(
             &path,
-            format!("{},worker\n0,0,0,,,5,,ok,,,,3\n", HEADER.join(",")),
+            format!("{},worker\n0,0,0,,,5,,ok,,,,,3\n", HEADER.join(",")),
         )
         .unwrap();
         let rows: Vec<_> = Reader::open(&path).unwrap().collect();
