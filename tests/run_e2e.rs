@@ -241,12 +241,22 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     ] {
         std::fs::copy(run1.join(f), copy.path().join(f)).unwrap();
     }
+    // The cluster snapshots are record too: remedies quote the spec.
+    std::fs::create_dir(copy.path().join("cluster")).unwrap();
+    for entry in std::fs::read_dir(run1.join("cluster")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            copy.path().join("cluster").join(entry.file_name()),
+        )
+        .unwrap();
+    }
     let out = baton().arg("report").arg(copy.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "the run's verdict: fail");
     for f in derived {
         assert_eq!(
-            std::fs::read(copy.path().join(f)).unwrap(),
-            std::fs::read(run1.join(f)).unwrap(),
+            std::fs::read_to_string(copy.path().join(f)).unwrap(),
+            std::fs::read_to_string(run1.join(f)).unwrap(),
             "{f} re-rendered differs"
         );
     }

@@ -128,19 +128,26 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
     assert_eq!(after["incidents"].as_array().unwrap().len(), 4);
     assert_eq!(after["requests"]["failed"], 201);
 
-    // What a person reads is the same too, but for the re-rendered path
-    // and the first line, which since 0.1.0 says the run was on the
-    // simulator.
+    // What a person reads is the same too, but for the re-rendered path,
+    // the first line, which since 0.1.0 says the run was on the
+    // simulator, and the remedies, which now read the Deployment's spec.
     let expected =
         std::fs::read_to_string(fixtures().join("expected/report-run-fail.txt")).unwrap();
     let stdout = text(&out.stdout);
     let body = |s: &str| {
         s.lines()
             .filter(|l| !l.trim_start().starts_with("reports "))
+            .filter(|l| !l.trim_start().starts_with("remedy: "))
             .map(|l| l.replace(", on the SIMULATOR, not a cluster", ""))
             .collect::<Vec<_>>()
     };
     assert_eq!(body(&stdout), body(&expected));
+    // 0.1.0 told a pod with a 30 s grace period to raise it to 1 s.
+    assert!(!stdout.contains("to at least 1 s (now 30 s)"), "{stdout}");
+    assert!(
+        stdout.contains("remedy:   handle SIGTERM by draining: the container exited"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("(nginx-rolling-update, on the SIMULATOR, not a cluster)"),
         "{stdout}"
@@ -157,7 +164,11 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
 /// - `summary.md` escapes every string it did not write itself, and no
 ///   longer puts names in code spans (a backtick in one would end it);
 /// - `summary.json` gained `schedule` (how the load kept its plan, which
-///   now judges a run's validity).
+///   now judges a run's validity);
+/// - each incident's `remedy` is worked out from the Deployment's spec
+///   (`cluster/deployment.before.yaml`): it no longer asks to raise a
+///   grace period above a value it already exceeds, and may carry a
+///   `patch`.
 #[test]
 fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
     let tmp = copy_of_fixtures();
@@ -178,7 +189,13 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
     for added in ["simulator", "schedule"] {
         now.as_object_mut().unwrap().remove(added);
     }
-    assert_eq!(now, read_json(&original.join("summary.json")));
+    let mut then = read_json(&original.join("summary.json"));
+    for summary in [&mut now, &mut then] {
+        for incident in summary["incidents"].as_array_mut().unwrap() {
+            incident.as_object_mut().unwrap().remove("remedy");
+        }
+    }
+    assert_eq!(now, then);
     for f in ["failures.csv", "timeline.csv"] {
         let a = std::fs::read(dir.join(f)).unwrap();
         let b = std::fs::read(original.join(f)).unwrap();

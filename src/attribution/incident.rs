@@ -62,7 +62,7 @@ pub(crate) fn group(
 
     let mut incidents: Vec<(Incident, Vec<usize>)> = groups
         .into_iter()
-        .map(|g| (build(&g, failed, findings), g))
+        .map(|g| (build(&g, failed, findings, cfg), g))
         .collect();
     incidents.sort_by_key(|(inc, _)| {
         (
@@ -87,7 +87,12 @@ pub(crate) fn group(
     (incidents, incident_of)
 }
 
-fn build(members: &[usize], failed: &[FailedRequest], findings: &[Finding]) -> Incident {
+fn build(
+    members: &[usize],
+    failed: &[FailedRequest],
+    findings: &[Finding],
+    cfg: &AttributionConfig,
+) -> Incident {
     let cause = findings[members[0]].cause;
     let first_ns = failed[members[0]].start_ns;
     let last_ns = failed[*members.last().expect("groups are never empty")].start_ns;
@@ -128,6 +133,6 @@ fn build(members: &[usize], failed: &[FailedRequest], findings: &[Finding]) -> I
         outcomes,
         pods: pods.into_iter().collect(),
         evidence,
-        remedy: remedy::for_incident(cause, &pairs),
+        remedy: remedy::for_incident(cause, &pairs, cfg.spec.as_ref()),
     }
 }

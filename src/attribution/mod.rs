@@ -75,6 +75,7 @@ pub mod cause;
 pub mod incident;
 pub mod remedy;
 mod rules;
+pub mod spec;
 mod text;
 
 pub use cause::{Cause, Confidence};
@@ -140,6 +141,10 @@ pub struct AttributionConfig {
     /// How near a container exit or restart a failure counts as its crash.
     #[serde(with = "humantime_serde")]
     pub crash_window: Duration,
+    /// The Deployment's termination settings before the run, for remedies
+    /// that ask only for what is missing; `None` when unknown.
+    #[serde(skip)]
+    pub spec: Option<spec::SpecFacts>,
 }
 
 impl Default for AttributionConfig {
@@ -149,6 +154,7 @@ impl Default for AttributionConfig {
             incident_gap: Duration::from_secs(1),
             readiness_window: Duration::from_secs(2),
             crash_window: Duration::from_secs(2),
+            spec: None,
         }
     }
 }
@@ -456,6 +462,7 @@ fn no_ready_finding(
             loose_because: None,
             grace_period_s: None,
             at_deletion: false,
+            exit_after_deletion_ns: None,
         })
         .collect();
     Finding {

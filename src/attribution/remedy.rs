@@ -15,6 +15,7 @@
 
 use super::cause::Cause;
 use super::rules::Candidate as Fit;
+use super::spec::{DEFAULT_GRACE_S, SpecFacts};
 use super::{FailedRequest, Finding, text};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,6 +27,11 @@ pub struct Remedy {
     pub text: String,
     #[serde(with = "crate::timeline::lags::opt_ms", rename = "value_ms")]
     pub value: Option<Duration>,
+    /// The change as a strategic-merge patch of the Deployment (YAML),
+    /// when it is a setting of it: `kubectl patch deployment NAME
+    /// --patch-file FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
 }
 
 /// `lag` plus 20%, rounded up to the next 100 ms, at least 100 ms.
@@ -51,11 +57,17 @@ fn secs(d: Duration) -> String {
     }
 }
 
-/// The remedy for one incident: its cause and its failures.
-pub(crate) fn for_incident(cause: Cause, members: &[(&FailedRequest, &Finding)]) -> Remedy {
+/// The remedy for one incident: its cause and its failures, and the
+/// Deployment's settings before the run when known (`spec`), so that it
+/// asks only for what is missing.
+pub(crate) fn for_incident(
+    cause: Cause,
+    members: &[(&FailedRequest, &Finding)],
+    spec: Option<&SpecFacts>,
+) -> Remedy {
     match cause {
-        Cause::EndpointLagOnTermination => endpoint_lag(members),
-        Cause::KilledInFlight => killed_in_flight(members),
+        Cause::EndpointLagOnTermination => endpoint_lag(members, spec),
+        Cause::KilledInFlight => killed_in_flight(members, spec),
         Cause::ContainerCrash => {
             let what = members
                 .iter()
@@ -68,11 +80,13 @@ pub(crate) fn for_incident(cause: Cause, members: &[(&FailedRequest, &Finding)])
                     None => cause.remedy_template().to_string(),
                 },
                 value: None,
+                patch: None,
             }
         }
         _ => Remedy {
             text: cause.remedy_template().to_string(),
             value: None,
+            patch: None,
         },
     }
 }
@@ -105,62 +119,121 @@ fn longest_lag(members: &[(&FailedRequest, &Finding)]) -> Option<(String, Durati
         .map(|(pod, lag)| (pod.to_string(), Duration::from_nanos(lag)))
 }
 
-fn endpoint_lag(members: &[(&FailedRequest, &Finding)]) -> Remedy {
-    match longest_lag(members) {
-        Some((pod, lag)) => {
-            let v = prestop_for_lag(lag);
-            Remedy {
-                text: format!(
-                    "add a preStop sleep of at least {}: failures went on {} after pod {pod}'s \
-                     deletionTimestamp (+20%, rounded up to 100 ms), so it must keep serving \
-                     until every proxy has dropped its endpoint",
-                    secs(v),
-                    text::dur(lag.as_nanos() as u64),
-                ),
-                value: Some(v),
-            }
-        }
-        None => Remedy {
+fn endpoint_lag(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFacts>) -> Remedy {
+    let Some((pod, lag)) = longest_lag(members) else {
+        return Remedy {
             text: Cause::EndpointLagOnTermination
                 .remedy_template()
                 .to_string(),
             value: None,
-        },
+            patch: None,
+        };
+    };
+    let v = prestop_for_lag(lag);
+    let why = format!(
+        "failures went on {} after pod {pod}'s deletionTimestamp (+20%, rounded up to 100 ms), \
+         so it must keep serving until every proxy has dropped its endpoint",
+        text::dur(lag.as_nanos() as u64),
+    );
+    let now = spec.and_then(|s| s.prestop_sleep);
+    if let Some(p) = now.filter(|p| *p >= v) {
+        // The spec already sleeps long enough: more sleep would not help.
+        return Remedy {
+            text: format!(
+                "its preStop sleep ({}) already covers that, yet {why}: the container stops \
+                 serving before the sleep ends (a listener closed by a signal, a sidecar), or \
+                 the hook does not run; check the Pod's SIGTERM handling and events",
+                secs(p)
+            ),
+            value: None,
+            patch: None,
+        };
+    }
+    let action = match now {
+        Some(p) => format!(
+            "raise the preStop sleep from {} to at least {}",
+            secs(p),
+            secs(v)
+        ),
+        None => format!("add a preStop sleep of at least {}", secs(v)),
+    };
+    // The grace period must outlast the sleep, or the kubelet kills the
+    // Pod mid-sleep: keep 5 s beyond it.
+    let grace = spec.map_or(DEFAULT_GRACE_S, |s| s.grace_period_s);
+    let needed_grace = v.as_secs() as i64 + 5;
+    let raise_grace = grace < needed_grace;
+    let grace_text = if raise_grace {
+        format!(
+            ", and raise terminationGracePeriodSeconds to {needed_grace} s (now {grace} s) so the sleep ends before the kill"
+        )
+    } else {
+        String::new()
+    };
+    Remedy {
+        text: format!("{action}{grace_text}: {why}"),
+        value: Some(v),
+        patch: spec.map(|s| s.prestop_patch(v, raise_grace.then_some(needed_grace))),
     }
 }
 
-fn killed_in_flight(members: &[(&FailedRequest, &Finding)]) -> Remedy {
+/// How near the end of the grace period a container's exit means the
+/// kubelet killed it there (SIGKILL), rather than the app exiting.
+const AT_GRACE_END: Duration = Duration::from_millis(1500);
+
+fn killed_in_flight(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFacts>) -> Remedy {
     let longest = members
         .iter()
         .map(|(f, _)| f.end_ns.saturating_sub(f.start_ns))
         .max()
         .unwrap_or(0);
     let fits: Vec<&Fit> = members.iter().flat_map(|(_, fd)| fd.fits.iter()).collect();
-    let grace = fits.iter().filter_map(|c| c.grace_period_s).max();
-    let at_sigterm = fits.iter().any(|c| c.at_deletion);
-    let v = grace_for_in_flight(Duration::from_nanos(longest));
-    let now = grace.map(|g| format!(" (now {g} s)")).unwrap_or_default();
-    let text = if at_sigterm {
-        format!(
-            "handle SIGTERM by draining: these requests died when their Pod got its \
-             deletionTimestamp, so the app stops serving at SIGTERM; keep in-flight requests \
-             running, and terminationGracePeriodSeconds at least {}{now}: the longest failed \
-             request lasted {} (+20%, rounded up to a second)",
-            secs(v),
-            text::dur(longest),
-        )
-    } else {
-        format!(
-            "raise terminationGracePeriodSeconds to at least {}{now}, and handle SIGTERM by \
-             draining: requests were cut off when the container exited; the longest lasted {} \
-             (+20%, rounded up to a second)",
-            secs(v),
-            text::dur(longest),
-        )
+    let grace = spec
+        .map(|s| s.grace_period_s)
+        .or_else(|| fits.iter().filter_map(|c| c.grace_period_s).max())
+        .unwrap_or(DEFAULT_GRACE_S);
+    let needed = grace_for_in_flight(Duration::from_nanos(longest)).as_secs() as i64;
+    // When the container exited, after the deletion.
+    let exit_after = fits.iter().filter_map(|c| c.exit_after_deletion_ns).max();
+    let at_grace_end = exit_after.is_some_and(|e| {
+        Duration::from_nanos(e) + AT_GRACE_END >= Duration::from_secs(grace.max(0) as u64)
+    });
+    let longest_text = text::dur(longest);
+    if at_grace_end {
+        // It drained, but the kubelet's kill at the end of the grace period
+        // came with requests still in flight.
+        let to = grace + needed;
+        return Remedy {
+            text: format!(
+                "raise terminationGracePeriodSeconds to at least {to} s (now {grace} s): the container was still serving \
+                 when the kubelet killed it at the end of the grace period, and requests in flight died (the longest had \
+                 run {longest_text}); the app drains, but needs longer than the grace period allows"
+            ),
+            value: Some(Duration::from_secs(to as u64)),
+            patch: spec.map(|s| s.grace_patch(to)),
+        };
+    }
+    let when = match exit_after {
+        Some(e) => format!("exited {} after its deletionTimestamp", text::dur(e)),
+        None => "stopped when it got its deletionTimestamp".to_string(),
     };
+    let raise = grace < needed;
     Remedy {
-        text,
-        value: Some(v),
+        text: format!(
+            "handle SIGTERM by draining: the container {when}, long before terminationGracePeriodSeconds \
+             ({grace} s) was up, and cut off requests in flight (the longest had run {longest_text}); finish them \
+             before exiting{}",
+            if raise {
+                format!(", and raise terminationGracePeriodSeconds to at least {needed} s")
+            } else {
+                String::new()
+            }
+        ),
+        value: raise.then(|| Duration::from_secs(needed as u64)),
+        patch: if raise {
+            spec.map(|s| s.grace_patch(needed))
+        } else {
+            None
+        },
     }
 }
 

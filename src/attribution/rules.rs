@@ -42,6 +42,10 @@ pub(crate) struct Candidate {
     /// of the grace period.
     pub grace_period_s: Option<i64>,
     pub at_deletion: bool,
+    /// For a terminating Pod's container exit: how long after the Pod's
+    /// deletion it came (near the grace period: killed at its end; long
+    /// before: the app exits at SIGTERM).
+    pub exit_after_deletion_ns: Option<u64>,
 }
 
 impl Candidate {
@@ -54,6 +58,7 @@ impl Candidate {
             loose_because: None,
             grace_period_s: None,
             at_deletion: false,
+            exit_after_deletion_ns: None,
         }
     }
 
@@ -188,10 +193,15 @@ pub(crate) fn killed_in_flight(
             };
             let mut c = Candidate::new(pod, e.observed_ns, what);
             c.at_deletion = at_deletion;
-            c.grace_period_s = t
+            let deletion = t
                 .pod_at(pod, e.observed_ns)
-                .and_then(|p| p.deletion.as_ref())
-                .and_then(|d| d.grace_period_s);
+                .and_then(|p| p.deletion.clone());
+            c.grace_period_s = deletion.as_ref().and_then(|d| d.grace_period_s);
+            if !at_deletion {
+                c.exit_after_deletion_ns = deletion
+                    .as_ref()
+                    .map(|d| e.observed_ns.saturating_sub(d.observed_ns));
+            }
             // Strict only when the watch saw the kill while the request
             // ran: a kill observed after the request had ended fits only
             // through the API time's one-second window or the allowance.

@@ -194,6 +194,21 @@ pub fn markdown(s: &RunSummary) -> String {
         for i in &s.incidents {
             let _ = writeln!(out, "{}. {}", i.id, md(&i.evidence));
         }
+        for i in s.incidents.iter().filter(|i| i.remedy.patch.is_some()) {
+            let _ = writeln!(
+                out,
+                "\nIncident {}'s remedy as a patch (kubectl patch deployment {} --patch-file patch.yaml):\n\n```yaml\n{}```",
+                i.id,
+                md(&s.deployment),
+                // Our own YAML of Kubernetes names: it cannot hold a fence,
+                // but a fence inside would end the block, so none passes.
+                i.remedy
+                    .patch
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace("```", "")
+            );
+        }
     }
     if let Some(t) = &s.teardown {
         let _ = writeln!(out, "\n**Teardown:** {}", md(&teardown_line(t)));

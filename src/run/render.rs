@@ -104,6 +104,9 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
     if let Some(ms) = record.propagation_allowance_ms {
         cfg.propagation_allowance = Duration::from_millis(ms);
     }
+    cfg.spec = deployment_before(dir)
+        .as_ref()
+        .and_then(crate::attribution::spec::SpecFacts::of);
     let attribution = attribution::attribute(&analysis.failures, &timeline, &cfg);
     tables::write_failures(
         &dir.join(FAILURES_CSV),
@@ -266,4 +269,13 @@ fn summarise(
         schedule: judgement.schedule.clone(),
         teardown: record.teardown.clone(),
     }
+}
+
+/// The Deployment as it was before the run (`cluster/deployment.before.yaml`),
+/// for remedies; `None` when the snapshot is missing or unreadable (a
+/// remedy then says what it can without it).
+fn deployment_before(dir: &Path) -> Option<k8s_openapi::api::apps::v1::Deployment> {
+    let path = rundir::cluster_file(dir, "deployment", "before");
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_norway::from_str(&text).ok()
 }

@@ -129,6 +129,7 @@ fn incident(id: u32, text: &str, failures: u64) -> Incident {
         remedy: Remedy {
             text: format!("add a preStop sleep ({text})"),
             value: None,
+            patch: None,
         },
     }
 }

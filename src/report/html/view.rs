@@ -24,6 +24,8 @@ pub(super) struct View {
     name: String,
     /// Ran on the simulator: said in the header, beside the verdict.
     simulator: bool,
+    /// The Deployment, for the remedies' `kubectl patch` line.
+    deployment: String,
     baton_version: String,
     verdict: &'static str,
     verdict_class: &'static str,
@@ -94,6 +96,8 @@ struct IncidentView {
     pods: Vec<String>,
     evidence: String,
     remedy: String,
+    /// The remedy as a patch of the Deployment (YAML), when it is one.
+    patch: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -150,6 +154,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
     View {
         name: s.name.clone(),
         simulator: s.simulator,
+        deployment: s.deployment.clone(),
         baton_version: s.baton_version.clone(),
         verdict: verdict_word(s),
         verdict_class: verdict_class(s),
@@ -189,6 +194,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
                 pods: i.pods.clone(),
                 evidence: i.evidence.clone(),
                 remedy: i.remedy.text.clone(),
+                patch: i.remedy.patch.clone(),
             })
             .collect(),
         steps: s
