@@ -223,7 +223,7 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
 }
 
 /// The sandbox config a profile asks for: its manifests (or the seed
-/// scenario) and its propagation delay.
+/// scenario) and its cluster settings.
 fn sandbox_config(
     s: &SandboxSection,
     base_dir: &Path,
@@ -235,6 +235,10 @@ fn sandbox_config(
         SandboxConfig::default()
     };
     cfg.cluster.propagation_delay = s.propagation_delay;
+    cfg.cluster.propagation_jitter = s.propagation_jitter;
+    cfg.cluster.backoff_base = s.backoff_base;
+    cfg.cluster.backoff_max = s.backoff_max;
+    cfg.bookmark_interval = s.bookmark_interval;
     for rel in &s.manifests {
         let path = base_dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -42,6 +42,8 @@ pub struct Profile {
     pub teardown: Teardown,
     #[serde(default)]
     pub thresholds: Thresholds,
+    #[serde(default)]
+    pub attribution: AttributionSection,
 }
 
 /// What happens after the run to what `setup` made.
@@ -89,10 +91,73 @@ pub struct SandboxSection {
     /// kube-proxy does on a real node.
     #[serde(default = "default_propagation", with = "humantime_serde")]
     pub propagation_delay: Duration,
+    /// A random extra lag, up to this, per endpoint change (nodes' proxies
+    /// do not all apply a change at once).
+    #[serde(default, with = "humantime_serde")]
+    pub propagation_jitter: Duration,
+    /// The kubelet's first restart back-off for a crashed container;
+    /// doubled per restart up to `backoff_max` (Kubernetes: 10 s, 5 m).
+    #[serde(default = "default_backoff_base", with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// How often a quiet watch gets a BOOKMARK.
+    #[serde(default = "default_bookmark_interval", with = "humantime_serde")]
+    pub bookmark_interval: Duration,
 }
 
 fn default_propagation() -> Duration {
-    Duration::from_secs(1)
+    baton_sandbox::ClusterConfig::default().propagation_delay
+}
+
+fn default_backoff_base() -> Duration {
+    baton_sandbox::ClusterConfig::default().backoff_base
+}
+
+fn default_backoff_max() -> Duration {
+    baton_sandbox::ClusterConfig::default().backoff_max
+}
+
+fn default_bookmark_interval() -> Duration {
+    baton_sandbox::SandboxConfig::default().bookmark_interval
+}
+
+/// How failures are tied to causes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributionSection {
+    /// How long after an EndpointSlice change a Service proxy may still
+    /// route by the old endpoints (kube-proxy's sync lag, on every node).
+    /// `null` (the default): the sandbox's `propagation_delay` +
+    /// `propagation_jitter` + 500 ms, or 2 s on a real cluster.
+    #[serde(default, with = "humantime_serde")]
+    pub propagation_allowance: Option<Duration>,
+}
+
+/// Added to the sandbox's own lag for the allowance: its proxy applies a
+/// change on its next tick, and the EndpointSlice event reaches baton a
+/// little after the change.
+const SANDBOX_ALLOWANCE_MARGIN: Duration = Duration::from_millis(500);
+
+impl AttributionSection {
+    /// The allowance a run uses, and where it came from (for `run.json`
+    /// and the reports). `sandbox`: the profile's sandbox section when the
+    /// run is on the sandbox, else `None`.
+    pub fn allowance(&self, sandbox: Option<&SandboxSection>) -> (Duration, String) {
+        if let Some(d) = self.propagation_allowance {
+            return (d, "the profile's attribution.propagation_allowance".into());
+        }
+        match sandbox {
+            Some(s) => (
+                s.propagation_delay + s.propagation_jitter + SANDBOX_ALLOWANCE_MARGIN,
+                "the sandbox's propagation_delay + propagation_jitter + 500 ms".into(),
+            ),
+            None => (
+                crate::attribution::AttributionConfig::default().propagation_allowance,
+                "baton's default for a real cluster".into(),
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -62,6 +62,46 @@ fn a_minimal_profile_gets_every_default() {
 }
 
 #[test]
+fn the_sandbox_section_sets_every_cluster_knob_a_scenario_needs() {
+    let text = MINIMAL.replace(
+        "sandbox: {}",
+        "sandbox: {propagation_delay: 1500ms, propagation_jitter: 300ms, backoff_base: 200ms, backoff_max: 2s, bookmark_interval: 1s}",
+    );
+    let s = parse_str(&text, &[]).unwrap().sandbox.unwrap();
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(
+        (
+            s.propagation_delay,
+            s.propagation_jitter,
+            s.backoff_base,
+            s.backoff_max,
+            s.bookmark_interval
+        ),
+        (ms(1500), ms(300), ms(200), ms(2000), ms(1000))
+    );
+}
+
+#[test]
+fn the_propagation_allowance_is_the_profiles_else_the_sandboxs_lag_else_the_default() {
+    let ms = std::time::Duration::from_millis;
+    let sandboxed = MINIMAL.replace(
+        "sandbox: {}",
+        "sandbox: {propagation_delay: 1500ms, propagation_jitter: 300ms}",
+    );
+    let p = parse_str(&sandboxed, &[]).unwrap();
+    let on_sandbox = p.attribution.allowance(p.sandbox.as_ref());
+    assert_eq!(on_sandbox.0, ms(2300));
+    assert!(on_sandbox.1.contains("sandbox"), "{}", on_sandbox.1);
+    // The same profile run against a real cluster.
+    let on_cluster = p.attribution.allowance(None);
+    assert_eq!(on_cluster.0, ms(2000));
+    assert!(on_cluster.1.contains("real cluster"), "{}", on_cluster.1);
+    let set = parse_str(&sandboxed, &["attribution.propagation_allowance=3s"]).unwrap();
+    assert_eq!(set.attribution.allowance(set.sandbox.as_ref()).0, ms(3000));
+    assert_eq!(set.attribution.allowance(None).0, ms(3000));
+}
+
+#[test]
 fn an_unknown_field_names_file_line_and_field() {
     let text = MINIMAL.replace(
         "target: {service: web-service}",

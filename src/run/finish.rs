@@ -35,9 +35,9 @@ pub struct Inputs<'a> {
     pub simulator: bool,
     pub namespace: String,
     pub target_url: String,
-    /// How long a proxy may route by stale endpoints (sandbox: its
-    /// configured lag plus a margin); `None`: attribution's default.
-    pub propagation_allowance: Option<Duration>,
+    /// How long a proxy may route by stale endpoints, and where that
+    /// value came from.
+    pub propagation_allowance: (Duration, String),
     /// What teardown did, when the profile has a setup or teardown.
     pub teardown: Option<TeardownRecord>,
 }
@@ -107,7 +107,8 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
                 len_ns: b.len_ns,
             })
             .collect(),
-        propagation_allowance_ms: i.propagation_allowance.map(|d| d.as_millis() as u64),
+        propagation_allowance_ms: Some(i.propagation_allowance.0.as_millis() as u64),
+        propagation_allowance_from: Some(i.propagation_allowance.1),
         teardown: i.teardown,
     };
     record.write(out).map_err(Exit::from)?;

@@ -1,34 +1,64 @@
-//! On the sandbox only: `sandbox-ground-truth.csv`, the simulator's own
-//! record of which Pod its proxy sent each connection to and how it
-//! ended, on the run clock. For checking attribution against, and for a
-//! person curious about a failure.
+//! On the sandbox only: the simulator's own record, on the run clock, in
+//! `sandbox-ground-truth.csv` (which Pod its proxy sent each connection to
+//! and how it ended) and `sandbox-pod-truth.csv` (when each Pod's
+//! container began listening, stopped accepting, was killed...). For
+//! checking attribution against, and for a person curious about a failure.
 //!
 //! Not for: anything a report shows (a real cluster has no such record).
 
 use crate::clock::RunClock;
+use crate::rundir;
 use std::path::Path;
 
-/// Write it; a failure warns (the run's own files are what count).
-pub fn write(path: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
-    if let Err(e) = try_write(path, sandbox, clock) {
-        eprintln!("baton: warning: writing the sandbox's ground truth: {e}");
-    }
-}
-
-fn try_write(
-    path: &Path,
-    sandbox: &baton_sandbox::Sandbox,
-    clock: RunClock,
-) -> std::io::Result<()> {
+/// Write both into the run directory `out`; a failure warns (the run's own
+/// files are what count).
+pub fn write(out: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
     let origin = clock
         .wall_origin()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
+    let truth = sandbox.ground_truth();
+    let written = write_connections(&out.join(rundir::GROUND_TRUTH_CSV), &truth, origin)
+        .and_then(|()| write_pods(&out.join(rundir::POD_TRUTH_CSV), &truth, origin));
+    if let Err(e) = written {
+        eprintln!("baton: warning: writing the sandbox's ground truth: {e}");
+    }
+}
+
+/// Unix ns → ns on the run clock.
+fn rel(t: u128, origin: u128) -> String {
+    (t as i128 - origin as i128).to_string()
+}
+
+fn write_pods(
+    path: &Path,
+    truth: &baton_sandbox::truth::GroundTruth,
+    origin: u128,
+) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    w.write_record(["at_ns", "pod", "moment"])
+        .map_err(std::io::Error::other)?;
+    for m in truth.pod_moments() {
+        let kind = serde_json::to_value(m.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        w.write_record([rel(m.unix_ns, origin), m.pod, kind])
+            .map_err(std::io::Error::other)?;
+    }
+    w.flush()
+}
+
+fn write_connections(
+    path: &Path,
+    truth: &baton_sandbox::truth::GroundTruth,
+    origin: u128,
+) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
     w.write_record(["accepted_ns", "closed_ns", "client_port", "pod", "outcome"])
         .map_err(std::io::Error::other)?;
-    let rel = |t: u128| (t as i128 - origin as i128).to_string();
-    for r in sandbox.ground_truth().snapshot() {
+    let rel = |t: u128| rel(t, origin);
+    for r in truth.snapshot() {
         let outcome = serde_json::to_value(r.outcome)
             .ok()
             .and_then(|v| v.as_str().map(String::from))

@@ -65,10 +65,6 @@ const LOAD_BOUND_SLACK: Duration = Duration::from_secs(30);
 /// How long the Deployment may take to be rolled out and the target to
 /// answer before the load starts (a cold image pull, a slow probe).
 const BASELINE_WAIT: Duration = Duration::from_secs(90);
-/// Added to the sandbox's propagation delay for attribution's allowance:
-/// its proxy applies a change on its next tick, and the EndpointSlice
-/// event reaches baton a little after the change.
-const PROPAGATION_MARGIN: Duration = Duration::from_millis(500);
 /// How long teardown waits for what it deleted to be gone (a Namespace
 /// takes its contents with it, which can take a while).
 const TEARDOWN_WAIT: Duration = Duration::from_secs(120);
@@ -150,13 +146,12 @@ async fn run_phases(
         namespace: site.namespace.clone(),
         target_url: chosen.url.clone(),
         propagation_allowance: p
-            .sandbox
-            .as_ref()
-            .map(|s| s.propagation_delay + PROPAGATION_MARGIN),
+            .attribution
+            .allowance(p.sandbox.as_ref().filter(|_| chosen.sandbox.is_some())),
         teardown: cleaned,
     })?;
     if let Some(sb) = chosen.sandbox {
-        ground_truth::write(&out.join(rundir::GROUND_TRUTH_CSV), &sb, clock);
+        ground_truth::write(out, &sb, clock);
         sb.shutdown().await;
     }
     Ok(outcome)

@@ -28,7 +28,7 @@ const RUN_MARKERS: [&str; 6] = [
 
 /// Every file and folder baton writes in a run or matrix directory: what
 /// `--force` removes (and nothing else).
-const WRITTEN: [&str; 18] = [
+const WRITTEN: [&str; 19] = [
     RUNNING,
     PROFILE_YAML,
     REQUESTS_CSV,
@@ -37,6 +37,7 @@ const WRITTEN: [&str; 18] = [
     CLUSTER_DIR,
     STEPS_DIR,
     GROUND_TRUTH_CSV,
+    POD_TRUTH_CSV,
     VARIANT_JSON,
     SUMMARY_JSON,
     SUMMARY_MD,

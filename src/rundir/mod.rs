@@ -69,6 +69,8 @@ pub const CLUSTER_DIR: &str = "cluster";
 pub const STEPS_DIR: &str = "steps";
 /// On the sandbox: which Pod its proxy sent each connection to.
 pub const GROUND_TRUTH_CSV: &str = "sandbox-ground-truth.csv";
+/// On the sandbox: what each Pod's container did with connections, when.
+pub const POD_TRUTH_CSV: &str = "sandbox-pod-truth.csv";
 /// A matrix variant's settings ([`VariantRecord`]).
 pub const VARIANT_JSON: &str = "variant.json";
 

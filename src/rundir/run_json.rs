@@ -52,8 +52,12 @@ pub struct RunRecord {
     /// Why the rollout is not complete, if it is not.
     pub rollout_incomplete: Option<String>,
     pub blind_spots: Vec<BlindSpotRecord>,
-    /// The attribution's propagation allowance, when the run set one.
+    /// The attribution's propagation allowance (format 1: only on the
+    /// sandbox; absent means baton's default).
     pub propagation_allowance_ms: Option<u64>,
+    /// Where the allowance came from (absent in format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation_allowance_from: Option<String>,
     /// What teardown did after the run, when the profile has a setup or
     /// teardown (absent in format 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +104,7 @@ impl Default for RunRecord {
             rollout_incomplete: None,
             blind_spots: Vec::new(),
             propagation_allowance_ms: None,
+            propagation_allowance_from: None,
             teardown: None,
         }
     }

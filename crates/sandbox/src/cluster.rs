@@ -12,13 +12,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
-use crate::proxy::{self, GroundTruth};
+use crate::proxy;
 use crate::store::Store;
+use crate::truth::GroundTruth;
 
 /// What [`spawn`] started. Dropping it does not stop anything: cancel the
 /// token given to [`spawn`], then [`ClusterHandle::join`] to wait.
 pub struct ClusterHandle {
-    /// Which Pod every proxied connection went to (for tests and reports).
+    /// Which Pod every proxied connection went to, and what each Pod did
+    /// (for tests and reports).
     pub ground_truth: GroundTruth,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -47,6 +49,7 @@ pub async fn spawn(
         tokio::spawn(crate::kubelet::run(
             store.clone(),
             cfg.clone(),
+            ground_truth.clone(),
             shutdown.clone(),
         )),
         tokio::spawn(proxy::run(store, cfg, ground_truth.clone(), shutdown)),

@@ -24,7 +24,8 @@
 //! - [`cluster`]: spawns the cluster behaviour below.
 //! - [`controllers`]: Deployment, ReplicaSet and EndpointSlice controllers.
 //! - [`kubelet`]: Pods as real HTTP servers: probes, preStop, grace period.
-//! - [`proxy`]: the Service proxy with propagation lag and a ground-truth log.
+//! - [`proxy`]: the Service proxy with propagation lag.
+//! - [`truth`]: the ground truth: where each connection went, what each Pod did.
 //! - [`events`]: records core/v1 Events into the store.
 //! - [`node`]: the one simulated node's name and clock (a leaf).
 
@@ -39,6 +40,7 @@ pub mod node;
 pub mod proxy;
 pub mod sandbox;
 pub mod store;
+pub mod truth;
 
 pub use config::{AccessRule, ClusterConfig, ConfigError, SandboxConfig};
 pub use sandbox::Sandbox;

@@ -27,19 +27,18 @@
 //!   ready endpoint the proxy falls back to endpoints that are serving but
 //!   terminating.
 //!
-//! Every connection is logged in the [`GroundTruth`], with the client's
+//! Every connection is logged in the [`GroundTruth`](crate::truth::GroundTruth), with the client's
 //! address so a load generator can match its own request (by local port) to
 //! the Pod the proxy chose.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -47,121 +46,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
 use crate::store::Store;
-
-/// How many connection records the [`GroundTruth`] keeps (oldest dropped first).
-pub const GROUND_TRUTH_CAPACITY: usize = 1_000_000;
+use crate::truth::{ConnRecord, GroundTruth, Outcome, unix_ns};
 
 /// How long the proxy waits for a Pod to accept before resetting the client.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// What became of one proxied connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Still open.
-    Open,
-    /// Bytes were relayed and both sides closed normally.
-    Proxied,
-    /// The proxy's copy had no endpoint: the client connection was reset.
-    NoEndpoints,
-    /// The chosen Pod refused the connection: the client connection was reset.
-    UpstreamRefused,
-    /// The chosen Pod did not accept in time: the client connection was reset.
-    UpstreamTimeout,
-    /// The Pod reset the connection; the client connection was reset too.
-    UpstreamReset,
-    /// The client reset the connection; the Pod connection was reset too.
-    ClientReset,
-    /// The sandbox shut down while the connection was open.
-    Shutdown,
-}
-
-/// One connection accepted by the proxy.
-#[derive(Clone, Debug, Serialize)]
-pub struct ConnRecord {
-    /// Sequence number, from 0, per sandbox.
-    pub id: u64,
-    /// When the proxy accepted the connection (Unix epoch, ns).
-    pub accepted_unix_ns: u128,
-    /// The client's address as the proxy saw it (its local port identifies
-    /// the request on the client side).
-    pub client_addr: SocketAddr,
-    pub namespace: String,
-    pub service: String,
-    pub node_port: u16,
-    /// The Pod chosen, if any.
-    pub pod: Option<String>,
-    pub pod_addr: Option<SocketAddr>,
-    pub outcome: Outcome,
-    /// Bytes relayed client → Pod.
-    pub bytes_up: u64,
-    /// Bytes relayed Pod → client.
-    pub bytes_down: u64,
-    /// When the proxy closed both sides (Unix epoch, ns); `None` while open.
-    pub closed_unix_ns: Option<u128>,
-}
-
-#[derive(Default)]
-struct Log {
-    /// Id of `records[0]`.
-    first_id: u64,
-    records: VecDeque<ConnRecord>,
-}
-
-/// The ground-truth log of proxied connections. Cheap to clone; all clones
-/// share one log.
-#[derive(Clone, Default)]
-pub struct GroundTruth {
-    log: Arc<Mutex<Log>>,
-    next_id: Arc<AtomicU64>,
-}
-
-impl GroundTruth {
-    /// Every record still kept, oldest first (open connections included,
-    /// with outcome [`Outcome::Open`]).
-    pub fn snapshot(&self) -> Vec<ConnRecord> {
-        self.log
-            .lock()
-            .expect("ground truth")
-            .records
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    fn open(&self, mut rec: ConnRecord) -> u64 {
-        let mut log = self.log.lock().expect("ground truth");
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        rec.id = id;
-        if log.records.is_empty() {
-            log.first_id = id;
-        }
-        // Ids are handed out under the lock, so records stay in id order.
-        log.records.push_back(rec);
-        while log.records.len() > GROUND_TRUTH_CAPACITY {
-            log.records.pop_front();
-            log.first_id += 1;
-        }
-        id
-    }
-
-    fn update(&self, id: u64, f: impl FnOnce(&mut ConnRecord)) {
-        let mut log = self.log.lock().expect("ground truth");
-        let Some(idx) = id.checked_sub(log.first_id) else {
-            return;
-        };
-        if let Some(r) = log.records.get_mut(idx as usize) {
-            f(r);
-        }
-    }
-}
-
-fn unix_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
 
 /// One endpoint as the proxy knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use crate::api::{self, ApiState};
 use crate::cluster::{self, ClusterHandle};
 use crate::config::SandboxConfig;
 use crate::kubeconfig;
-use crate::proxy::GroundTruth;
 use crate::store::Store;
+use crate::truth::GroundTruth;
 
 /// A running sandbox: a SIMULATOR of a Kubernetes cluster on loopback, for
 /// demos and tests. Reach it over HTTP through [`Sandbox::kubeconfig_path`],

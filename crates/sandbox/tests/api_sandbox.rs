@@ -228,5 +228,25 @@ async fn the_seed_service_gets_an_endpoint_slice_and_proxied_connections_reach_g
             .is_some_and(|p| p.starts_with("web-server-"))),
         "{log}"
     );
+    // What the pod that answered did, as the kubelet did it.
+    let (code, moments) = raw(&sb, "GET", "/sandbox/v1/pod-truth", "", b"").await;
+    assert_eq!(code, 200);
+    let kinds: Vec<(&str, &str)> = moments
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|m| (m["pod"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    let answered_by = records
+        .iter()
+        .find(|r| r["outcome"] == "proxied")
+        .and_then(|r| r["pod"].as_str())
+        .expect("a proxied connection");
+    let of_it: Vec<&str> = kinds
+        .iter()
+        .filter(|(p, _)| *p == answered_by)
+        .map(|(_, k)| *k)
+        .collect();
+    assert_eq!(of_it, ["started", "listening"], "{moments}");
     sb.shutdown().await;
 }

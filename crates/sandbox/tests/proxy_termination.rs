@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_sandbox::config::SandboxConfig;
-use baton_sandbox::proxy::Outcome;
 use baton_sandbox::sandbox::Sandbox;
+use baton_sandbox::truth::Outcome;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use rollout_common::*;

@@ -102,9 +102,14 @@ async fn sigterm_close_resets_an_in_flight_request() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let term = delete_and_watch(&store, "slow").await;
     assert_eq!(term.last(), Some(&(0, "Completed".to_string())));
-    assert!(
-        inflight.await.unwrap().is_err(),
-        "the in-flight request was aborted"
+    let err = inflight
+        .await
+        .unwrap()
+        .expect_err("the in-flight request was aborted");
+    assert_ne!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(
+        c.moments("slow"),
+        ["started", "listening", "deleting", "closed"]
     );
     c.shutdown().await;
 }
@@ -141,6 +146,10 @@ async fn sigterm_drain_finishes_an_in_flight_request_and_refuses_new_ones() {
     assert!(body.contains("Hello from drainer version 9.9"));
     let term = watcher.await.unwrap();
     assert_eq!(term.last(), Some(&(0, "Completed".to_string())));
+    assert_eq!(
+        c.moments("drainer"),
+        ["started", "listening", "deleting", "draining", "exited"]
+    );
     c.shutdown().await;
 }
 
@@ -163,9 +172,15 @@ async fn grace_period_ends_a_slow_drain_with_sigkill() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let term = delete_and_watch(&store, "stuck").await;
     assert_eq!(term.last(), Some(&(137, "Error".to_string())));
-    assert!(
-        inflight.await.unwrap().is_err(),
-        "SIGKILL aborted the request"
+    // Reset by the kill, not given up on by the client (it waits 10 s).
+    let err = inflight
+        .await
+        .unwrap()
+        .expect_err("SIGKILL aborted the request");
+    assert_ne!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert_eq!(
+        c.moments("stuck"),
+        ["started", "listening", "deleting", "draining", "killed"]
     );
     c.shutdown().await;
 }
@@ -209,6 +224,18 @@ async fn crash_after_restarts_the_container_into_crash_loop_back_off() {
     })
     .await;
     assert!(saw_backoff, "the container waited in CrashLoopBackOff");
+    let moments = c.moments("crasher");
+    assert_eq!(
+        moments[..6],
+        [
+            "started",
+            "listening",
+            "crashed",
+            "started",
+            "listening",
+            "crashed"
+        ]
+    );
     let events: Vec<k8s_openapi::api::core::v1::Event> = store.list(Some(NS)).0;
     assert!(
         events.iter().any(
@@ -315,5 +342,22 @@ async fn draining_pod_that_stopped_listening_turns_not_ready_before_it_exits() {
         inflight.await.unwrap().is_ok(),
         "the drained request completed"
     );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_annotation_sets_every_answer_s_status() {
+    let c = TestCluster::start(Duration::from_millis(100)).await;
+    let store = c.store.clone();
+    store
+        .create(bare_pod(
+            "broken",
+            &[("sandbox.baton.dev/status", "503")],
+            30,
+        ))
+        .unwrap();
+    let p = ready_pod(&store, "broken").await;
+    let err = get(pod_addr(&p)).await.expect_err("not a 200");
+    assert!(err.to_string().contains("HTTP/1.1 503"), "{err}");
     c.shutdown().await;
 }

@@ -45,8 +45,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AccessRule;
-use crate::proxy::GroundTruth;
 use crate::store::Store;
+use crate::truth::GroundTruth;
 use resources::ResourceDef;
 use status::ApiError;
 
@@ -167,6 +167,7 @@ enum Route {
     Group(String),
     Resources(String, String),
     GroundTruth,
+    PodTruth,
     OpenApiRoot,
     OpenApi(String),
     Resource(Target),
@@ -191,6 +192,7 @@ fn route(path: &str) -> Result<Route, ApiError> {
         ["apis", g, v] => Route::Resources(g.to_string(), v.to_string()),
         ["apis", g, v, rest @ ..] => Route::Resource(target(g, v, rest).ok_or_else(nf)?),
         ["sandbox", "v1", "ground-truth"] => Route::GroundTruth,
+        ["sandbox", "v1", "pod-truth"] => Route::PodTruth,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApi(rest.join("/")),
         _ => return Err(nf()),
@@ -333,7 +335,7 @@ async fn handle_inner(
     match route {
         Route::Root => Ok(json_response(
             200,
-            &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/sandbox/v1/ground-truth"]}),
+            &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/sandbox/v1/ground-truth", "/sandbox/v1/pod-truth"]}),
         )),
         Route::Health => Ok(Response::builder()
             .header(header::CONTENT_TYPE, "text/plain")
@@ -347,6 +349,17 @@ async fn handle_inner(
             .map(|l| json_response(200, &l))
             .ok_or_else(|| ApiError::not_found_path(&path)),
         Route::GroundTruth => Ok(json_response(200, &ground_truth_json(state))),
+        Route::PodTruth => Ok(json_response(
+            200,
+            &serde_json::to_value(
+                state
+                    .ground_truth
+                    .as_ref()
+                    .map(|gt| gt.pod_moments())
+                    .unwrap_or_default(),
+            )
+            .unwrap_or(Value::Array(Vec::new())),
+        )),
         Route::OpenApiRoot => Ok(json_response(200, &openapi::root())),
         Route::OpenApi(gv) => openapi::group_version(&gv)
             .map(|d| json_response(200, &d))

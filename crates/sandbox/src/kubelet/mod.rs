@@ -61,6 +61,7 @@
 //! | `sandbox.baton.dev/on-sigterm` | `close`: close the listener and reset in-flight connections at once (nginx's fast shutdown); `drain`: stop accepting, finish in-flight requests, then exit | `close` |
 //! | `sandbox.baton.dev/crash-after` | the container exits with code 1 this long after it started | never |
 //! | `sandbox.baton.dev/response-delay` | time before each response | `0s` |
+//! | `sandbox.baton.dev/status` | the HTTP status of every response (the body is the same) | `200` |
 
 mod pod;
 pub mod probe;
@@ -78,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
 use crate::store::Store;
+use crate::truth::GroundTruth;
 
 /// Annotation prefix of the simulator's behaviour knobs.
 pub const ANNOTATION_PREFIX: &str = "sandbox.baton.dev/";
@@ -85,6 +87,7 @@ pub const STARTUP_DELAY: &str = "sandbox.baton.dev/startup-delay";
 pub const ON_SIGTERM: &str = "sandbox.baton.dev/on-sigterm";
 pub const CRASH_AFTER: &str = "sandbox.baton.dev/crash-after";
 pub const RESPONSE_DELAY: &str = "sandbox.baton.dev/response-delay";
+pub const STATUS: &str = "sandbox.baton.dev/status";
 
 /// Parses `500ms`, `2s`, `1.5s`, `1m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
@@ -187,7 +190,12 @@ impl IpAllocator {
 
 /// Runs the kubelet until `shutdown` is cancelled; every Pod server is
 /// stopped by then.
-pub async fn run(store: Arc<Store>, cfg: ClusterConfig, shutdown: CancellationToken) {
+pub async fn run(
+    store: Arc<Store>,
+    cfg: ClusterConfig,
+    truth: GroundTruth,
+    shutdown: CancellationToken,
+) {
     let mut wakeups = store.wakeups(Duration::from_millis(200));
     let mut ips = IpAllocator {
         base: u32::from(cfg.pod_ip_base),
@@ -201,6 +209,7 @@ pub async fn run(store: Arc<Store>, cfg: ClusterConfig, shutdown: CancellationTo
         rec: crate::events::Recorder::new(store.clone(), "kubelet"),
         sched: crate::events::Recorder::new(store.clone(), "default-scheduler"),
         cfg: cfg.clone(),
+        truth,
     });
     loop {
         let (pods, _) = store.list::<Pod>(None);

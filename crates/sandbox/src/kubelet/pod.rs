@@ -21,12 +21,13 @@ use tokio_util::sync::CancellationToken;
 use super::probe::{self, Check};
 use super::server::{PodServer, Reply};
 use super::{
-    CRASH_AFTER, ON_SIGTERM, RESPONSE_DELAY, STARTUP_DELAY, parse_duration, served_version,
+    CRASH_AFTER, ON_SIGTERM, RESPONSE_DELAY, STARTUP_DELAY, STATUS, parse_duration, served_version,
 };
 use crate::config::ClusterConfig;
 use crate::events::{EventType, Recorder};
 use crate::node::NODE_NAME;
 use crate::store::{Store, StoreError};
+use crate::truth::{GroundTruth, PodMomentKind};
 
 /// What all Pod workers share.
 pub(super) struct Shared {
@@ -34,6 +35,7 @@ pub(super) struct Shared {
     pub rec: Recorder,
     pub sched: Recorder,
     pub cfg: ClusterConfig,
+    pub truth: GroundTruth,
 }
 
 /// Why a worker stops what it is doing.
@@ -233,6 +235,9 @@ pub(super) async fn run(
         Stop::Deleted => w.terminate().await,
         Stop::Gone | Stop::Shutdown => {
             if let Some(s) = w.server.take() {
+                if stop == Stop::Gone {
+                    w.moment(PodMomentKind::Killed);
+                }
                 s.kill().await;
             }
         }
@@ -249,6 +254,11 @@ impl Worker {
             .first()
             .cloned()
             .unwrap_or_else(|| "app".into())
+    }
+
+    /// Records what the container just began doing, for the ground truth.
+    fn moment(&self, kind: PodMomentKind) {
+        self.sh.truth.pod_moment(&self.ns, &self.name, kind);
     }
 
     fn event(&self, ty: EventType, reason: &'static str, msg: String) {
@@ -635,6 +645,7 @@ impl Worker {
     /// code and message) or the Pod is deleted / gone / shut down (`Err`).
     async fn run_container(&mut self) -> Result<(i32, Option<String>), Stop> {
         let started = Instant::now();
+        self.moment(PodMomentKind::Started);
         let pod = self.watch.pod.clone();
         let bind_at = started + annotation_duration(&pod, STARTUP_DELAY).unwrap_or_default();
         let crash_at = annotation_duration(&pod, CRASH_AFTER).map(|d| started + d);
@@ -642,6 +653,10 @@ impl Worker {
             pod: self.name.clone(),
             version: served_version(&self.watch.pod, &self.image),
             delay: annotation_duration(&pod, RESPONSE_DELAY).unwrap_or_default(),
+            status: annotation(&pod, STATUS)
+                .and_then(|s| s.trim().parse::<u16>().ok())
+                .filter(|s| (100..600).contains(s))
+                .unwrap_or(200),
         };
         let probe = self.readiness();
         let mut next_probe = probe.as_ref().map(|(_, c)| started + c.initial_delay);
@@ -659,6 +674,7 @@ impl Worker {
                 match PodServer::start(addr, reply.clone()).await {
                     Ok(s) => {
                         tracing::info!(pod = %self.name, %addr, "pod listening");
+                        self.moment(PodMomentKind::Listening);
                         self.server = Some(s);
                         if probe.is_none() {
                             self.set_ready(true);
@@ -671,6 +687,7 @@ impl Worker {
                         let msg = format!("listen tcp {addr}: bind: {e}");
                         tracing::warn!(pod = %self.name, %msg, "pod cannot listen");
                         self.event(EventType::Warning, "Failed", format!("Error: {msg}"));
+                        self.moment(PodMomentKind::Crashed);
                         break Ok((1, Some(msg)));
                     }
                 }
@@ -678,6 +695,7 @@ impl Worker {
             if let Some(at) = crash_at
                 && now >= at
             {
+                self.moment(PodMomentKind::Crashed);
                 if let Some(s) = self.server.take() {
                     s.kill().await;
                 }
@@ -814,6 +832,7 @@ impl Worker {
             "Killing",
             format!("Stopping container {c}"),
         );
+        self.moment(PodMomentKind::Deleting);
         let (prober, unready_at) = self.termination_prober();
         let mut killed = false;
         if let Some(d) = self.pre_stop() {
@@ -830,8 +849,11 @@ impl Worker {
                         grace = g;
                         deadline = deadline.min(Instant::now() + Duration::from_secs(g as u64));
                     }
-                    Some(Err(_)) => {
+                    Some(Err(stop)) => {
                         if let Some(s) = self.server.take() {
+                            if stop == Stop::Gone {
+                                self.moment(PodMomentKind::Killed);
+                            }
                             s.kill().await;
                         }
                         return;
@@ -844,12 +866,17 @@ impl Worker {
         let drain =
             annotation(&pod, ON_SIGTERM).is_some_and(|v| v.trim().eq_ignore_ascii_case("drain"));
         let exit = match self.server.take() {
-            None => 0,
+            None => {
+                self.moment(PodMomentKind::Exited);
+                0
+            }
             Some(s) if killed => {
+                self.moment(PodMomentKind::Killed);
                 s.kill().await;
                 137
             }
             Some(mut s) if drain => {
+                self.moment(PodMomentKind::Draining);
                 s.start_drain().await;
                 loop {
                     let limit = deadline.saturating_duration_since(Instant::now());
@@ -858,8 +885,12 @@ impl Worker {
                         r = self.watch.grace_shortened(grace) => Err(r),
                     };
                     match ev {
-                        Ok(true) => break 0,
+                        Ok(true) => {
+                            self.moment(PodMomentKind::Exited);
+                            break 0;
+                        }
                         Ok(false) => {
+                            self.moment(PodMomentKind::Killed);
                             s.kill().await;
                             break 137;
                         }
@@ -867,7 +898,10 @@ impl Worker {
                             grace = g;
                             deadline = deadline.min(Instant::now() + Duration::from_secs(g as u64));
                         }
-                        Err(Err(_)) => {
+                        Err(Err(stop)) => {
+                            if stop == Stop::Gone {
+                                self.moment(PodMomentKind::Killed);
+                            }
                             s.kill().await;
                             return;
                         }
@@ -875,6 +909,7 @@ impl Worker {
                 }
             }
             Some(s) => {
+                self.moment(PodMomentKind::Closed);
                 s.close().await;
                 0
             }

@@ -27,6 +27,8 @@ pub struct Reply {
     pub version: String,
     /// Time before answering (annotation `sandbox.baton.dev/response-delay`).
     pub delay: Duration,
+    /// The HTTP status of every answer (annotation `sandbox.baton.dev/status`).
+    pub status: u16,
 }
 
 /// A running server. Dropping it kills it.
@@ -178,7 +180,7 @@ async fn serve_conn(
             }
             let body = format!("Hello from {} version {}\n", reply.pod, reply.version);
             let resp = Response::builder()
-                .status(200)
+                .status(reply.status)
                 .header("x-pod-name", reply.pod.as_str())
                 .header("content-type", "text/plain")
                 .body(Full::new(Bytes::from(body)))

@@ -59,6 +59,22 @@ impl TestCluster {
         }
     }
 
+    /// The ground truth's moments of one Pod, in order (`started`, ...).
+    pub fn moments(&self, pod: &str) -> Vec<String> {
+        let gt = &self.handle.as_ref().expect("running").ground_truth;
+        gt.pod_moments()
+            .into_iter()
+            .filter(|m| m.pod == pod)
+            .map(|m| {
+                serde_json::to_value(m.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
     pub async fn shutdown(mut self) {
         self.stop.cancel();
         if let Some(h) = self.handle.take() {

@@ -1,0 +1,188 @@
+//! The sandbox SIMULATOR's ground truth: what really happened, as only a
+//! simulator can know it. Which Pod the proxy sent each connection to and
+//! how it ended, and the moments each Pod's "container" changed what it
+//! does with a connection (listening, stopped accepting, reset everything).
+//! Together they say why any one request failed, so tests can referee
+//! baton's attribution; a real cluster has no such record.
+//!
+//! Not for: anything baton reports (it must work without this).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// How many connection records the [`GroundTruth`] keeps (oldest dropped first).
+pub const GROUND_TRUTH_CAPACITY: usize = 1_000_000;
+
+/// What became of one proxied connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still open.
+    Open,
+    /// Bytes were relayed and both sides closed normally.
+    Proxied,
+    /// The proxy's copy had no endpoint: the client connection was reset.
+    NoEndpoints,
+    /// The chosen Pod refused the connection: the client connection was reset.
+    UpstreamRefused,
+    /// The chosen Pod did not accept in time: the client connection was reset.
+    UpstreamTimeout,
+    /// The Pod reset the connection; the client connection was reset too.
+    UpstreamReset,
+    /// The client reset the connection; the Pod connection was reset too.
+    ClientReset,
+    /// The sandbox shut down while the connection was open.
+    Shutdown,
+}
+
+/// One connection accepted by the proxy.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnRecord {
+    /// Sequence number, from 0, per sandbox.
+    pub id: u64,
+    /// When the proxy accepted the connection (Unix epoch, ns).
+    pub accepted_unix_ns: u128,
+    /// The client's address as the proxy saw it (its local port identifies
+    /// the request on the client side).
+    pub client_addr: SocketAddr,
+    pub namespace: String,
+    pub service: String,
+    pub node_port: u16,
+    /// The Pod chosen, if any.
+    pub pod: Option<String>,
+    pub pod_addr: Option<SocketAddr>,
+    pub outcome: Outcome,
+    /// Bytes relayed client → Pod.
+    pub bytes_up: u64,
+    /// Bytes relayed Pod → client.
+    pub bytes_down: u64,
+    /// When the proxy closed both sides (Unix epoch, ns); `None` while open.
+    pub closed_unix_ns: Option<u128>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// Id of `records[0]`.
+    first_id: u64,
+    records: VecDeque<ConnRecord>,
+}
+
+/// The simulator's own record: every proxied connection and every Pod
+/// moment. Cheap to clone; all clones share one log.
+#[derive(Clone, Default)]
+pub struct GroundTruth {
+    log: Arc<Mutex<Log>>,
+    next_id: Arc<AtomicU64>,
+    pods: Arc<Mutex<Vec<PodMoment>>>,
+}
+
+impl GroundTruth {
+    /// Every record still kept, oldest first (open connections included,
+    /// with outcome [`Outcome::Open`]).
+    pub fn snapshot(&self) -> Vec<ConnRecord> {
+        self.log
+            .lock()
+            .expect("ground truth")
+            .records
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn open(&self, mut rec: ConnRecord) -> u64 {
+        let mut log = self.log.lock().expect("ground truth");
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        rec.id = id;
+        if log.records.is_empty() {
+            log.first_id = id;
+        }
+        // Ids are handed out under the lock, so records stay in id order.
+        log.records.push_back(rec);
+        while log.records.len() > GROUND_TRUTH_CAPACITY {
+            log.records.pop_front();
+            log.first_id += 1;
+        }
+        id
+    }
+
+    pub(crate) fn update(&self, id: u64, f: impl FnOnce(&mut ConnRecord)) {
+        let mut log = self.log.lock().expect("ground truth");
+        let Some(idx) = id.checked_sub(log.first_id) else {
+            return;
+        };
+        if let Some(r) = log.records.get_mut(idx as usize) {
+            f(r);
+        }
+    }
+}
+
+pub(crate) fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// How many Pod moments are kept (the older half is dropped when full).
+pub const POD_MOMENT_CAPACITY: usize = 200_000;
+
+/// What a Pod's container began doing with connections, as the kubelet
+/// did it (not as the API later said).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodMomentKind {
+    /// The container started (it may not listen yet: `startup-delay`).
+    Started,
+    /// It listens: new connections are accepted and served.
+    Listening,
+    /// The kubelet saw the deletion: the preStop hook runs (the Pod still
+    /// serves until SIGTERM).
+    Deleting,
+    /// SIGTERM, `close`: the listener is closed and every connection reset.
+    Closed,
+    /// SIGTERM, `drain`: the listener is closed; connections in flight finish.
+    Draining,
+    /// SIGKILL at the end of the grace period: every connection reset.
+    Killed,
+    /// The container exited on its own with an error (every connection
+    /// reset), or could not listen.
+    Crashed,
+    /// The container is gone after a clean stop (nothing was left open).
+    Exited,
+}
+
+/// One [`PodMomentKind`] of one Pod, when it happened.
+#[derive(Clone, Debug, Serialize)]
+pub struct PodMoment {
+    /// Unix epoch, ns.
+    pub unix_ns: u128,
+    pub namespace: String,
+    pub pod: String,
+    pub kind: PodMomentKind,
+}
+
+impl GroundTruth {
+    /// Every Pod moment so far, in the order they happened.
+    pub fn pod_moments(&self) -> Vec<PodMoment> {
+        self.pods.lock().expect("ground truth").clone()
+    }
+
+    /// Records that `pod` began `kind` now.
+    pub(crate) fn pod_moment(&self, namespace: &str, pod: &str, kind: PodMomentKind) {
+        let mut pods = self.pods.lock().expect("ground truth");
+        if pods.len() >= POD_MOMENT_CAPACITY {
+            pods.drain(..POD_MOMENT_CAPACITY / 2);
+        }
+        pods.push(PodMoment {
+            unix_ns: unix_ns(),
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            kind,
+        });
+    }
+}
