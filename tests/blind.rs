@@ -137,4 +137,15 @@ async fn a_cluster_that_is_gone_stops_the_run_within_seconds_invalid() {
     );
     let summary = read_json(&dir.path().join("run/summary.json"));
     assert_eq!(summary["verdict"], "invalid", "{}", summary["reason"]);
+    // Whether the first step had reached the API before it went (the
+    // wait that follows is stopped by the blind-spot limit) or not (the
+    // step fails at once and the run ends blind), the reason is the same.
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not see the cluster"),
+        "{}",
+        summary["reason"]
+    );
 }

@@ -165,6 +165,10 @@ fn demo_fails_without_prestop_then_passes_with_it() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    assert!(
+        !stderr.contains("warning"),
+        "a run that finished warns of nothing: {stderr}"
+    );
     let fail_at = stdout.find("FAIL:").expect("a FAIL verdict is printed");
     let pass_at = stdout.find("PASS:").expect("a PASS verdict is printed");
     assert!(fail_at < pass_at, "{stdout}");

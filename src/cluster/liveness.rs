@@ -53,6 +53,7 @@ impl Heartbeat {
                 resource: API.into(),
                 from_ns: self.last_answer_ns,
                 len_ns: now_ns.saturating_sub(self.last_answer_ns),
+                open: false,
             });
         }
         self.last_answer_ns = now_ns;
@@ -69,10 +70,14 @@ impl Heartbeat {
             .map(|_| Duration::from_nanos(now_ns.saturating_sub(self.last_answer_ns)))
     }
 
-    /// The blind spots, one still open at `now` closed there.
+    /// The blind spots, one still open at `now` closed there and marked
+    /// [`BlindSpot::open`].
     pub fn finish(mut self, now_ns: u64) -> Vec<BlindSpot> {
         if self.silent_since.is_some() {
             self.answered(now_ns);
+            if let Some(last) = self.spots.last_mut() {
+                last.open = true;
+            }
         }
         self.spots
     }
@@ -95,6 +100,14 @@ pub fn event(spot: &BlindSpot) -> crate::cluster::event::LifecycleEvent {
         ),
         ..Default::default()
     }
+}
+
+/// Whether the API server answered within [`PROBE_TIMEOUT`].
+async fn probe(client: &kube::Client) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The running heartbeat.
@@ -121,10 +134,9 @@ impl Liveness {
                         _ = stop.cancelled() => break,
                         _ = tick.tick() => {}
                     }
-                    let probe = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version());
                     let answered = tokio::select! {
                         _ = stop.cancelled() => break,
-                        r = probe => matches!(r, Ok(Ok(_))),
+                        a = probe(&client) => a,
                     };
                     let now = clock.now_ns();
                     if answered {
@@ -142,6 +154,13 @@ impl Liveness {
                         }
                     }
                 }
+                // One last look, so that a run ending the moment the API
+                // went away knows it ended blind, whatever the tick.
+                if probe(&client).await {
+                    hb.answered(clock.now_ns());
+                } else {
+                    hb.silent(clock.now_ns());
+                }
                 hb.finish(clock.now_ns())
             })
         };
@@ -157,7 +176,9 @@ impl Liveness {
         self.gave_up.clone()
     }
 
-    /// Stop probing; the blind spots seen.
+    /// Stop probing after one last probe (at most [`PROBE_TIMEOUT`]); the
+    /// blind spots seen, the last one [`BlindSpot::open`] when the API
+    /// server did not answer that probe either.
     pub async fn stop(self) -> Vec<BlindSpot> {
         self.stop.cancel();
         self.task.await.unwrap_or_default()
@@ -194,7 +215,8 @@ mod tests {
             vec![BlindSpot {
                 resource: API.into(),
                 from_ns: S,
-                len_ns: 8 * S
+                len_ns: 8 * S,
+                open: false
             }]
         );
     }
@@ -207,5 +229,6 @@ mod tests {
         let spots = hb.finish(7 * S);
         assert_eq!(spots.len(), 1);
         assert_eq!((spots[0].from_ns, spots[0].len_ns), (S, 6 * S));
+        assert!(spots[0].open, "the run ended blind");
     }
 }

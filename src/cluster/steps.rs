@@ -981,7 +981,13 @@ async fn wait_rollout(ctx: &StepContext, timeout: Duration) -> StepEnd {
                 // The watcher recovers by itself (re-list); note and go on.
                 Some(Err(e)) => last = format!("watch error: {e}"),
                 Some(Ok(d)) => {
-                    match rollout_status(&d) {
+                    let status = rollout_status(&d);
+                    tracing::debug!(
+                        resource_version = d.metadata.resource_version.as_deref(),
+                        ?status,
+                        "wait_rollout: the deployment changed"
+                    );
+                    match status {
                         RolloutStatus::Complete => return StepEnd::Done,
                         RolloutStatus::DeadlineExceeded(_) => {
                             if let Some(f) = tracker.observe(now(), &d, &[]) {

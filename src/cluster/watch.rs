@@ -47,6 +47,9 @@ pub struct BlindSpot {
     pub resource: String,
     pub from_ns: u64,
     pub len_ns: u64,
+    /// Still blind when the run ended: what the cluster did at the end
+    /// (did the rollout finish? fail?) is unknown.
+    pub open: bool,
 }
 
 /// What the watches report when stopped.
@@ -372,6 +375,7 @@ impl Run {
                     resource: r.as_str().into(),
                     from_ns: errs.since_ns,
                     len_ns: now.saturating_sub(errs.since_ns),
+                    open: true,
                 });
             }
         }
@@ -445,6 +449,7 @@ impl Run {
                         resource: resource.as_str().into(),
                         from_ns: from,
                         len_ns: now.saturating_sub(from),
+                        open: false,
                     });
                     tracing::info!(
                         resource = resource.as_str(),
@@ -598,7 +603,8 @@ mod tests {
             [BlindSpot {
                 resource: "pods".into(),
                 from_ns: 100,
-                len_ns: 350
+                len_ns: 350,
+                open: false
             }]
         );
     }
@@ -628,7 +634,8 @@ mod tests {
             [BlindSpot {
                 resource: "pods".into(),
                 from_ns: 100,
-                len_ns: 300
+                len_ns: 300,
+                open: true
             }]
         );
     }

@@ -105,6 +105,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
                 resource: b.resource.clone(),
                 from_ns: b.from_ns,
                 len_ns: b.len_ns,
+                open: b.open,
             })
             .collect(),
         propagation_allowance_ms: Some(i.propagation_allowance.0.as_millis() as u64),
@@ -112,7 +113,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
         teardown: i.teardown,
     };
     record.write(out).map_err(Exit::from)?;
-    super::render::render_dir(out)
+    super::render::render(out, super::render::Caller::Run)
 }
 
 fn rollout_summary(

@@ -41,8 +41,21 @@ impl RunOutcome {
 
 /// Read the run directory `dir`, attribute, judge, and (re)write every
 /// derived file: `failures.csv`, `timeline.csv`, `summary.json`,
-/// `summary.md`, `junit.xml`, `report.html`.
+/// `summary.md`, `junit.xml`, `report.html`. For `baton report DIR`: a
+/// directory whose run never finished is rendered with a warning.
 pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
+    render(dir, Caller::Report)
+}
+
+/// Who renders: `baton report` on a directory written earlier, or the
+/// run itself, whose `running` marker goes once its reports are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caller {
+    Report,
+    Run,
+}
+
+pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
     let missing = |e: &dyn std::fmt::Display| {
         Exit::usage(format!(
             "{} is not a complete run directory: {e}",
@@ -70,7 +83,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<RunOutcome> {
         ))
         .into());
     }
-    if unfinished {
+    if unfinished && caller == Caller::Report {
         eprintln!(
             "baton: warning: {} holds `running`: the run that wrote it did not finish, so its record may stop early",
             dir.display()
@@ -162,7 +175,18 @@ fn summarise(
         .map(|b| Duration::from_nanos(b.len_ns))
         .max()
         .unwrap_or_default();
+    // The heartbeat's last probe decides whether the run ended blind: a
+    // watch still re-listing at the end, against an API server that
+    // answers, has only missed its last moments (its blind spot counts
+    // like any other).
+    let blind_at_end = record
+        .blind_spots
+        .iter()
+        .filter(|b| b.open && b.resource == crate::cluster::liveness::API)
+        .map(|b| (b.resource.clone(), Duration::from_nanos(b.len_ns)))
+        .max_by_key(|(_, len)| *len);
     let facts = RunFacts {
+        blind_at_end,
         sent: record.sent,
         rows_written: analysis.rows,
         failed: analysis.failed,
@@ -263,6 +287,7 @@ fn summarise(
                 resource: b.resource.clone(),
                 from_ms: ns_to_ms(b.from_ns),
                 len_ms: ns_to_ms(b.len_ns),
+                open: b.open,
             })
             .collect(),
         warnings: record.warnings.clone(),

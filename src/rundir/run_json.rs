@@ -198,6 +198,10 @@ pub struct BlindSpotRecord {
     pub resource: String,
     pub from_ns: u64,
     pub len_ns: u64,
+    /// Still blind when the run ended (absent in files written before
+    /// this field existed: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
 }
 
 impl RunRecord {
@@ -241,6 +245,7 @@ mod tests {
                 resource: "pods".into(),
                 from_ns: 5,
                 len_ns: 7,
+                open: true,
             }],
             ..RunRecord::default()
         };

@@ -163,6 +163,9 @@ pub struct BlindSpotLine {
     pub resource: String,
     pub from_ms: f64,
     pub len_ms: f64,
+    /// Still blind when the run ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open: bool,
 }
 
 /// Per-Pod lags and their summary.

@@ -32,6 +32,9 @@ pub struct RunFacts {
     pub rollout_incomplete: Option<String>,
     /// The longest time a watch saw nothing.
     pub longest_blind_spot: Duration,
+    /// Still blind when the run ended: which watch (or `api`), and for
+    /// how long by then.
+    pub blind_at_end: Option<(String, Duration)>,
     /// Stopped (Ctrl-C, SIGTERM) before the run ended.
     pub interrupted: bool,
     /// How the load went against its plan.
@@ -223,6 +226,11 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             ms(f.longest_blind_spot),
             ms(l.max_blind_spot)
         ))
+    } else if let Some((what, len)) = &f.blind_at_end {
+        Some(format!(
+            "baton could not see the cluster when the run ended ({what} silent for the last {}): how the rollout ended is unknown",
+            ms(*len)
+        ))
     } else if f.sent == 0 {
         Some("no request was sent".into())
     } else {
@@ -383,6 +391,21 @@ mod tests {
         let j = judge_run(&f, &limits());
         assert_eq!(j.verdict, Verdict::Invalid);
         assert!(j.reason.contains("client_resource"));
+    }
+
+    #[test]
+    fn a_run_that_ends_blind_is_invalid_however_short_the_blind_spot() {
+        let mut f = facts();
+        f.rollout_incomplete = Some("step 1 set image: failed: connect error".into());
+        f.blind_at_end = Some(("api".into(), Duration::from_millis(300)));
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(j.reason.contains("when the run ended"), "{}", j.reason);
+        assert!(
+            j.reason.contains("api silent for the last 300 ms"),
+            "{}",
+            j.reason
+        );
     }
 
     #[test]
