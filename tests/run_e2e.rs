@@ -194,6 +194,8 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     );
     let incident = &s1["incidents"][0];
     assert_eq!(incident["cause"], "endpoint_lag_on_termination");
+    // The textbook case reads as what it is, not as a loose fit.
+    assert_eq!(incident["confidence"], "high", "{incident}");
     assert!(
         incident["remedy"]["value_ms"].as_f64().unwrap() >= 100.0,
         "the remedy names a preStop sleep: {incident}"

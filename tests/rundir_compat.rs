@@ -165,6 +165,10 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
 ///   longer puts names in code spans (a backtick in one would end it);
 /// - `summary.json` gained `schedule` (how the load kept its plan, which
 ///   now judges a run's validity);
+/// - `failures.csv`'s `confidence`, `evidence` and the order of its
+///   `candidates` follow the attribution (a proxy lagging within the
+///   allowance is endpoint lag, not a loose fit; candidates ranked by how
+///   well they explain the failure); causes and candidate sets hold;
 /// - each incident's `remedy` is worked out from the Deployment's spec
 ///   (`cluster/deployment.before.yaml`): it no longer asks to raise a
 ///   grace period above a value it already exceeds, and may carry a
@@ -196,11 +200,36 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
         }
     }
     assert_eq!(now, then);
-    for f in ["failures.csv", "timeline.csv"] {
-        let a = std::fs::read(dir.join(f)).unwrap();
-        let b = std::fs::read(original.join(f)).unwrap();
-        assert!(a == b, "{f} re-rendered differs from what 0.1.0 wrote");
-    }
+    let a = std::fs::read(dir.join("timeline.csv")).unwrap();
+    let b = std::fs::read(original.join("timeline.csv")).unwrap();
+    assert!(
+        a == b,
+        "timeline.csv re-rendered differs from what 0.1.0 wrote"
+    );
+    // Every failure keeps its cause and its set of candidate Pods; how
+    // sure baton is, the order of the candidates and the evidence line
+    // follow the attribution, which the catalogue measures.
+    let stable = |dir: &Path| -> Vec<Vec<String>> {
+        common::read_csv(&dir.join("failures.csv"))
+            .into_iter()
+            .map(|r| {
+                let mut pods: Vec<&str> = r["candidates"]
+                    .split("; ")
+                    .map(|c| c.split(" (").next().unwrap_or(c))
+                    .collect();
+                pods.sort();
+                let mut row: Vec<String> = [
+                    "seq", "start_ns", "end_ns", "outcome", "phase", "status", "backend", "cause",
+                ]
+                .iter()
+                .map(|k| r[*k].clone())
+                .collect();
+                row.push(pods.join(","));
+                row
+            })
+            .collect()
+    };
+    assert_eq!(stable(&dir), stable(&original), "failures.csv");
     // The record of the run is not rewritten.
     for f in [
         "run.json",

@@ -12,12 +12,13 @@
 //! # The rules, in the order they are tried
 //!
 //! A failure gets exactly one cause: the first rule that fits. A rule fits
-//! *strictly* when the events alone place a candidate Pod in the right
-//! state at the right instant, and *loosely* when only an allowance does
-//! (a proxy may route by endpoints up to `propagation_allowance` old; a
-//! watch may report an event after it happened, which an API time can
-//! show). Strict fits of the termination rules are tried before any loose
-//! fit, so that a lagging-proxy allowance never hides direct evidence.
+//! *strictly* when the events place a candidate Pod in the right state at
+//! the right instant (a proxy routing by endpoints up to
+//! `propagation_allowance` old included: that is how proxies work), and
+//! *loosely* when only an allowance for a late watch does (a watch may
+//! report an event after it happened, which an API time can show).
+//! Strict fits are tried before any loose fit, so that an allowance never
+//! hides direct evidence.
 //!
 //! 1. `harness`: outcome `client_resource`. The load host's own limit,
 //!    decided by the outcome alone and never tied to a Pod, so it goes
@@ -25,31 +26,40 @@
 //! 2. `killed_in_flight` (strict): the request started before a Pod's
 //!    deletion (or a terminating Pod's container exit) and died
 //!    mid-exchange after it. Before the lag rule because a request that
-//!    was already in flight was not routed by a stale endpoint list.
+//!    was already in flight was not routed by a stale endpoint list. A
+//!    deletion kills nothing while the Deployment's preStop sleep runs
+//!    (SIGTERM comes after it), so those deletions are not candidates.
 //! 3. `endpoint_lag_on_termination` (strict): a new connection failed
-//!    after a Pod's deletion while its endpoint was listed ready: refused,
-//!    timed out, or cut off at any point (a Pod going away loses a request
-//!    however far it got; a preStop sleep saves it), or an HTTP error that
-//!    the terminating Pod itself answered.
-//! 4. `no_ready_endpoints` (strict): zero ready endpoints at the instant.
-//!    After the lag rule: a deleted Pod's endpoint still listed is the
-//!    sharper explanation (and while it is listed the count is not zero).
-//! 5. The loose fits of 2, 3 and 4, in that order: an in-flight request
+//!    after a Pod's deletion while its endpoint was routable: listed
+//!    ready; or dropped from the slice less than `propagation_allowance`
+//!    before (a lagging proxy: that *is* the lag); or serving and
+//!    terminating while no endpoint was ready (kube-proxy's terminating
+//!    fallback). Refused, timed out, or cut off at any point (a Pod going
+//!    away loses a request however far it got; a preStop sleep saves
+//!    it), or an HTTP error that the terminating Pod itself answered.
+//!    Candidates are ranked by how well they explain it: a Pod whose
+//!    container had exited, then one past its preStop sleep (or without
+//!    one), then one still inside it (serving on). When every candidate
+//!    was inside its preStop sleep and a crash or a premature readiness
+//!    fits, the lag is set aside: those Pods were serving.
+//! 4. `container_crash` (root cause before symptom): a container of a
+//!    Pod that was not terminating exited or restarted within
+//!    `crash_window`, or had exited and was still routed to. Before
+//!    `no_ready_endpoints` (a crash that empties the endpoints is the
+//!    crash) and `premature_readiness` (a Pod that crashes right after
+//!    becoming ready was not ready too early).
+//! 5. `no_ready_endpoints` (strict): zero ready endpoints at the instant.
+//! 6. The loose fits of 2, 3 and 5, in that order: an in-flight request
 //!    whose Pod was seen going while it ran, though its endpoint had
-//!    already stopped being routable; a connection that failed while a
-//!    deleted Pod's endpoint had gone less than the allowance before; an
-//!    in-flight request that ended just before the watch saw the kill
-//!    (only an API time puts the kill inside the request: observed order
-//!    says otherwise, so a Pod deleted before the request began is the
-//!    better explanation); zero ready endpoints within the allowance.
-//! 6. `premature_readiness`: a failure (connection, reset, timeout, 503)
+//!    already stopped being routable; a deletion only an API time puts
+//!    before the failure; an in-flight request that ended just before
+//!    the watch saw the kill; zero ready endpoints only within the
+//!    allowance before the instant (a proxy may not have learned of the
+//!    new ones yet).
+//! 7. `premature_readiness`: a failure (connection, reset, timeout, 503)
 //!    within `readiness_window` after its Pod (the backend, or any Pod)
-//!    became ready. After the termination rules because in a rolling
-//!    update every deletion follows a new Pod's readiness closely, and a
-//!    failure after a deletion is far more often the deleted Pod's.
-//! 7. `container_crash`: a container of a Pod that was not terminating
-//!    exited or restarted within `crash_window` of the request, or had
-//!    exited, was not back, and its endpoint was still routable.
+//!    became ready, counted from when a proxy may have begun routing
+//!    there (up to the allowance after the API said ready).
 //! 8. `app_error`: an HTTP error from a ready, non-terminating Pod. Last of
 //!    the causes because an HTTP error near a lifecycle event is more
 //!    likely that event's doing.
@@ -60,12 +70,16 @@
 //!    known late or not at all, so nothing is attributed there.
 //!
 //! A backend named by the response narrows every Pod rule to that Pod.
-//! Confidence: high when exactly one candidate fits strictly, medium when
-//! several do, low when only an allowance makes the rule fit. For
+//! Confidence (see `reports/README.md`): high when exactly one Pod
+//! explains it (for endpoint lag, Pods known to be serving in their
+//! preStop do not count), medium when several do, low when only an
+//! allowance for a late watch makes the rule fit. For
 //! `no_ready_endpoints`, which names no Pod (its candidates are the Pods
 //! that existed): high when zero were ready throughout the allowance
 //! before, medium when zero at the instant, low when zero only within the
 //! allowance before. `harness` is always high, `unexplained` always low.
+//! Every rule change is measured against the sandbox's ground truth by
+//! the catalogue (`tests/catalogue/`).
 //!
 //! Failures of one cause whose start times lie within `incident_gap` of
 //! each other form an [`Incident`] (see [`incident`]); each gets a remedy,
@@ -300,6 +314,57 @@ fn killed_or_refused(mut found: Finding, lag: &[Fit], f: &FailedRequest) -> Find
     found
 }
 
+/// How well a Pod going away explains a connection that failed at the
+/// request's start, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Going {
+    /// Its container had exited: nothing listened there.
+    Exited,
+    /// Past its preStop sleep, or it has none (or one baton cannot read).
+    PastPreStop,
+    /// Still inside the preStop sleep of the Deployment's spec: it was
+    /// serving on.
+    InPreStop,
+}
+
+/// How long after a container exits the kubelet's report of it may reach
+/// the watch: an exit seen this soon after a failure was already there.
+const EXIT_REPORT_SLACK_NS: u64 = 250_000_000;
+
+/// Each endpoint-lag fit with how well it explains the failure, best
+/// first, then nearest deletion first (the order [`narrow`] gave).
+fn rank_going(
+    fits: Vec<Fit>,
+    f: &FailedRequest,
+    t: &Timeline,
+    cfg: &AttributionConfig,
+) -> Vec<(Going, Fit)> {
+    let at = f.start_ns;
+    let mut ranked: Vec<(Going, Fit)> = fits
+        .into_iter()
+        .map(|c| {
+            let exited = t.pod_events(&c.pod).any(|e| {
+                e.kind == crate::cluster::event::EventKind::ContainerTerminated
+                    && e.observed_ns >= c.event_ns
+                    && e.observed_ns <= at + EXIT_REPORT_SLACK_NS
+            });
+            let prestop = cfg
+                .spec
+                .as_ref()
+                .and_then(|s| s.prestop_sleep)
+                .map(|d| d.as_nanos() as u64);
+            let rank = match prestop {
+                _ if exited => Going::Exited,
+                Some(sleep) if at < c.event_ns + sleep => Going::InPreStop,
+                _ => Going::PastPreStop,
+            };
+            (rank, c)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked
+}
+
 /// The fits of one tier: the strict ones, or the loose ones.
 fn tier(fits: &[Fit], strict: bool) -> Vec<Fit> {
     fits.iter()
@@ -340,9 +405,47 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         };
     }
 
-    let killed = narrow(rules::killed_in_flight(f, t, cfg), f, f.end_ns);
-    let lag = narrow(rules::endpoint_lag(f, t, cfg), f, f.start_ns);
+    // A deletion kills nothing while a preStop sleep runs: SIGTERM comes
+    // after it. Found against the sandbox's ground truth: refusals by new
+    // Pods were blamed on old Pods deleted during the request.
+    let prestop_ns = cfg
+        .spec
+        .as_ref()
+        .and_then(|s| s.prestop_sleep)
+        .map(|d| d.as_nanos() as u64);
+    let mut killed = rules::killed_in_flight(f, t, cfg);
+    killed.retain(|c| !(c.at_deletion && prestop_ns.is_some_and(|p| f.end_ns < c.event_ns + p)));
+    let killed = narrow(killed, f, f.end_ns);
+    let lag = rank_going(
+        narrow(rules::endpoint_lag(f, t, cfg), f, f.start_ns),
+        f,
+        t,
+        cfg,
+    );
     let none_ready = rules::no_ready_endpoints(f, t, cfg);
+    let crash = narrow(rules::container_crash(f, t, cfg), f, f.start_ns);
+    let ready = narrow(rules::premature_readiness(f, t, cfg), f, f.start_ns);
+    // Pods going away that were all still inside their preStop sleep
+    // served on: a Pod that had just become ready, or had crashed,
+    // explains a failed connection better. Found against the sandbox's
+    // ground truth: refusals by new Pods whose readiness came before
+    // their app listened were blamed on old Pods serving in preStop.
+    let lag = if lag.iter().all(|(rank, _)| *rank == Going::InPreStop)
+        && (!crash.is_empty() || !ready.is_empty())
+    {
+        Vec::new()
+    } else {
+        lag
+    };
+    // The Pods that could have refused it: all but the ones known to be
+    // serving in their preStop (unless that is all there is).
+    let could_refuse = lag.iter().filter(|(r, _)| *r != Going::InPreStop).count();
+    let lag_best_count = if could_refuse == 0 {
+        lag.len()
+    } else {
+        could_refuse
+    };
+    let lag: Vec<Fit> = lag.into_iter().map(|(_, c)| c).collect();
 
     let pod_finding = |cause: Cause, fits: Vec<Fit>, strict: bool| -> Finding {
         let confidence = Confidence::of(fits.len(), strict);
@@ -371,6 +474,9 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         let l = tier(&lag, strict);
         if !l.is_empty() {
             let mut found = pod_finding(Cause::EndpointLagOnTermination, l, strict);
+            // Only the Pods that explain it best count against certainty:
+            // one whose container had exited outranks ones still serving.
+            found.confidence = Confidence::of(lag_best_count.min(found.fits.len()), strict);
             if strict {
                 // A proxy that lags may still pick any Pod whose endpoint
                 // left within the allowance, not only the ones the slice
@@ -395,6 +501,11 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
                 f,
             );
         }
+        // Root cause before symptom: a crash that empties the endpoints,
+        // or that a Pod just made ready suffers, is the crash.
+        if strict && !crash.is_empty() {
+            return pod_finding(Cause::ContainerCrash, crash, true);
+        }
         match none_ready {
             Some(NoReady::WithinAllowance { .. }) if strict => {}
             Some(n) => return no_ready_finding(n, f, &what, t, cfg),
@@ -402,13 +513,8 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         }
     }
 
-    let ready = narrow(rules::premature_readiness(f, t, cfg), f, f.start_ns);
     if !ready.is_empty() {
         return pod_finding(Cause::PrematureReadiness, ready, true);
-    }
-    let crash = narrow(rules::container_crash(f, t, cfg), f, f.start_ns);
-    if !crash.is_empty() {
-        return pod_finding(Cause::ContainerCrash, crash, true);
     }
     let app = narrow(rules::app_error(f, t, cfg), f, f.start_ns);
     if !app.is_empty() {
@@ -463,6 +569,8 @@ fn no_ready_finding(
             grace_period_s: None,
             at_deletion: false,
             exit_after_deletion_ns: None,
+            lagging_since_ns: None,
+            by_fallback: false,
         })
         .collect();
     Finding {
@@ -507,10 +615,18 @@ fn pod_evidence(
             spaced(&c.what),
         ),
         Cause::EndpointLagOnTermination => {
-            let routable = if c.strict {
-                " while its endpoint was still routable"
-            } else {
-                ""
+            let routable = match c.lagging_since_ns {
+                Some(since) => format!(
+                    " while a lagging proxy still routed to it (its endpoint had left the \
+                     EndpointSlice {} earlier, within the {} propagation allowance)",
+                    text::dur(f.start_ns.saturating_sub(since)),
+                    text::dur(cfg.propagation_allowance.as_nanos() as u64)
+                ),
+                None if c.by_fallback => " while its endpoint was still routable: no endpoint \
+                    was ready, so proxies fell back to the serving, terminating ones"
+                    .to_string(),
+                None if c.strict => " while its endpoint was still routable".to_string(),
+                None => String::new(),
             };
             format!(
                 "{what} {} pod {}{}{routable}",
@@ -520,10 +636,12 @@ fn pod_evidence(
             )
         }
         Cause::PrematureReadiness => format!(
-            "{what} {} pod {} became ready (within the {} readiness window)",
+            "{what} {} pod {} became ready (within the {} readiness window plus the {} a proxy \
+             may take to start routing there)",
             text::offset(f.start_ns, c.event_ns),
             c.pod,
             text::dur(cfg.readiness_window.as_nanos() as u64),
+            text::dur(cfg.propagation_allowance.as_nanos() as u64),
         ),
         Cause::ContainerCrash => format!(
             "{what} {} pod {}{}",

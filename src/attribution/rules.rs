@@ -46,6 +46,14 @@ pub(crate) struct Candidate {
     /// deletion it came (near the grace period: killed at its end; long
     /// before: the app exits at SIGTERM).
     pub exit_after_deletion_ns: Option<u64>,
+    /// For endpoint lag: the endpoint had left the EndpointSlice at this
+    /// instant, within the propagation allowance before the failure, so
+    /// only a proxy that had not caught up yet still routed to it. That
+    /// *is* endpoint lag: evidence, not a stretch.
+    pub lagging_since_ns: Option<u64>,
+    /// For endpoint lag: routable only by the terminating fallback (no
+    /// endpoint was ready, so proxies used the serving, terminating ones).
+    pub by_fallback: bool,
 }
 
 impl Candidate {
@@ -59,6 +67,8 @@ impl Candidate {
             grace_period_s: None,
             at_deletion: false,
             exit_after_deletion_ns: None,
+            lagging_since_ns: None,
+            by_fallback: false,
         }
     }
 
@@ -287,11 +297,17 @@ pub(crate) fn endpoint_lag(
         if at < earliest {
             continue;
         }
-        let routability = t.routability(pod, at, allowance);
+        let mut routability = t.routability(pod, at, allowance);
+        let fallback = matches!(routability, Routability::No | Routability::Unknown)
+            && t.terminating_fallback(pod, at, allowance);
+        if fallback {
+            routability = Routability::Routable;
+        }
         if routability == Routability::No {
             continue;
         }
         let mut c = Candidate::new(pod, d.observed_ns, deletion_what(d.grace_period_s));
+        c.by_fallback = fallback;
         if at < d.observed_ns {
             c = c.loose(format!(
                 "the watch saw the deletion {} later; its API time puts it before",
@@ -300,14 +316,7 @@ pub(crate) fn endpoint_lag(
         }
         match routability {
             Routability::Routable | Routability::No => {}
-            Routability::Lagging { stopped_ns } => {
-                c = c.loose(format!(
-                    "its endpoint had stopped being routable {} earlier, within the {} \
-                     propagation allowance",
-                    super::text::dur(at - stopped_ns),
-                    super::text::dur(allowance)
-                ));
-            }
+            Routability::Lagging { stopped_ns } => c.lagging_since_ns = Some(stopped_ns),
             Routability::Unknown => {
                 c = c.loose("no endpoint events were seen for it".to_string());
             }
@@ -407,7 +416,10 @@ pub(crate) fn premature_readiness(
         let Some(ready) = ready else {
             continue;
         };
-        if at - ready > window {
+        // The window runs from when the data plane can have begun routing
+        // there: a proxy may learn of the new endpoint up to the
+        // allowance after the API said it was ready.
+        if at - ready > window + allowance {
             continue;
         }
         if matches!(t.routability(pod, at, allowance), Routability::No) {

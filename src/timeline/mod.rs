@@ -457,6 +457,20 @@ impl Timeline {
             .fold((first, first), |(mn, mx), &c| (mn.min(c), mx.max(c)))
     }
 
+    /// Whether a proxy lagging by at most `allowance_ns` could have routed
+    /// to `pod` at `ns` by kube-proxy's terminating fallback (KEP-1669):
+    /// with no endpoint of the Service ready, new connections go to the
+    /// endpoints that are serving and terminating, such as a deleted Pod
+    /// in its preStop.
+    pub fn terminating_fallback(&self, pod: &str, ns: u64, allowance_ns: u64) -> bool {
+        [ns.saturating_sub(allowance_ns), ns].into_iter().any(|at| {
+            self.ready_endpoints_at(at) == 0
+                && self
+                    .endpoints_of_at(pod, at)
+                    .any(|e| e.listed && e.serving && e.terminating)
+        })
+    }
+
     /// Pods per lifecycle at `ns`.
     pub fn pods_by_state_at(&self, ns: u64) -> PodCounts {
         self.pod_counts.at(ns).copied().unwrap_or_default()

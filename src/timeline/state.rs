@@ -293,8 +293,8 @@ impl EndpointState {
     }
 
     /// What a Service proxy routes new connections to: listed and ready.
-    /// (kube-proxy falls back to serving-and-terminating endpoints only when
-    /// none is ready; that fallback is not modelled.)
+    /// (kube-proxy falls back to serving-and-terminating endpoints when
+    /// none is ready: see [`super::Timeline::terminating_fallback`].)
     pub fn routable(&self) -> bool {
         self.listed && self.ready
     }
