@@ -31,6 +31,20 @@ async fn wait_for_step(out: &Path) {
     panic!("the run never reached its steps");
 }
 
+/// The run in `out` is INVALID because baton could not see the cluster.
+fn assert_invalid_while_blind(out: &Path) {
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["verdict"], "invalid", "{}", summary["reason"]);
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not see the cluster"),
+        "{}",
+        summary["reason"]
+    );
+}
+
 /// The bundled rollout on a sandbox whose API baton reaches through a
 /// relay; `disturb` is what happens to the relay once the rollout began.
 async fn run_with_relay(
@@ -85,16 +99,7 @@ async fn a_stalled_api_connection_makes_the_run_invalid_with_a_blind_spot() {
     .await;
     assert_eq!(code, Some(3), "invalid, never a verdict while blind");
     let out = dir.path().join("run");
-    let summary = read_json(&out.join("summary.json"));
-    assert_eq!(summary["verdict"], "invalid");
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("could not see the cluster"),
-        "{}",
-        summary["reason"]
-    );
+    assert_invalid_while_blind(&out);
     let run = read_json(&out.join("run.json"));
     let api = run["blind_spots"]
         .as_array()
@@ -135,17 +140,8 @@ async fn a_cluster_that_is_gone_stops_the_run_within_seconds_invalid() {
         since_kill < Duration::from_secs(30),
         "ended {since_kill:?} after the cluster went ({elapsed:?} in all)"
     );
-    let summary = read_json(&dir.path().join("run/summary.json"));
-    assert_eq!(summary["verdict"], "invalid", "{}", summary["reason"]);
-    // Whether the first step had reached the API before it went (the
-    // wait that follows is stopped by the blind-spot limit) or not (the
-    // step fails at once and the run ends blind), the reason is the same.
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("could not see the cluster"),
-        "{}",
-        summary["reason"]
-    );
+    // Whether the rollout was still going when the API went (the wait is
+    // stopped by the blind-spot limit) or had just completed (the run
+    // ends blind), the reason is the same.
+    assert_invalid_while_blind(&dir.path().join("run"));
 }

@@ -19,6 +19,22 @@ fn baton() -> Command {
     c
 }
 
+/// `baton run PROFILE` on the cluster of `kubeconfig`, quiet, into `out`;
+/// stderr kept for the assertions' messages.
+fn spawn_run(profile: &Path, kubeconfig: &Path, out: &Path) -> std::process::Child {
+    baton()
+        .arg("run")
+        .arg(profile)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-q", "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 type Row = HashMap<String, String>;
 
 fn num(row: &Row, col: &str) -> i128 {
@@ -708,17 +724,7 @@ async fn await_rollout_judges_a_rollout_someone_else_triggers() {
     )
     .unwrap();
     let out = dir.path().join("run");
-    let child = baton()
-        .arg("run")
-        .arg(&profile)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["-q", "-o"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&profile, &kubeconfig, &out);
     // Once baton awaits, someone else rolls out.
     let events = out.join("events.csv");
     let mut awaiting = false;
@@ -833,17 +839,7 @@ async fn ephemeral_namespace_run(interrupt: bool) {
     )
     .unwrap();
     let out = dir.path().join("run");
-    let mut child = baton()
-        .arg("run")
-        .arg(&profile)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["-q", "-o"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&profile, &kubeconfig, &out);
     if interrupt {
         let requests = out.join("requests.csv");
         for _ in 0..300 {

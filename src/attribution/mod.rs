@@ -161,6 +161,16 @@ pub struct AttributionConfig {
     pub spec: Option<spec::SpecFacts>,
 }
 
+impl AttributionConfig {
+    /// The Deployment's preStop sleep, when its spec is known and has one.
+    pub(crate) fn prestop_sleep_ns(&self) -> Option<u64> {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.prestop_sleep)
+            .map(|d| d.as_nanos() as u64)
+    }
+}
+
 impl Default for AttributionConfig {
     fn default() -> Self {
         AttributionConfig {
@@ -348,12 +358,7 @@ fn rank_going(
                     && e.observed_ns >= c.event_ns
                     && e.observed_ns <= at + EXIT_REPORT_SLACK_NS
             });
-            let prestop = cfg
-                .spec
-                .as_ref()
-                .and_then(|s| s.prestop_sleep)
-                .map(|d| d.as_nanos() as u64);
-            let rank = match prestop {
+            let rank = match cfg.prestop_sleep_ns() {
                 _ if exited => Going::Exited,
                 Some(sleep) if at < c.event_ns + sleep => Going::InPreStop,
                 _ => Going::PastPreStop,
@@ -405,17 +410,7 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         };
     }
 
-    // A deletion kills nothing while a preStop sleep runs: SIGTERM comes
-    // after it. Found against the sandbox's ground truth: refusals by new
-    // Pods were blamed on old Pods deleted during the request.
-    let prestop_ns = cfg
-        .spec
-        .as_ref()
-        .and_then(|s| s.prestop_sleep)
-        .map(|d| d.as_nanos() as u64);
-    let mut killed = rules::killed_in_flight(f, t, cfg);
-    killed.retain(|c| !(c.at_deletion && prestop_ns.is_some_and(|p| f.end_ns < c.event_ns + p)));
-    let killed = narrow(killed, f, f.end_ns);
+    let killed = narrow(rules::killed_in_flight(f, t, cfg), f, f.end_ns);
     let lag = rank_going(
         narrow(rules::endpoint_lag(f, t, cfg), f, f.start_ns),
         f,
@@ -440,7 +435,7 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
     // The Pods that could have refused it: all but the ones known to be
     // serving in their preStop (unless that is all there is).
     let could_refuse = lag.iter().filter(|(r, _)| *r != Going::InPreStop).count();
-    let lag_best_count = if could_refuse == 0 {
+    let lag_could_refuse = if could_refuse == 0 {
         lag.len()
     } else {
         could_refuse
@@ -476,7 +471,7 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
             let mut found = pod_finding(Cause::EndpointLagOnTermination, l, strict);
             // Only the Pods that explain it best count against certainty:
             // one whose container had exited outranks ones still serving.
-            found.confidence = Confidence::of(lag_best_count.min(found.fits.len()), strict);
+            found.confidence = Confidence::of(lag_could_refuse.min(found.fits.len()), strict);
             if strict {
                 // A proxy that lags may still pick any Pod whose endpoint
                 // left within the allowance, not only the ones the slice

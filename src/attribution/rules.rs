@@ -245,7 +245,17 @@ pub(crate) fn killed_in_flight(
                 best = Some(c);
             }
         }
-        out.extend(best);
+        // A deletion kills nothing while a preStop sleep runs: SIGTERM
+        // comes after it. Found against the sandbox's ground truth:
+        // refusals by new Pods were blamed on old Pods deleted during the
+        // request.
+        let in_prestop = |c: &Candidate| {
+            c.at_deletion
+                && cfg
+                    .prestop_sleep_ns()
+                    .is_some_and(|p| f.end_ns < c.event_ns + p)
+        };
+        out.extend(best.filter(|c| !in_prestop(c)));
     }
     out
 }
