@@ -110,6 +110,10 @@ impl Object {
     }
 }
 
+/// How far a Pod transition's API time (one-second resolution) may trail
+/// the moment its watch event arrived before the event counts as late.
+pub const LATE_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Where a full list of a resource comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListKind {
@@ -199,8 +203,28 @@ impl Normaliser {
         }
     }
 
-    /// An object was added or modified (a watch's ADDED / MODIFIED).
+    /// An object was added or modified (a watch's ADDED / MODIFIED). A Pod
+    /// transition whose API time trails the moment baton saw it by more
+    /// than [`LATE_AFTER`] comes out `late`: the watch delivered it late
+    /// (a stalled stream, an overloaded API server), and its API time is
+    /// the better clock for it.
     pub fn applied(&mut self, obj: Object, observed_ns: u64) -> Vec<LifecycleEvent> {
+        let is_pod = matches!(obj, Object::Pod(_));
+        let mut out = self.diff(obj, observed_ns);
+        if is_pod {
+            for e in &mut out {
+                if e.api_ns
+                    .is_some_and(|api| observed_ns as i64 - api > LATE_AFTER.as_nanos() as i64)
+                {
+                    e.late = true;
+                }
+            }
+        }
+        out
+    }
+
+    /// The events between an object's last known state and `obj`.
+    fn diff(&mut self, obj: Object, observed_ns: u64) -> Vec<LifecycleEvent> {
         let mut out = Vec::new();
         match obj {
             Object::Pod(p) => self.pod(&p, observed_ns, &mut out),
@@ -250,7 +274,7 @@ impl Normaliser {
             self.forget(resource, name, observed_ns, &mut out);
         }
         for obj in objects.into_iter().filter(|o| o.resource() == resource) {
-            out.extend(self.applied(obj, observed_ns));
+            out.extend(self.diff(obj, observed_ns));
         }
         for e in &mut out {
             match kind {
@@ -890,12 +914,12 @@ mod tests {
     fn a_new_pod_is_created_at_its_creation_timestamp() {
         let (clock, mut n) = norm();
         let ev = n.applied(
-            pod(json!({"metadata": {"creationTimestamp": at(&clock, -3)}})),
+            pod(json!({"metadata": {"creationTimestamp": at(&clock, -2)}})),
             42,
         );
         assert_eq!(kinds(&ev), [PodCreated]);
         assert_eq!(ev[0].observed_ns, 42);
-        assert_eq!(ev[0].api_ns, api(&clock, -3));
+        assert_eq!(ev[0].api_ns, api(&clock, -2));
         assert_eq!(ev[0].object, "pod/web-1");
         assert_eq!(ev[0].pod, "web-1");
         assert!(!ev[0].late);
@@ -935,6 +959,38 @@ mod tests {
             3,
         );
         assert_eq!(kinds(&again), [ContainerStarted]);
+    }
+
+    #[test]
+    fn a_pod_transition_seen_long_after_its_api_time_is_late_but_not_in_a_list() {
+        const S: u64 = 1_000_000_000;
+        let (clock, mut n) = norm();
+        n.applied(pod(json!({})), 1);
+        // Started at 5 s, seen at 6 s: on time.
+        let ev = n.applied(
+            pod(status(json!([]), json!([running(&clock, 5, 0)]))),
+            6 * S,
+        );
+        assert!(!ev[0].late);
+        // Ready at 7 s, seen at 12 s: the watch delivered it late.
+        let ev = n.applied(
+            pod(status(
+                json!([cond("Ready", "True", &at(&clock, 7))]),
+                json!([running(&clock, 5, 0)]),
+            )),
+            12 * S,
+        );
+        assert_eq!(kinds(&ev), [PodReady]);
+        assert!(ev[0].late, "{ev:?}");
+        // A first list shows Pods as they are, however old: not late.
+        let (clock, mut n) = norm();
+        let listed = n.relisted(
+            Resource::Pods,
+            vec![pod(status(json!([]), json!([running(&clock, 1, 0)])))],
+            60 * S,
+            ListKind::Initial,
+        );
+        assert!(listed.iter().all(|e| !e.late), "{listed:?}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! endpoint. These are the numbers a remedy is sized from (a preStop sleep
 //! must outlast the first; a grace period must outlast the second).
 //!
+//! Times are when each event was seen, except for events a watch delivered
+//! late (`late`), which count from their API time: a stalled watch would
+//! otherwise stretch every lag by its stall.
+//!
 //! Not for: judging whether a lag caused failures (see `attribution`).
 
 use super::{Lifecycle, Timeline};
@@ -16,9 +20,10 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PodLags {
     pub pod: String,
-    /// Observed time of its deletionTimestamp.
+    /// When it got its deletionTimestamp: observed, or the API time when
+    /// the watch delivered it late.
     pub deleted_ns: Option<u64>,
-    /// Observed time it first became ready.
+    /// When it first became ready (observed, or the API time when late).
     pub ready_ns: Option<u64>,
     /// Deletion → every endpoint of it not ready, terminating or removed
     /// (zero if none was routable at the deletion).
@@ -76,11 +81,21 @@ pub fn pod_lags(timeline: &Timeline) -> Vec<PodLags> {
         .collect()
 }
 
+/// When an event happened, as well as the record tells: the moment it was
+/// seen, unless the watch delivered it late, when its API time (to the
+/// second, never after the moment it was seen) is the better clock.
+fn happened_ns(e: &crate::cluster::event::LifecycleEvent) -> u64 {
+    match (e.late, e.api_ns) {
+        (true, Some(api)) => (api.max(0) as u64).min(e.observed_ns),
+        _ => e.observed_ns,
+    }
+}
+
 fn lags_of(t: &Timeline, name: &str) -> PodLags {
     let first = |kind: EventKind, after: u64| {
         t.pod_events(name)
             .find(|e| e.kind == kind && e.observed_ns >= after)
-            .map(|e| e.observed_ns)
+            .map(happened_ns)
     };
     let deleted_ns = first(EventKind::PodDeleting, 0);
     let ready_ns = first(EventKind::PodReady, 0);
@@ -226,6 +241,19 @@ mod tests {
         assert_eq!(l.deletion_to_endpoint_unroutable, ms(40));
         assert_eq!(l.deletion_to_container_terminated, ms(300));
         assert_eq!(l.deletion_to_gone, ms(320));
+    }
+
+    #[test]
+    fn events_a_stalled_watch_delivered_late_count_from_their_api_time() {
+        // Deleted at 1000 ms and exited at 1300 ms by the API's clock, both
+        // delivered together at 8000 ms after a stall.
+        let mut ev = pod_already_up(0, "old");
+        ev.push(late(api(deleting(8000, "old", 30), 1000)));
+        ev.push(late(api(terminated(8000, "old", 0, "Completed"), 1300)));
+        let t = Timeline::new(ev);
+        let l = &pod_lags(&t)[0];
+        assert_eq!(l.deleted_ns, Some(1000 * MS));
+        assert_eq!(l.deletion_to_container_terminated, ms(300));
     }
 
     #[test]
