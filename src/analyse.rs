@@ -14,7 +14,7 @@ use crate::attribution::FailedRequest;
 use crate::load::outcome::Outcome;
 use crate::load::record::RequestRecord;
 use crate::rundir::{RunDirError, requests};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The width of a `timeline.csv` bucket.
@@ -80,10 +80,16 @@ pub struct Analysis {
     /// Counts per outcome and the latency, response-time and lateness
     /// histograms, from the rows (the same figures the engine kept).
     pub stats: crate::load::stats::Stats,
+    /// Per [`Marks::probes`] entry: the start of the first request that Pod
+    /// answered in the probe's window (a response naming it as backend).
+    pub first_answers: Vec<Option<u64>>,
+    /// The earliest start of any request: when the load was running.
+    pub first_start_ns: Option<u64>,
 }
 
-/// The instants that split a run for the version and spread figures.
-#[derive(Clone, Copy, Debug, Default)]
+/// The instants that split a run for the version and spread figures, and
+/// the endpoints whose first answer the pass looks for.
+#[derive(Clone, Debug, Default)]
 pub struct Marks {
     /// When the rollout began (the first step): responses before it show
     /// the starting version.
@@ -91,6 +97,18 @@ pub struct Marks {
     /// When the rollout had settled: responses after it should all come
     /// from the final version, spread over the final Pods.
     pub settled_ns: Option<u64>,
+    /// Endpoints that became routable during the run: the pass finds the
+    /// first request each Pod answered while routable
+    /// ([`Analysis::first_answers`], in the same order).
+    pub probes: Vec<Probe>,
+}
+
+/// "When did `pod` first answer a request started in `[from_ns, until_ns)`?"
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub pod: String,
+    pub from_ns: u64,
+    pub until_ns: Option<u64>,
 }
 
 /// Read `requests.csv` once.
@@ -114,12 +132,22 @@ struct Accumulator {
     ok_slots: Vec<bool>,
     fail_slots: Vec<bool>,
     max_start_ns: u64,
+    /// Indices into `marks.probes` per Pod.
+    probes_of: HashMap<String, Vec<usize>>,
 }
 
 impl Accumulator {
     fn new(marks: Marks) -> Self {
+        let mut probes_of: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in marks.probes.iter().enumerate() {
+            probes_of.entry(p.pod.clone()).or_default().push(i);
+        }
         Accumulator {
-            a: Analysis::default(),
+            a: Analysis {
+                first_answers: vec![None; marks.probes.len()],
+                ..Analysis::default()
+            },
+            probes_of,
             marks,
             open: BTreeMap::new(),
             ok_slots: Vec::new(),
@@ -157,6 +185,19 @@ impl Accumulator {
         }
         if let (true, Some(b)) = (after, &r.backend) {
             *a.backends_after_settled.entry(b.to_string()).or_default() += 1;
+        }
+        a.first_start_ns = Some(a.first_start_ns.map_or(r.start_ns, |f| f.min(r.start_ns)));
+        if let (Some(b), Some(_)) = (&r.backend, r.status)
+            && let Some(idx) = self.probes_of.get(&**b)
+        {
+            for &i in idx {
+                let p = &self.marks.probes[i];
+                let inside = p.from_ns <= r.start_ns && p.until_ns.is_none_or(|u| r.start_ns < u);
+                let first = &mut a.first_answers[i];
+                if inside && first.is_none_or(|f| r.start_ns < f) {
+                    *first = Some(r.start_ns);
+                }
+            }
         }
         // Disruption slots: only target outcomes count.
         if r.outcome != Outcome::ClientResource {
@@ -274,6 +315,61 @@ fn longest_disruption(ok: &[bool], fail: &[bool]) -> Option<Disruption> {
     best
 }
 
+/// When and how densely the target failed (`client_resource` is the load
+/// host's, not counted): `None` when nothing failed.
+pub fn failure_figures(
+    buckets: &[Bucket],
+    failures: &[FailedRequest],
+) -> Option<crate::rundir::summary::FailureFigures> {
+    use crate::rundir::summary::{FailureFigures, WorstSecond};
+    let target = || failures.iter().filter(|f| f.outcome.is_target_failure());
+    let first = target().map(|f| f.start_ns).min()?;
+    let last = target().map(|f| f.start_ns).max()?;
+    let mut seconds: Vec<u64> = target().map(|f| f.start_ns / 1_000_000_000).collect();
+    seconds.sort_unstable();
+    seconds.dedup();
+    let failed_in = |b: &Bucket| {
+        b.failed
+            .iter()
+            .filter(|(o, _)| o.is_target_failure())
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    // Every window of one second starting at a bucket: buckets are sorted
+    // by start, so the window's end moves forward with its start.
+    let mut best: Option<(u64, u64, u64)> = None; // (start, sent, failed)
+    let (mut end, mut sent, mut failed) = (0usize, 0u64, 0u64);
+    for b in buckets {
+        while end < buckets.len() && buckets[end].start_ns < b.start_ns + 1_000_000_000 {
+            sent += buckets[end].sent;
+            failed += failed_in(&buckets[end]);
+            end += 1;
+        }
+        if best.is_none_or(|(_, _, f)| failed > f) {
+            best = Some((b.start_ns, sent, failed));
+        }
+        sent -= b.sent;
+        failed -= failed_in(b);
+    }
+    let (from, sent, failed) = best?;
+    let ms = |ns: u64| ns as f64 / 1e6;
+    Some(FailureFigures {
+        first_ms: ms(first),
+        last_ms: ms(last),
+        seconds_with_failures: seconds.len() as u64,
+        worst_second: WorstSecond {
+            from_ms: ms(from),
+            sent,
+            failed,
+            error_rate: if sent == 0 {
+                0.0
+            } else {
+                (failed as f64 / sent as f64 * 10_000.0).round() / 10_000.0
+            },
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,11 +398,77 @@ mod tests {
         let mut acc = Accumulator::new(Marks {
             before_ns: Some(100_000_000),
             settled_ns: settled,
+            probes: Vec::new(),
         });
         for r in rows {
             acc.add(r);
         }
         acc.finish()
+    }
+
+    #[test]
+    fn a_probe_finds_the_first_answer_of_its_pod_inside_its_window() {
+        let answered = |seq, ms, pod: &str, outcome| RequestRecord {
+            backend: Some(Arc::from(pod)),
+            status: Some(if outcome == Outcome::Ok { 200 } else { 500 }),
+            ..row(seq, ms, outcome, None)
+        };
+        let probe = |pod: &str, from_ms: u64, until_ms: Option<u64>| Probe {
+            pod: pod.into(),
+            from_ns: from_ms * 1_000_000,
+            until_ns: until_ms.map(|u| u * 1_000_000),
+        };
+        let mut acc = Accumulator::new(Marks {
+            probes: vec![
+                probe("a", 100, Some(400)),
+                probe("a", 500, None),
+                probe("b", 100, None),
+            ],
+            ..Marks::default()
+        });
+        for r in [
+            answered(0, 50, "a", Outcome::Ok),          // before the window
+            answered(1, 300, "a", Outcome::HttpStatus), // an error answered: still an answer
+            answered(2, 200, "a", Outcome::Ok),         // out of order, earlier
+            answered(3, 450, "a", Outcome::Ok),         // between the windows
+            answered(4, 700, "a", Outcome::Ok),
+            row(5, 150, Outcome::ConnectRefused, None),
+        ] {
+            acc.add(r);
+        }
+        let a = acc.finish();
+        assert_eq!(
+            a.first_answers,
+            [Some(200_000_000), Some(700_000_000), None]
+        );
+        assert_eq!(a.first_start_ns, Some(50_000_000));
+    }
+
+    #[test]
+    fn failure_figures_give_the_stretch_the_seconds_and_the_worst_second() {
+        // 10 requests/s for 5 s; failures at 1.05 s, 2.25–2.85 s (7), 4.95 s;
+        // a harness error at 3.5 s does not count.
+        let mut rows = vec![];
+        for i in 0..50u64 {
+            let ms = i * 100 + 50;
+            let outcome = match ms {
+                1050 | 4950 => Outcome::ConnectRefused,
+                2200..=2900 => Outcome::Reset,
+                3550 => Outcome::ClientResource,
+                _ => Outcome::Ok,
+            };
+            rows.push(row(i, ms, outcome, None));
+        }
+        let a = fold(rows, None);
+        let f = failure_figures(&a.buckets, &a.failures).unwrap();
+        assert_eq!((f.first_ms, f.last_ms), (1050.0, 4950.0));
+        assert_eq!(f.seconds_with_failures, 3, "seconds 1, 2 and 4");
+        // 1.9–2.9 s and 2.0–3.0 s both hold all 7: the earliest is named.
+        assert_eq!(f.worst_second.from_ms, 1900.0);
+        assert_eq!((f.worst_second.failed, f.worst_second.sent), (7, 10));
+        assert_eq!(f.worst_second.error_rate, 0.7);
+        let none = fold(vec![row(0, 10, Outcome::Ok, None)], None);
+        assert_eq!(failure_figures(&none.buckets, &none.failures), None);
     }
 
     #[test]

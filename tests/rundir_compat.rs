@@ -130,7 +130,8 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
 
     // What a person reads is the same too, but for the re-rendered path,
     // the first line, which since 0.1.0 says the run was on the
-    // simulator, and the remedies, which now read the Deployment's spec.
+    // simulator, the remedies, which now read the Deployment's spec, and
+    // the `failures` line added since.
     let expected =
         std::fs::read_to_string(fixtures().join("expected/report-run-fail.txt")).unwrap();
     let stdout = text(&out.stdout);
@@ -138,6 +139,7 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
         s.lines()
             .filter(|l| !l.trim_start().starts_with("reports "))
             .filter(|l| !l.trim_start().starts_with("remedy: "))
+            .filter(|l| !l.trim_start().starts_with("failures "))
             .map(|l| l.replace(", on the SIMULATOR, not a cluster", ""))
             .collect::<Vec<_>>()
     };
@@ -190,7 +192,7 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
         "{}",
         now["schedule"]
     );
-    for added in ["simulator", "schedule"] {
+    for added in ["simulator", "schedule", "failures", "propagation"] {
         now.as_object_mut().unwrap().remove(added);
     }
     let mut then = read_json(&original.join("summary.json"));
@@ -206,10 +208,13 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
         a == b,
         "timeline.csv re-rendered differs from what 0.1.0 wrote"
     );
-    // Every failure keeps its cause and its set of candidate Pods; how
-    // sure baton is, the order of the candidates and the evidence line
-    // follow the attribution, which the catalogue measures.
-    let stable = |dir: &Path| -> Vec<Vec<String>> {
+    // Every failure keeps its cause, and its candidate Pods are the same
+    // or fewer (never another): the propagation allowance is now measured
+    // in the run and may only tighten, so a Pod whose endpoint left
+    // longer ago than the proxies took is no longer listed. How sure
+    // baton is, the order of the candidates and the evidence line follow
+    // the attribution, which the catalogue measures.
+    let stable = |dir: &Path| -> Vec<(Vec<String>, Vec<String>)> {
         common::read_csv(&dir.join("failures.csv"))
             .into_iter()
             .map(|r| {
@@ -218,18 +223,26 @@ fn a_format_1_run_re_renders_every_report_as_0_1_0_wrote_it() {
                     .map(|c| c.split(" (").next().unwrap_or(c))
                     .collect();
                 pods.sort();
-                let mut row: Vec<String> = [
+                let row: Vec<String> = [
                     "seq", "start_ns", "end_ns", "outcome", "phase", "status", "backend", "cause",
                 ]
                 .iter()
                 .map(|k| r[*k].clone())
                 .collect();
-                row.push(pods.join(","));
-                row
+                (row, pods.into_iter().map(String::from).collect())
             })
             .collect()
     };
-    assert_eq!(stable(&dir), stable(&original), "failures.csv");
+    let (now, then) = (stable(&dir), stable(&original));
+    assert_eq!(now.len(), then.len(), "failures.csv rows");
+    for ((row, pods), (row0, pods0)) in now.iter().zip(&then) {
+        assert_eq!(row, row0, "failures.csv");
+        assert!(
+            !pods.is_empty() && pods.iter().all(|p| pods0.contains(p)),
+            "failure {}: candidates {pods:?} not among 0.1.0's {pods0:?}",
+            row[0]
+        );
+    }
     // The record of the run is not rewritten.
     for f in [
         "run.json",

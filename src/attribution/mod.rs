@@ -53,9 +53,10 @@
 //!    whose Pod was seen going while it ran, though its endpoint had
 //!    already stopped being routable; a deletion only an API time puts
 //!    before the failure; an in-flight request that ended just before
-//!    the watch saw the kill; zero ready endpoints only within the
-//!    allowance before the instant (a proxy may not have learned of the
-//!    new ones yet).
+//!    the watch saw the kill (only for an event without an API time: an
+//!    API time after the request's end rules the kill out); zero ready
+//!    endpoints only within the allowance before the instant (a proxy may
+//!    not have learned of the new ones yet).
 //! 7. `premature_readiness`: a failure (connection, reset, timeout, 503)
 //!    within `readiness_window` after its Pod (the backend, or any Pod)
 //!    became ready, counted from when a proxy may have begun routing
@@ -81,12 +82,17 @@
 //! Every rule change is measured against the sandbox's ground truth by
 //! the catalogue (`tests/catalogue/`).
 //!
+//! The propagation allowance is measured from the run where it can (see
+//! [`propagation`]): how long new endpoints took to get their first
+//! request bounds how long the proxies lag.
+//!
 //! Failures of one cause whose start times lie within `incident_gap` of
 //! each other form an [`Incident`] (see [`incident`]); each gets a remedy,
 //! with a number where one can be derived (see [`remedy`]).
 
 pub mod cause;
 pub mod incident;
+pub mod propagation;
 pub mod remedy;
 mod rules;
 pub mod spec;

@@ -192,8 +192,15 @@ pub(crate) fn killed_in_flight(
             {
                 continue;
             }
+            // A request that ended before the earliest instant the event
+            // can have happened was not killed by it. Without an API time
+            // that instant is when the watch saw it, which may be late by
+            // up to the allowance; an API time bounds it (found against
+            // the sandbox's ground truth: refusals by new Pods were blamed
+            // on an old Pod's exit whose API time came after them).
             let earliest = earliest_ns(e);
-            if f.start_ns >= e.observed_ns || f.end_ns + allowance < earliest {
+            let late_by = if e.api_ns.is_some() { 0 } else { allowance };
+            if f.start_ns >= e.observed_ns || f.end_ns + late_by < earliest {
                 continue;
             }
             let what = if at_deletion {

@@ -257,6 +257,24 @@ fn a_request_that_ended_just_before_the_watch_saw_the_deletion_fits_with_low_con
 }
 
 #[test]
+fn a_request_that_ended_before_the_api_time_of_the_deletion_was_not_killed_by_it() {
+    // The same request, but the API times of the deletion (995 ms) and of
+    // the exit (1290 ms) say they came after the request had ended (990
+    // ms): the allowance for a late watch no longer applies, and nothing
+    // else explains it.
+    let events = one_deletion()
+        .into_iter()
+        .map(|e| match e.kind {
+            EventKind::PodDeleting => api(e, 995),
+            EventKind::ContainerTerminated => api(e, 1290),
+            _ => e,
+        })
+        .collect();
+    let a = one(events, req(0, 900, 90, Outcome::Reset, Phase::FirstByte));
+    assert_eq!(a.cause, Cause::Unexplained, "{}", a.evidence);
+}
+
+#[test]
 fn a_request_started_after_the_deletion_was_not_killed_in_flight_but_misrouted() {
     let f = req(0, 1010, 100, Outcome::Reset, Phase::Body);
     let a = one(one_deletion(), f);

@@ -139,13 +139,17 @@ pub struct AttributionSection {
 /// little after the change.
 const SANDBOX_ALLOWANCE_MARGIN: Duration = Duration::from_millis(500);
 
+/// Where a profile-set allowance comes from (`run.json` says so, and a
+/// profile's value is used as given).
+pub const ALLOWANCE_FROM_PROFILE: &str = "the profile's attribution.propagation_allowance";
+
 impl AttributionSection {
     /// The allowance a run uses, and where it came from (for `run.json`
     /// and the reports). `sandbox`: the profile's sandbox section when the
     /// run is on the sandbox, else `None`.
     pub fn allowance(&self, sandbox: Option<&SandboxSection>) -> (Duration, String) {
         if let Some(d) = self.propagation_allowance {
-            return (d, "the profile's attribution.propagation_allowance".into());
+            return (d, ALLOWANCE_FROM_PROFILE.into());
         }
         match sandbox {
             Some(s) => (
@@ -311,6 +315,10 @@ pub struct Thresholds {
     /// Failed / sent, 0.0–1.0.
     #[serde(default)]
     pub max_error_rate: Option<f64>,
+    /// p99 response time of successful requests, from their scheduled
+    /// instant (what a user on that schedule waited). When only the load
+    /// host's own lateness pushes it over (the latency from each request's
+    /// start is within it), the run is invalid, not failed.
     #[serde(default, with = "humantime_serde")]
     pub p99_latency: Option<Duration>,
     /// The longest stretch with no successful response.

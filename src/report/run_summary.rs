@@ -46,9 +46,12 @@ pub fn human(s: &RunSummary) -> String {
         } else {
             String::new()
         },
-        s.rps_achieved,
+        s.shown_rps(),
         s.rps_target
     );
+    if let Some(f) = failure_line(s) {
+        let _ = writeln!(out, "  failures   {f}");
+    }
     if let Some(d) = s.longest_disruption {
         let _ = writeln!(
             out,
@@ -112,6 +115,33 @@ pub fn human(s: &RunSummary) -> String {
     out
 }
 
+/// "201 of 1806 (11.1 %) between 5.62 s and 8.61 s, in 4 distinct
+/// seconds; worst second from 5.90 s: 67 of 200 (33.5 %)".
+fn failure_line(s: &RunSummary) -> Option<String> {
+    let f = s.failures.as_ref()?;
+    let pct = |n: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / of as f64
+        }
+    };
+    let w = &f.worst_second;
+    Some(format!(
+        "{} of {} ({:.1} %) between {:.2} s and {:.2} s, in {} distinct second(s); worst second from {:.2} s: {} of {} failed ({:.1} %)",
+        s.requests.failed,
+        s.requests.sent,
+        pct(s.requests.failed, s.requests.sent),
+        f.first_ms / 1000.0,
+        f.last_ms / 1000.0,
+        f.seconds_with_failures,
+        w.from_ms / 1000.0,
+        w.failed,
+        w.sent,
+        w.error_rate * 100.0
+    ))
+}
+
 /// `summary.md`: for a GitHub step summary or a PR comment.
 pub fn markdown(s: &RunSummary) -> String {
     let mut out = String::new();
@@ -142,7 +172,7 @@ pub fn markdown(s: &RunSummary) -> String {
         md(&s.cluster),
         md(&s.target_url),
         s.rps_target,
-        s.rps_achieved
+        s.shown_rps()
     );
     let _ = writeln!(out, "| threshold | limit | measured | |\n|---|---|---|---|");
     for t in &s.thresholds {
@@ -157,14 +187,18 @@ pub fn markdown(s: &RunSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} requests: {} ok, {} failed, {} harness errors. Latency p50 {:.1} ms, p99 {:.1} ms.",
+        "\n{} requests: {} ok, {} failed, {} harness errors. Latency (from each request's start) p50 {:.1} ms, p99 {:.1} ms; response time (from its scheduled instant) p99 {:.1} ms.",
         s.requests.sent,
         s.requests.ok,
         s.requests.failed,
         s.requests.client_resource,
         s.latency_ms.p50,
-        s.latency_ms.p99
+        s.latency_ms.p99,
+        s.response_time_ms.p99
     );
+    if let Some(f) = failure_line(s) {
+        let _ = writeln!(out, "\nFailures: {}.", md(&f));
+    }
     let _ = writeln!(
         out,
         "\nWho answered: before the rollout {}; after it settled {}, from {} pod(s).",
@@ -193,6 +227,14 @@ pub fn markdown(s: &RunSummary) -> String {
         let _ = writeln!(out, "\nEvidence:\n");
         for i in &s.incidents {
             let _ = writeln!(out, "{}. {}", i.id, md(&i.evidence));
+        }
+        if let Some(p) = &s.propagation {
+            let _ = writeln!(
+                out,
+                "\nPropagation allowance: {:.0} ms ({}).",
+                p.allowance_ms,
+                md(&p.from)
+            );
         }
         for i in s.incidents.iter().filter(|i| i.remedy.patch.is_some()) {
             let _ = writeln!(

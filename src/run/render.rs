@@ -5,7 +5,7 @@
 //! postmortem, is the same report (byte for byte, for the same baton).
 
 use crate::analyse::{self, Analysis};
-use crate::attribution::{self, AttributionConfig, AttributionResult};
+use crate::attribution::{self, AttributionConfig, AttributionResult, propagation};
 use crate::cluster::event::EventKind;
 use crate::exit::Exit;
 use crate::profile;
@@ -106,17 +106,32 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
         .map(|e| e.observed_ns)
         .max()
         .unwrap_or(0);
+    let timeline = Timeline::new(events);
+    // Every endpoint that became routable during the run: its Pod's first
+    // answer measures the proxies' lag.
+    let additions = timeline.routable_additions();
     let marks = analyse::Marks {
         before_ns: Some(record.steps_started_ns),
         settled_ns: Some(record.steps_ended_ns.max(last_gone)),
+        probes: additions
+            .iter()
+            .map(|(pod, iv)| analyse::Probe {
+                pod: pod.to_string(),
+                from_ns: iv.start,
+                until_ns: iv.end,
+            })
+            .collect(),
     };
     let analysis = analyse::analyse(&dir.join(REQUESTS_CSV), marks).map_err(|e| missing(&e))?;
+    let propagation = propagation::choose(
+        &configured_allowance(&record),
+        &propagation_samples(&additions, &analysis),
+    );
 
-    let timeline = Timeline::new(events);
-    let mut cfg = AttributionConfig::default();
-    if let Some(ms) = record.propagation_allowance_ms {
-        cfg.propagation_allowance = Duration::from_millis(ms);
-    }
+    let mut cfg = AttributionConfig {
+        propagation_allowance: propagation.allowance(),
+        ..AttributionConfig::default()
+    };
     cfg.spec = deployment_before(dir)
         .as_ref()
         .and_then(crate::attribution::spec::SpecFacts::of);
@@ -130,7 +145,14 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
     tables::write_timeline(&dir.join(TIMELINE_CSV), &analysis.buckets, &timeline)
         .map_err(|e| write_err(TIMELINE_CSV, &e))?;
 
-    let summary = summarise(&profile, &record, &analysis, &attribution, &timeline);
+    let summary = summarise(
+        &profile,
+        &record,
+        &analysis,
+        &attribution,
+        &timeline,
+        propagation,
+    );
     run_summary::write_all(&summary, dir).map_err(Exit::from)?;
     // The HTML report is for people: failing to write it warns, it does
     // not fail the run (the gate reads summary.json and the exit code).
@@ -157,6 +179,43 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
     })
 }
 
+/// The allowance the run was given (`run.json`), else baton's default.
+fn configured_allowance(record: &RunRecord) -> propagation::Configured {
+    let default = AttributionConfig::default().propagation_allowance;
+    propagation::Configured {
+        value: record
+            .propagation_allowance_ms
+            .map_or(default, Duration::from_millis),
+        from: match (
+            &record.propagation_allowance_from,
+            record.propagation_allowance_ms,
+        ) {
+            (Some(from), _) => from.clone(),
+            (None, Some(_)) => "the allowance run.json records".into(),
+            (None, None) => "baton's default for a real cluster".into(),
+        },
+        set_by_profile: record.propagation_allowance_from.as_deref()
+            == Some(profile::ALLOWANCE_FROM_PROFILE),
+    }
+}
+
+/// For each endpoint that became routable while the load ran and whose
+/// Pod then answered: how long after it became routable.
+fn propagation_samples(
+    additions: &[(&str, crate::timeline::Interval)],
+    analysis: &Analysis,
+) -> Vec<Duration> {
+    let Some(load_from) = analysis.first_start_ns else {
+        return Vec::new();
+    };
+    additions
+        .iter()
+        .zip(&analysis.first_answers)
+        .filter(|((_, iv), _)| iv.start >= load_from)
+        .filter_map(|((_, iv), first)| first.map(|f| Duration::from_nanos(f - iv.start)))
+        .collect()
+}
+
 /// Judge and summarise. Counts and latencies come from the rows (the
 /// engine's own figures are the same rows); what the rows cannot say
 /// (requests sent, shed, elapsed) comes from `run.json`.
@@ -166,6 +225,7 @@ fn summarise(
     analysis: &Analysis,
     attribution: &AttributionResult,
     timeline: &Timeline,
+    propagation: propagation::Chosen,
 ) -> RunSummary {
     let stats = &analysis.stats;
     let th = &profile.thresholds;
@@ -193,6 +253,8 @@ fn summarise(
         client_resource: analysis.client_resource,
         p99_ms: (!stats.response_us.is_empty())
             .then(|| stats.response_us.value_at_quantile(0.99) as f64 / 1000.0),
+        latency_p99_ms: (!stats.latency_us.is_empty())
+            .then(|| stats.latency_us.value_at_quantile(0.99) as f64 / 1000.0),
         longest_disruption: analysis
             .disruption
             .map(|d| Duration::from_nanos(d.len_ns())),
@@ -272,6 +334,7 @@ fn summarise(
             to_ms: ns_to_ms(d.to_ns),
             len_ms: ns_to_ms(d.len_ns()),
         }),
+        failures: analyse::failure_figures(&analysis.buckets, &analysis.failures),
         versions_before_rollout: analysis.versions_before.clone(),
         versions_after_rollout: analysis.versions_after_settled.clone(),
         backends_after_rollout: analysis.backends_after_settled.clone(),
@@ -290,7 +353,13 @@ fn summarise(
                 open: b.open,
             })
             .collect(),
-        warnings: record.warnings.clone(),
+        warnings: record
+            .warnings
+            .iter()
+            .cloned()
+            .chain(propagation.warning.clone())
+            .collect(),
+        propagation: Some(propagation),
         schedule: judgement.schedule.clone(),
         teardown: record.teardown.clone(),
     }

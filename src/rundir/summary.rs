@@ -106,6 +106,10 @@ pub struct RunSummary {
     pub response_time_ms: Percentiles,
     pub lateness_ms: Percentiles,
     pub longest_disruption: Option<Span>,
+    /// When and how densely requests failed (absent when none did, and in
+    /// older run directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<FailureFigures>,
     /// Responses per version before the first step.
     pub versions_before_rollout: BTreeMap<String, u64>,
     /// Responses per version after the rollout settled.
@@ -117,6 +121,10 @@ pub struct RunSummary {
     pub lags: Lags,
     pub watch_blind_spots: Vec<BlindSpotLine>,
     pub warnings: Vec<String>,
+    /// The propagation allowance attribution used and where it came from
+    /// (measured in the run, or configured). Absent in older run directories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<crate::attribution::propagation::Chosen>,
     /// How the load kept its schedule (absent in format 1).
     #[serde(default)]
     pub schedule: Option<ScheduleFigures>,
@@ -126,6 +134,15 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// The rate to show: over the span of actual starts when the load kept
+    /// a schedule (`rps_achieved` divides by the elapsed time, which also
+    /// holds the drain of the last requests and reads low).
+    pub fn shown_rps(&self) -> f64 {
+        self.schedule
+            .as_ref()
+            .map_or(self.rps_achieved, |s| s.achieved_rps)
+    }
+
     /// `PASS`, `FAIL`, `INVALID`, or `INTERRUPTED`.
     pub fn verdict_word(&self) -> &'static str {
         if self.interrupted {
@@ -166,6 +183,28 @@ pub struct BlindSpotLine {
     /// Still blind when the run ended.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub open: bool,
+}
+
+/// How the failures spread over the run, beyond their count: the
+/// stretch they fell in, how many seconds had any, and the worst second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureFigures {
+    /// Start of the first and of the last failed request.
+    pub first_ms: f64,
+    pub last_ms: f64,
+    /// Whole seconds of the run clock in which any request failed.
+    pub seconds_with_failures: u64,
+    /// The one-second window with the most failures (100 ms steps).
+    pub worst_second: WorstSecond,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorstSecond {
+    pub from_ms: f64,
+    pub sent: u64,
+    pub failed: u64,
+    /// failed / sent in that second.
+    pub error_rate: f64,
 }
 
 /// Per-Pod lags and their summary.

@@ -487,6 +487,27 @@ impl Timeline {
         self.routable.get(pod).map_or(&[], Vec::as_slice)
     }
 
+    /// Every stretch in which a Pod's endpoint became routable while the
+    /// record ran, `(pod, interval)`: not those of the first listing (their
+    /// start is when baton looked, not when they changed), nor one whose
+    /// start a blind watch delivered late (its time is when baton heard).
+    pub fn routable_additions(&self) -> Vec<(&str, Interval)> {
+        let Some(first) = self.first_endpoint_ns else {
+            return Vec::new();
+        };
+        self.routable
+            .iter()
+            .flat_map(|(pod, ivs)| ivs.iter().map(move |iv| (pod.as_str(), *iv)))
+            .filter(|(_, iv)| iv.start > first)
+            .filter(|(_, iv)| {
+                !self
+                    .blind
+                    .iter()
+                    .any(|b| b.start_ns <= iv.start && iv.start <= b.end_ns)
+            })
+            .collect()
+    }
+
     /// Whether a proxy lagging the EndpointSlices by at most `allowance_ns`
     /// could have routed a new connection to `pod` at `ns`.
     pub fn routability(&self, pod: &str, ns: u64, allowance_ns: u64) -> Routability {

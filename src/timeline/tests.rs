@@ -417,3 +417,16 @@ fn a_pod_recreated_under_the_same_name_starts_afresh() {
     let c = t.pods_by_state_at(2200 * MS);
     assert_eq!((c.ready, c.gone), (1, 0));
 }
+
+#[test]
+fn additions_are_endpoints_that_became_routable_after_the_first_listing() {
+    let mut ev = pod_already_up(0, "old");
+    ev.extend(pod_up(1000, "new"));
+    ev.extend(pod_down(3000, "new", 40, 300));
+    let t = Timeline::new(ev);
+    let adds = t.routable_additions();
+    assert_eq!(adds.len(), 1, "{adds:?}");
+    assert_eq!(adds[0].0, "new");
+    assert_eq!(adds[0].1.start, 1200 * MS);
+    assert_eq!(adds[0].1.end, Some(3040 * MS));
+}

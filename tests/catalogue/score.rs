@@ -158,8 +158,11 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
             name: "≥ 95 % of failures with the right cause",
             met: right >= 0.95,
             figure: pct(all.right, all.known()),
-            floor: "≥ 88 %",
-            floor_met: right >= 0.88,
+            // Met at 95.6–96.4 % (2026-11-29); a 2-core CI machine under
+            // load measures the proxies' lag less tightly, so the suite
+            // holds it at 93 % rather than fail on noise.
+            floor: "≥ 93 %",
+            floor_met: right >= 0.93,
         },
         Bar {
             name: "≥ 95 % of `high` right",

@@ -110,6 +110,8 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         lags: Lags::default(),
         watch_blind_spots: Vec::new(),
         warnings: vec![format!("warning about {text}")],
+        propagation: None,
+        failures: None,
         schedule: None,
         teardown: None,
     }

@@ -330,12 +330,41 @@ fn counts(s: &RunSummary) -> Vec<Count> {
     }
     v.push(Count {
         label: "rate",
-        value: format!("{:.0}/s of {:.0}/s", s.rps_achieved, s.rps_target),
+        value: format!("{:.0}/s of {:.0}/s", s.shown_rps(), s.rps_target),
+        bad: false,
+    });
+    if let Some(f) = &s.failures {
+        let w = &f.worst_second;
+        v.push(Count {
+            label: "failures between",
+            value: format!(
+                "{:.2}–{:.2} s, in {} second(s)",
+                f.first_ms / 1000.0,
+                f.last_ms / 1000.0,
+                f.seconds_with_failures
+            ),
+            bad: true,
+        });
+        v.push(Count {
+            label: "worst second",
+            value: format!(
+                "{} of {} failed ({:.1} %) from {:.2} s",
+                w.failed,
+                w.sent,
+                w.error_rate * 100.0,
+                w.from_ms / 1000.0
+            ),
+            bad: true,
+        });
+    }
+    v.push(Count {
+        label: "latency p50 / p99 (from start)",
+        value: format!("{:.1} / {:.1} ms", s.latency_ms.p50, s.latency_ms.p99),
         bad: false,
     });
     v.push(Count {
-        label: "latency p50 / p99",
-        value: format!("{:.1} / {:.1} ms", s.latency_ms.p50, s.latency_ms.p99),
+        label: "response time p99 (from schedule)",
+        value: format!("{:.1} ms", s.response_time_ms.p99),
         bad: false,
     });
     v.push(Count {
