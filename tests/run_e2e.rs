@@ -4,6 +4,8 @@
 //! agree across files, bad profiles, and Ctrl-C.
 
 mod common;
+#[path = "catalogue/referee.rs"]
+mod referee;
 
 use common::{read_csv, read_json};
 use std::collections::HashMap;
@@ -125,16 +127,21 @@ fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> (usize, usize) {
         let Some(seen) = by_port.get(r["local_port"].as_str()) else {
             continue;
         };
+        // The request's own connection was accepted while it lasted (a
+        // SYN retransmitted under load can be accepted a second late); a
+        // port reused by another request is accepted outside it.
         let start = num(r, "start_ns");
+        let end = start + num(r, "total_us") * 1000;
         let t = seen
             .iter()
             .min_by_key(|t| (num(t, "accepted_ns") - start).abs())
             .unwrap();
+        let accepted = num(t, "accepted_ns");
         assert!(
-            (num(t, "accepted_ns") - start).abs() < 100_000_000,
-            "port {} reused: no accept near request {}",
+            start - 1_000_000 <= accepted && accepted <= end + 1_000_000,
+            "request {} on port {} ran {start}–{end} ns, but the proxy's nearest accept on that port is at {accepted} ns",
+            f["seq"],
             r["local_port"],
-            f["seq"]
         );
         if t["pod"].is_empty() {
             // No endpoint at all: nothing to name.
@@ -163,6 +170,32 @@ fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> (usize, usize) {
     (checked, first)
 }
 
+/// Every failure refereed by the sandbox's ground truth: how many had the
+/// right cause, how many the true Pod first among the candidates, and how
+/// many the referee could judge.
+fn refereed(dir: &Path, failures: &[Row]) -> (usize, usize, usize) {
+    let referee = referee::Referee::from_dir(dir);
+    let requests = read_csv(&dir.join("requests.csv"));
+    let by_seq: HashMap<&str, &Row> = requests.iter().map(|r| (r["seq"].as_str(), r)).collect();
+    let (mut right, mut pod_first, mut judged) = (0, 0, 0);
+    for f in failures {
+        let r = by_seq[f["seq"].as_str()];
+        let truth = referee.judge(
+            r["local_port"].parse().unwrap(),
+            num(r, "start_ns"),
+            &r["outcome"],
+        );
+        if truth.cause == referee::UNKNOWN {
+            continue;
+        }
+        judged += 1;
+        right += usize::from(f["cause"] == truth.cause);
+        let first = f["candidates"].split(" (").next().unwrap_or("");
+        pod_first += usize::from(truth.pod.as_deref().is_none_or(|p| p == first));
+    }
+    (right, pod_first, judged)
+}
+
 /// The README's main command: profile (1) fails with endpoint lag and a
 /// preStop remedy, profile (2) passes; both checked file by file and
 /// against the sandbox's ground truth.
@@ -188,8 +221,9 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     let fail_at = stdout.find("FAIL:").expect("a FAIL verdict is printed");
     let pass_at = stdout.find("PASS:").expect("a PASS verdict is printed");
     assert!(fail_at < pass_at, "{stdout}");
+    // The remedy itself, not the banner's mention of preStop.
     assert!(
-        stdout.contains("preStop"),
+        stdout.contains("remedy:   add a preStop sleep of at least"),
         "the remedy is printed: {stdout}"
     );
 
@@ -213,10 +247,6 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     // The textbook case reads as what it is, not as a loose fit.
     assert_eq!(incident["confidence"], "high", "{incident}");
     assert!(
-        incident["remedy"]["value_ms"].as_f64().unwrap() >= 100.0,
-        "the remedy names a preStop sleep: {incident}"
-    );
-    assert!(
         incident["remedy"]["text"]
             .as_str()
             .unwrap()
@@ -229,6 +259,25 @@ fn demo_fails_without_prestop_then_passes_with_it() {
         failures1.len()
     );
     eprintln!("ground truth: the proxy's Pod first among candidates in {first} of {checked}");
+    // The referee of the catalogue, on the textbook case: the cause baton
+    // names is the mechanism the sandbox recorded, and the Pod it puts
+    // first is the one the proxy chose (a blame-every-deleted-Pod
+    // attribution would fail the second; the catalogue measures 96–100 %
+    // for both on this scenario).
+    let (right, pod_first, judged) = refereed(&run1, &failures1);
+    assert!(
+        judged * 10 >= failures1.len() * 9,
+        "the referee judged {judged} of {}",
+        failures1.len()
+    );
+    assert!(
+        right * 10 >= judged * 9,
+        "right cause for {right} of {judged} failures"
+    );
+    assert!(
+        pod_first * 10 >= judged * 9,
+        "the true Pod first for {pod_first} of {judged} failures"
+    );
     // The proxy failed as many connections during the load as baton
     // counted failed requests (the baseline gate's probes come before).
     let first_start = requests_start(&run1);
@@ -283,6 +332,20 @@ fn demo_fails_without_prestop_then_passes_with_it() {
         );
     }
 
+    // The remedy, applied as printed, makes the same rollout pass: its
+    // patch merged into the Deployment of profile (1), run again.
+    let patch = incident["remedy"]["patch"]
+        .as_str()
+        .expect("the remedy comes with a patch");
+    let applied = tempfile::tempdir().unwrap();
+    let (code, s3) = run_with_patch("nginx-rolling-update", patch, applied.path());
+    assert_eq!(
+        (code, s3["requests"]["failed"].as_u64()),
+        (0, Some(0)),
+        "with the remedy's patch ({patch}): {}",
+        s3["reason"]
+    );
+
     // (2) preStop 5 s: nothing fails, and 1.28.0 alone answers at the end.
     let run2 = dir.path().join("nginx-prestop");
     let (s2, _, failures2) = check_run_dir(&run2);
@@ -290,6 +353,70 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     assert!(failures2.is_empty());
     assert!(s2["versions_after_rollout"]["1.28.0"].as_u64().unwrap() > 0);
     assert_eq!(s2["versions_after_rollout"].as_object().unwrap().len(), 1);
+}
+
+/// A strategic merge patch, as far as a remedy's goes: maps merge by key,
+/// a list of maps with `name`s (containers) merges item by name, anything
+/// else is replaced.
+fn merge_patch(into: &mut serde_norway::Value, patch: &serde_norway::Value) {
+    use serde_norway::Value;
+    let name = |v: &Value| v.get("name").cloned();
+    match (into, patch) {
+        (Value::Mapping(a), Value::Mapping(b)) => {
+            for (k, v) in b {
+                match a.get_mut(k) {
+                    Some(slot) => merge_patch(slot, v),
+                    None => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Sequence(a), Value::Sequence(b)) if b.iter().all(|v| name(v).is_some()) => {
+            for v in b {
+                match a.iter_mut().find(|x| name(x) == name(v)) {
+                    Some(slot) => merge_patch(slot, v),
+                    None => a.push(v.clone()),
+                }
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// Run a bundled profile on the sandbox with `patch` merged into its
+/// Deployment's manifest, in `dir`; the exit code and summary.
+fn run_with_patch(profile: &str, patch: &str, dir: &Path) -> (i32, serde_json::Value) {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(format!("profiles/{profile}.yaml")).unwrap();
+    let manifests = "[../deploy/examples/nginx.yaml]";
+    assert!(text.contains(manifests), "{profile} runs nginx.yaml");
+    let patch: serde_norway::Value = serde_norway::from_str(patch).unwrap();
+    let app = std::fs::read_to_string("deploy/examples/nginx.yaml").unwrap();
+    let docs: Vec<String> = serde_norway::Deserializer::from_str(&app)
+        .map(|d| {
+            let mut v = serde_norway::Value::deserialize(d).unwrap();
+            if v.get("kind").and_then(|k| k.as_str()) == Some("Deployment") {
+                merge_patch(&mut v, &patch);
+            }
+            serde_norway::to_string(&v).unwrap()
+        })
+        .collect();
+    std::fs::write(dir.join("app.yaml"), docs.join("---\n")).unwrap();
+    std::fs::write(
+        dir.join("profile.yaml"),
+        text.replace(manifests, "[app.yaml]"),
+    )
+    .unwrap();
+    let out = baton()
+        .arg("run")
+        .arg(dir.join("profile.yaml"))
+        .args(["-q", "--sandbox", "-o"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let summary = read_json(&dir.join("run/summary.json"));
+    (out.status.code().unwrap_or(-1), summary)
 }
 
 #[test]

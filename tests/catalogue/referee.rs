@@ -63,8 +63,12 @@ impl Truth {
 pub const UNKNOWN: &str = "unknown";
 
 /// How far a connection's accept may be from the request's start and
-/// still be its own (a port is reused only after many others).
+/// still be its own (a port is reused only after many others: tens of
+/// seconds at these rates).
 const JOIN_WINDOW_NS: i128 = 100_000_000;
+/// How late after the request's start its own connection may be
+/// accepted: a SYN dropped under load is sent again a second later.
+const ACCEPT_LATE_NS: i128 = 3_000_000_000;
 
 pub struct Referee {
     by_port: HashMap<u16, Vec<Conn>>,
@@ -118,7 +122,10 @@ impl Referee {
         self.by_port
             .get(&port)?
             .iter()
-            .filter(|c| (c.accepted_ns - start_ns).abs() < JOIN_WINDOW_NS)
+            .filter(|c| {
+                c.accepted_ns - start_ns > -JOIN_WINDOW_NS
+                    && c.accepted_ns - start_ns < ACCEPT_LATE_NS
+            })
             .min_by_key(|c| (c.accepted_ns - start_ns).abs())
     }
 
