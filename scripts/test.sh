@@ -17,6 +17,17 @@ if ! command -v kubectl >/dev/null 2>&1; then
   fi
 fi
 
+# A browser for the report tests: Debian's chromium where none is found.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+  && ! command -v google-chrome >/dev/null 2>&1 && ! command -v google-chrome-stable >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's chromium for the report tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: no Chromium and none can be installed here (need root and apt-get); the browser test will fail" >&2
+  fi
+fi
+
 cargo fmt --all --check
 scripts/lint.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings

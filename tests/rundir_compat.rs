@@ -28,21 +28,8 @@ fn fixtures() -> PathBuf {
 /// A copy of the format 1 fixtures in a fresh temporary directory.
 fn copy_of_fixtures() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures(), tmp.path());
+    common::copy_dir(&fixtures(), tmp.path());
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn text(o: &[u8]) -> String {
@@ -131,17 +118,21 @@ fn a_format_1_fail_run_re_renders_with_the_same_verdict_counts_and_incidents() {
     // What a person reads is the same too, but for the re-rendered path,
     // the first line, which since 0.1.0 says the run was on the
     // simulator, the remedies, which now read the Deployment's spec, and
-    // the `failures` line added since.
+    // the `failures` line added since; and the order, which since puts
+    // the incidents (the answer) before the measures.
     let expected =
         std::fs::read_to_string(fixtures().join("expected/report-run-fail.txt")).unwrap();
     let stdout = text(&out.stdout);
     let body = |s: &str| {
-        s.lines()
+        let mut lines = s
+            .lines()
             .filter(|l| !l.trim_start().starts_with("reports "))
             .filter(|l| !l.trim_start().starts_with("remedy: "))
             .filter(|l| !l.trim_start().starts_with("failures "))
             .map(|l| l.replace(", on the SIMULATOR, not a cluster", ""))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        lines.sort();
+        lines
     };
     assert_eq!(body(&stdout), body(&expected));
     // 0.1.0 told a pod with a 30 s grace period to raise it to 1 s.

@@ -47,6 +47,22 @@ impl Cause {
         }
     }
 
+    /// The cause in plain words, for the first line a person reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            Cause::Unexplained => "no lifecycle event explains them",
+            Cause::EndpointLagOnTermination => {
+                "proxies still sent new connections to Pods that were shutting down"
+            }
+            Cause::KilledInFlight => "requests in flight were cut off as their Pod stopped",
+            Cause::PrematureReadiness => "Pods were marked ready before they could serve",
+            Cause::NoReadyEndpoints => "no Pod was ready to serve",
+            Cause::AppError => "the application answered with an error",
+            Cause::ContainerCrash => "a container crashed",
+            Cause::Harness => "the load host ran out of its own ports or files",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Cause> {
         Cause::ALL.into_iter().find(|c| c.as_str() == s)
     }

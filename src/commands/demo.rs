@@ -10,9 +10,10 @@
 use crate::cli::DemoArgs;
 use crate::exit::{self, Exit};
 use crate::profile;
+use crate::report::look::Look;
 use crate::report::run_summary;
 use crate::run::{self, RunOptions};
-use crate::rundir::{self, SUMMARY_MD};
+use crate::rundir::{self, REPORT_HTML};
 use crate::verdict::Verdict;
 use std::path::Path;
 
@@ -63,8 +64,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             ..RunOptions::default()
         };
         let outcome = run::execute(&loaded, &opts, interrupt.clone()).await?;
-        out!("{}", run_summary::human(&outcome.summary));
-        outln!("  reports    {}\n", outcome.out_dir.display());
+        out!(
+            "{}",
+            run_summary::human_for(&outcome.summary, &Look::stdout())
+        );
+        outln!(
+            "  reports    {} (open {REPORT_HTML} first)\n",
+            outcome.out_dir.display()
+        );
         if outcome.summary.interrupted {
             return Ok(crate::interrupt::exit_code());
         }
@@ -75,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             outcome.summary.verdict.as_str().to_uppercase(),
             outcome.summary.requests.failed,
             outcome.summary.requests.sent,
-            outcome.out_dir.join(SUMMARY_MD).display()
+            outcome.out_dir.join(REPORT_HTML).display()
         ));
     }
     outln!("baton demo: done");

@@ -194,7 +194,13 @@ async fn run_variants(
         let failed_with = match run::execute(loaded, &opts, interrupt.clone()).await {
             Ok(outcome) => {
                 if !args.quiet {
-                    out!("{}", crate::report::run_summary::human(&outcome.summary));
+                    out!(
+                        "{}",
+                        crate::report::run_summary::human_for(
+                            &outcome.summary,
+                            &crate::report::look::Look::stdout()
+                        )
+                    );
                 }
                 ran.interrupted |= outcome.summary.interrupted;
                 None

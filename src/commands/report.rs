@@ -8,7 +8,10 @@ use crate::run;
 
 pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
     let outcome = run::render_dir(&args.dir)?;
-    out!("{}", run_summary::human(&outcome.summary));
+    out!(
+        "{}",
+        run_summary::human_for(&outcome.summary, &crate::report::look::Look::stdout())
+    );
     if super::on_github_actions() {
         out!("{}", run_summary::github_annotations(&outcome.summary));
     }

@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::profile;
 use crate::report::run_summary;
 use crate::run::{self, RunOptions};
-use crate::rundir;
+use crate::rundir::{self, REPORT_HTML};
 
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     super::claim_out(args.out.as_deref(), args.force)?;
@@ -25,8 +25,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         variant: Vec::new(),
     };
     let outcome = run::execute(&loaded, &opts, crate::interrupt::listen()).await?;
-    out!("{}", run_summary::human(&outcome.summary));
-    outln!("  reports    {}", outcome.out_dir.display());
+    out!(
+        "{}",
+        run_summary::human_for(&outcome.summary, &crate::report::look::Look::stdout())
+    );
+    outln!(
+        "  reports    {} (open {REPORT_HTML} first)",
+        outcome.out_dir.display()
+    );
     if super::on_github_actions() {
         out!("{}", run_summary::github_annotations(&outcome.summary));
     }

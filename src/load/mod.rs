@@ -113,7 +113,13 @@ pub async fn execute(
     );
     let live = Arc::new(LiveCounters::default());
     let planned = plan.duration.filter(|_| !plan.duration_is_bound);
-    let status = status::StatusLine::start(live.clone(), planned, plan.status_note.clone(), quiet);
+    let status = status::StatusLine::start(
+        live.clone(),
+        planned,
+        clock.map(|c| c.origin()),
+        plan.status_note.clone(),
+        quiet,
+    );
     let started_at = SystemTime::now();
     let load_start = Instant::now();
     let origin = clock.map_or(load_start, |c| c.origin());

@@ -60,13 +60,18 @@ pub fn describe(
 }
 
 impl StatusLine {
-    /// Start reporting; `quiet` shows nothing.
+    /// Start reporting; `quiet` shows nothing. `run_origin`: the run
+    /// clock's origin when the load is part of a `baton run`, so that the
+    /// status counts on the same clock as the report (the load's own
+    /// planned duration is then not shown against it).
     pub fn start(
         live: Arc<LiveCounters>,
         planned: Option<Duration>,
+        run_origin: Option<Instant>,
         note: super::plan::StatusNote,
         quiet: bool,
     ) -> StatusLine {
+        let planned = planned.filter(|_| run_origin.is_none());
         let stop = Arc::new(AtomicBool::new(false));
         if quiet {
             return StatusLine { stop, handle: None };
@@ -80,11 +85,13 @@ impl StatusLine {
                     let b =
                         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
                     b.set_style(
-                        ProgressStyle::with_template("{spinner} {msg}").expect("static template"),
+                        // `wide_msg`: cut to the terminal's width, never wrapped.
+                        ProgressStyle::with_template("{spinner} {wide_msg}")
+                            .expect("static template"),
                     );
                     b
                 });
-                let started = Instant::now();
+                let started = run_origin.unwrap_or_else(Instant::now);
                 let mut last = (Instant::now(), 0u64);
                 let mut last_plain = Instant::now();
                 while !stop2.load(Ordering::Relaxed) {

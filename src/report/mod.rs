@@ -14,5 +14,6 @@
 
 pub mod html;
 pub mod load_summary;
+pub mod look;
 pub mod run_summary;
 pub mod tables;

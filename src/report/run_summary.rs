@@ -5,6 +5,7 @@
 //!
 //! Not for: measuring or judging (the summary is built from their results).
 
+use super::look::Look;
 use crate::rundir::{JUNIT_XML, RunDirError, RunSummary, SUMMARY_MD, Summary, write_atomic};
 use crate::verdict::Verdict;
 use std::collections::BTreeMap;
@@ -22,11 +23,18 @@ pub fn write_all(summary: &RunSummary, dir: &Path) -> Result<(), RunDirError> {
 
 /// What a person reads on the terminal at the end of a run.
 pub fn human(s: &RunSummary) -> String {
+    human_for(s, &Look::plain())
+}
+
+/// The same, styled for where it is read: the answer first (verdict,
+/// when and how densely requests failed, each incident with its remedy),
+/// then the measures and the thresholds.
+pub fn human_for(s: &RunSummary, look: &Look) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "\n{}: {}  ({}{})",
-        s.verdict_word(),
+        look.verdict(s.verdict_word(), s.verdict, s.interrupted),
         s.reason,
         s.name,
         if s.simulator {
@@ -35,9 +43,32 @@ pub fn human(s: &RunSummary) -> String {
             ""
         }
     );
+    if let Some(f) = failure_line(s) {
+        let _ = writeln!(out, "{}", look.wrap("  failures   ", &f));
+    }
+    for i in &s.incidents {
+        let _ = writeln!(
+            out,
+            "{}",
+            look.wrap(
+                &format!("  incident {}: ", i.id),
+                &format!(
+                    "{} × {} between {:.2} s and {:.2} s, pods {}",
+                    i.failures,
+                    i.cause.as_str(),
+                    i.first_ns as f64 / 1e9,
+                    i.last_ns as f64 / 1e9,
+                    i.pods.join(", ")
+                )
+            )
+        );
+        let _ = writeln!(out, "{}", look.wrap("    remedy:   ", &i.remedy.text));
+        let _ = writeln!(out, "{}", look.wrap("    evidence: ", &i.evidence));
+    }
     let _ = writeln!(
         out,
-        "  requests   {} sent, {} ok, {} failed{} at {:.0}/s (target {:.0}/s)",
+        "{}{} sent, {} ok, {} failed{} at {:.0}/s (target {:.0}/s)",
+        look.dim("  requests   "),
         s.requests.sent,
         s.requests.ok,
         s.requests.failed,
@@ -49,27 +80,27 @@ pub fn human(s: &RunSummary) -> String {
         s.shown_rps(),
         s.rps_target
     );
-    if let Some(f) = failure_line(s) {
-        let _ = writeln!(out, "  failures   {f}");
-    }
     if let Some(d) = s.longest_disruption {
         let _ = writeln!(
             out,
-            "  disruption {:.0} ms with no successful response (from {:.1} s)",
+            "{}{:.0} ms with no successful response (from {:.1} s)",
+            look.dim("  disruption "),
             d.len_ms,
             d.from_ms / 1000.0
         );
     }
     let _ = writeln!(
         out,
-        "  versions   before: {}; after: {} from {} pod(s)",
+        "{}before: {}; after: {} from {} pod(s)",
+        look.dim("  versions   "),
         counts(&s.versions_before_rollout),
         counts(&s.versions_after_rollout),
         s.backends_after_rollout.len()
     );
     let _ = writeln!(
         out,
-        "  rollout    {}",
+        "{}{}",
+        look.dim("  rollout    "),
         if s.rollout.completed {
             "completed".to_string()
         } else {
@@ -86,7 +117,7 @@ pub fn human(s: &RunSummary) -> String {
         }
     );
     if let Some(t) = &s.teardown {
-        let _ = writeln!(out, "  teardown   {}", teardown_line(t));
+        let _ = writeln!(out, "{}{}", look.dim("  teardown   "), teardown_line(t));
     }
     for t in &s.thresholds {
         let _ = writeln!(
@@ -98,26 +129,22 @@ pub fn human(s: &RunSummary) -> String {
             t.limit
         );
     }
-    for i in &s.incidents {
-        let _ = writeln!(
-            out,
-            "  incident {}: {} × {} between {:.2} s and {:.2} s, pods {}",
-            i.id,
-            i.failures,
-            i.cause.as_str(),
-            i.first_ns as f64 / 1e9,
-            i.last_ns as f64 / 1e9,
-            i.pods.join(", ")
-        );
-        let _ = writeln!(out, "    evidence: {}", i.evidence);
-        let _ = writeln!(out, "    remedy:   {}", i.remedy.text);
-    }
     out
 }
 
-/// "201 of 1806 (11.1 %) between 5.62 s and 8.61 s, in 4 distinct
-/// seconds; worst second from 5.90 s: 67 of 200 (33.5 %)".
-fn failure_line(s: &RunSummary) -> Option<String> {
+/// The wall-clock time (`HH:MM:SS`, UTC) of an instant on the run clock,
+/// from the run's `started_at`: what lines up with dashboards and logs.
+pub fn wall_clock(s: &RunSummary, run_ms: f64) -> Option<String> {
+    let start = humantime::parse_rfc3339(&s.started_at).ok()?;
+    let at = start + std::time::Duration::from_secs_f64(run_ms.max(0.0) / 1000.0);
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    text.get(11..19).map(str::to_string)
+}
+
+/// "201 of 1806 requests (11.1 %) failed between 5.62 s and 8.61 s
+/// (12:04:55–12:04:58 UTC), in 4 distinct second(s); worst second from
+/// 5.90 s: 67 of 200 failed (33.5 %)".
+pub fn failure_line(s: &RunSummary) -> Option<String> {
     let f = s.failures.as_ref()?;
     let pct = |n: u64, of: u64| {
         if of == 0 {
@@ -127,8 +154,12 @@ fn failure_line(s: &RunSummary) -> Option<String> {
         }
     };
     let w = &f.worst_second;
+    let wall = match (wall_clock(s, f.first_ms), wall_clock(s, f.last_ms)) {
+        (Some(a), Some(b)) => format!(" ({a}–{b} UTC)"),
+        _ => String::new(),
+    };
     Some(format!(
-        "{} of {} ({:.1} %) between {:.2} s and {:.2} s, in {} distinct second(s); worst second from {:.2} s: {} of {} failed ({:.1} %)",
+        "{} of {} requests ({:.1} %) failed between {:.2} s and {:.2} s{wall}, in {} distinct second(s); worst second from {:.2} s: {} of {} failed ({:.1} %)",
         s.requests.failed,
         s.requests.sent,
         pct(s.requests.failed, s.requests.sent),
@@ -164,59 +195,21 @@ pub fn markdown(s: &RunSummary) -> String {
         }
     );
     let _ = writeln!(out, "**{}**\n", md(&s.reason));
-    let _ = writeln!(
-        out,
-        "Deployment {} in namespace {} on {}; load {} at {:.0}/s (achieved {:.0}/s).\n",
-        md(&s.deployment),
-        md(&s.namespace),
-        md(&s.cluster),
-        md(&s.target_url),
-        s.rps_target,
-        s.shown_rps()
-    );
-    let _ = writeln!(out, "| threshold | limit | measured | |\n|---|---|---|---|");
-    for t in &s.thresholds {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            t.name,
-            md(&t.limit),
-            md(&t.value),
-            if t.pass { "ok" } else { "**fail**" }
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n{} requests: {} ok, {} failed, {} harness errors. Latency (from each request's start) p50 {:.1} ms, p99 {:.1} ms; response time (from its scheduled instant) p99 {:.1} ms.",
-        s.requests.sent,
-        s.requests.ok,
-        s.requests.failed,
-        s.requests.client_resource,
-        s.latency_ms.p50,
-        s.latency_ms.p99,
-        s.response_time_ms.p99
-    );
     if let Some(f) = failure_line(s) {
-        let _ = writeln!(out, "\nFailures: {}.", md(&f));
+        let _ = writeln!(out, "Failures: {}.", md(&f));
     }
-    let _ = writeln!(
-        out,
-        "\nWho answered: before the rollout {}; after it settled {}, from {} pod(s).",
-        counts(&s.versions_before_rollout),
-        counts(&s.versions_after_rollout),
-        s.backends_after_rollout.len()
-    );
     if !s.incidents.is_empty() {
         let _ = writeln!(
             out,
-            "\n### Incidents\n\n| # | cause | failures | when | pods | remedy |\n|---|---|---|---|---|---|"
+            "\n### Incidents\n\n| # | cause | confidence | failures | when | pods | remedy |\n|---|---|---|---|---|---|---|"
         );
         for i in &s.incidents {
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | {:.2}–{:.2} s | {} | {} |",
+                "| {} | `{}` | {} | {} | {:.2}–{:.2} s | {} | {} |",
                 i.id,
                 i.cause.as_str(),
+                i.confidence.as_str(),
                 i.failures,
                 i.first_ns as f64 / 1e9,
                 i.last_ns as f64 / 1e9,
@@ -252,6 +245,46 @@ pub fn markdown(s: &RunSummary) -> String {
             );
         }
     }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Deployment {} in namespace {} on {}; load {} at {:.0}/s (achieved {:.0}/s).\n",
+        md(&s.deployment),
+        md(&s.namespace),
+        md(&s.cluster),
+        md(&s.target_url),
+        s.rps_target,
+        s.shown_rps()
+    );
+    let _ = writeln!(out, "| threshold | limit | measured | |\n|---|---|---|---|");
+    for t in &s.thresholds {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            t.name,
+            md(&t.limit),
+            md(&t.value),
+            if t.pass { "ok" } else { "**fail**" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{} requests: {} ok, {} failed, {} harness errors. Latency (from each request's start) p50 {:.1} ms, p99 {:.1} ms; response time (from its scheduled instant) p99 {:.1} ms.",
+        s.requests.sent,
+        s.requests.ok,
+        s.requests.failed,
+        s.requests.client_resource,
+        s.latency_ms.p50,
+        s.latency_ms.p99,
+        s.response_time_ms.p99
+    );
+    let _ = writeln!(
+        out,
+        "\nWho answered: before the rollout {}; after it settled {}, from {} pod(s).",
+        counts(&s.versions_before_rollout),
+        counts(&s.versions_after_rollout),
+        s.backends_after_rollout.len()
+    );
     if let Some(t) = &s.teardown {
         let _ = writeln!(out, "\n**Teardown:** {}", md(&teardown_line(t)));
     }

@@ -30,6 +30,8 @@ pub(super) struct View {
     verdict: &'static str,
     verdict_class: &'static str,
     reason: String,
+    /// When and how densely requests failed, in one sentence.
+    headline: Option<String>,
     meta: Vec<Pair>,
     counts: Vec<Count>,
     thresholds: Vec<Threshold>,
@@ -87,6 +89,8 @@ struct Legend {
 struct IncidentView {
     id: u32,
     cause: &'static str,
+    /// The cause in plain words.
+    words: &'static str,
     cls: &'static str,
     failures: u64,
     confidence: &'static str,
@@ -159,6 +163,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
         verdict: verdict_word(s),
         verdict_class: verdict_class(s),
         reason: s.reason.clone(),
+        headline: crate::report::run_summary::failure_line(s),
         meta: meta(s),
         counts: counts(s),
         thresholds: s
@@ -180,6 +185,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
             .map(|i| IncidentView {
                 id: i.id,
                 cause: i.cause.as_str(),
+                words: i.cause.words(),
                 cls: cause_class(i.cause),
                 failures: i.failures,
                 confidence: i.confidence.as_str(),

@@ -1,0 +1,140 @@
+//! `report.html` in a real browser: Chromium, headless, at 1440×900, on
+//! the format-1 FAIL run of `tests/fixtures/` re-rendered by this baton.
+//! The DOM is read after the page's scripts ran (`--dump-dom`): the first
+//! screen holds the verdict, the failure window, the first incident's
+//! cause and its remedy; no script failed; nothing is fetched from the
+//! network; the page stays within its size budget. A screenshot is left
+//! in `target/tmp/report-browser/` (a CI artifact, not committed).
+//!
+//! `scripts/test.sh` installs Debian's `chromium` when it is missing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The first browser found, by the names Debian, Ubuntu and Google use.
+fn browser() -> PathBuf {
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|b| which::which(b).ok())
+    .expect("no Chromium found: scripts/test.sh installs Debian's `chromium`")
+}
+
+fn headless(page: &Path, extra: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    Command::new(browser())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1440,900",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run the browser")
+}
+
+fn attr(dom: &str, name: &str) -> Option<i64> {
+    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
+    dom[at..].split('"').next()?.parse().ok()
+}
+
+/// The fixture's FAIL run, re-rendered by this baton into a copy.
+fn fail_report() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1/run-fail");
+    let dir = tmp.path().join("run-fail");
+    common::copy_dir(&from, &dir);
+    let out = Command::new(assert_cmd::cargo::cargo_bin("baton"))
+        .arg("report")
+        .arg(&dir)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmp, dir.join("report.html"))
+}
+
+#[test]
+fn the_first_screen_of_a_failed_run_holds_the_answer_and_the_page_runs_clean() {
+    let (_tmp, page) = fail_report();
+    let html = std::fs::read_to_string(&page).unwrap();
+    let bytes = html.len();
+    assert!(
+        bytes < 2_000_000,
+        "report.html is {bytes} bytes (budget 2 MB)"
+    );
+    // Self-contained: nothing loaded from elsewhere.
+    let fetches = regex::Regex::new(
+        r#"(?i)(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import"#,
+    )
+    .unwrap();
+    assert!(
+        !fetches.is_match(&html),
+        "the page loads something from the network: {:?}",
+        fetches.find(&html).map(|m| m.as_str())
+    );
+
+    let out = headless(&page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        attr(&dom, "data-script-errors"),
+        Some(0),
+        "script errors on the page"
+    );
+    let bottom = attr(&dom, "data-answer-bottom").expect("the page measured its answer");
+    assert!(
+        bottom <= 900,
+        "the first incident's remedy ends {bottom} px down: below the first screen (900 px)"
+    );
+    // What the first screen says, in the order a person reads it.
+    let at = |needle: &str| {
+        dom.find(needle)
+            .unwrap_or_else(|| panic!("the page does not say {needle:?}"))
+    };
+    let order = [
+        at(">FAIL<"),
+        at("201 of 1816 requests (11.1 %) failed between 5.59 s and 8.63 s"),
+        at("proxies still sent new connections to Pods that were shutting down"),
+        at("add a preStop sleep of at least"),
+        at("id=\"chart\""),
+    ];
+    assert!(
+        order.is_sorted(),
+        "verdict, failures, cause, remedy, then the chart: {order:?}"
+    );
+    eprintln!(
+        "report.html: {bytes} bytes, {} px tall, answer ends at {bottom} px",
+        attr(&dom, "data-page-height").unwrap_or(-1)
+    );
+
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/report-browser");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("report-fail.png");
+    let out = headless(&page, &[&format!("--screenshot={}", shot.display())]);
+    assert!(
+        out.status.success() && shot.is_file(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
