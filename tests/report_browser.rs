@@ -123,9 +123,31 @@ fn the_first_screen_of_a_failed_run_holds_the_answer_and_the_page_runs_clean() {
         order.is_sorted(),
         "verdict, failures, cause, remedy, then the chart: {order:?}"
     );
-    eprintln!(
-        "report.html: {bytes} bytes, {} px tall, answer ends at {bottom} px",
-        attr(&dom, "data-page-height").unwrap_or(-1)
+    let height = attr(&dom, "data-page-height").expect("the page measured its height");
+    eprintln!("report.html: {bytes} bytes, {height} px tall, answer ends at {bottom} px");
+    // Failures come grouped by incident, a few shown and the rest folded:
+    // the page stays a few screens tall (it was 19,147 px with every row
+    // open).
+    assert!(
+        height <= 6 * 900,
+        "the page is {height} px tall (budget 6 screens of 900 px)"
+    );
+    // A marker's link to a folded failure unfolds it.
+    let folded = &html[html
+        .find("<details class=\"more\"")
+        .expect("folded failures")..];
+    let id = regex::Regex::new(r#"<tr id="(f-\d+)""#)
+        .unwrap()
+        .captures(folded)
+        .unwrap()[1]
+        .to_string();
+    let mut linked = page.clone().into_os_string();
+    linked.push(format!("#{id}"));
+    let out = headless(Path::new(&linked), &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<details class=\"more\" open"),
+        "following #{id} leaves its rows folded"
     );
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/report-browser");

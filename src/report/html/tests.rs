@@ -447,6 +447,23 @@ fn every_failure_has_exactly_one_marker_and_one_row() {
 }
 
 #[test]
+fn failures_are_grouped_by_incident_a_few_shown_the_rest_folded_with_no_empty_column() {
+    let run = run_with("web-old-c", 7);
+    let html = render(&run.input()).unwrap();
+    parse_strict(&html);
+    let table = &html[html.find("Failed requests").unwrap()..];
+    let fold = table
+        .find("<details class=\"more\"")
+        .expect("the rest is folded");
+    assert!(table[..fold].contains("Incident 1: proxies still sent new connections"));
+    assert_eq!(table[..fold].matches("<tr id=\"f-").count(), 5);
+    assert_eq!(table[fold..].matches("<tr id=\"f-").count(), 2);
+    assert!(table[fold..].contains("2 more of incident 1"));
+    // No failure here has an HTTP status; every one names its backend.
+    assert!(!table.contains("<th>status</th>") && table.contains("<th>backend</th>"));
+}
+
+#[test]
 fn a_run_without_failures_has_no_markers_and_says_so() {
     let mut run = run_with("web-old-c", 0);
     run.summary.incidents.clear();

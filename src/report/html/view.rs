@@ -116,13 +116,34 @@ struct StepView {
 
 #[derive(Serialize)]
 struct FailureTable {
-    rows: Vec<FailureRow>,
+    /// The rows by incident, most important incident first.
+    groups: Vec<FailureGroup>,
+    /// Columns some row fills (an always-empty column is left out).
+    has_status: bool,
+    has_backend: bool,
     /// Failures with a row.
     shown: usize,
     /// Failures with a marker.
     marked: usize,
     total: usize,
 }
+
+/// One incident's failures in the table: a few examples shown, the rest
+/// folded away (a marker's link unfolds them).
+#[derive(Serialize)]
+struct FailureGroup {
+    incident: u32,
+    cause: &'static str,
+    words: &'static str,
+    cls: &'static str,
+    /// Its failures, all of them (the table may hold fewer).
+    total: u64,
+    examples: Vec<FailureRow>,
+    more: Vec<FailureRow>,
+}
+
+/// How many failures of an incident the table shows unfolded.
+const EXAMPLES_PER_INCIDENT: usize = 5;
 
 #[derive(Serialize)]
 struct FailureRow {
@@ -232,7 +253,13 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
                 ms_to_s(d.to_ms)
             )
         }),
-        failures: failure_table(input.failures, input.attributions, &rows, marked.len()),
+        failures: failure_table(
+            input.failures,
+            input.attributions,
+            &s.incidents,
+            &rows,
+            marked.len(),
+        ),
         warnings: s.warnings.clone(),
         blind_spots: s
             .watch_blind_spots
@@ -522,14 +549,16 @@ pub(super) fn select_shown(
 fn failure_table(
     failures: &[FailedRequest],
     attributions: &[Attribution],
+    incidents: &[crate::attribution::Incident],
     shown: &[usize],
     marked: usize,
 ) -> FailureTable {
-    FailureTable {
-        rows: shown
-            .iter()
-            .map(|&i| {
-                let (f, a) = (&failures[i], &attributions[i]);
+    let rows: Vec<(u32, FailureRow)> = shown
+        .iter()
+        .map(|&i| {
+            let (f, a) = (&failures[i], &attributions[i]);
+            (
+                a.incident,
                 FailureRow {
                     id: format!("f-{}", f.seq),
                     seq: f.seq,
@@ -543,9 +572,44 @@ fn failure_table(
                     incident: a.incident,
                     candidates: candidates_text(a),
                     evidence: a.evidence.clone(),
-                }
-            })
-            .collect(),
+                },
+            )
+        })
+        .collect();
+    let has_status = rows.iter().any(|(_, r)| !r.status.is_empty());
+    let has_backend = rows.iter().any(|(_, r)| !r.backend.is_empty());
+    let mut groups: Vec<FailureGroup> = incidents
+        .iter()
+        .map(|inc| FailureGroup {
+            incident: inc.id,
+            cause: inc.cause.as_str(),
+            words: inc.cause.words(),
+            cls: cause_class(inc.cause),
+            total: inc.failures,
+            examples: Vec::new(),
+            more: Vec::new(),
+        })
+        .collect();
+    let mut rows = rows;
+    rows.sort_by_key(|(incident, r)| (*incident, r.seq));
+    for (incident, row) in rows {
+        // Incident ids are 1-based, in the order of the list.
+        let Some(g) = groups
+            .get_mut(incident as usize - 1)
+            .filter(|g| g.incident == incident)
+        else {
+            continue;
+        };
+        if g.examples.len() < EXAMPLES_PER_INCIDENT {
+            g.examples.push(row);
+        } else {
+            g.more.push(row);
+        }
+    }
+    FailureTable {
+        groups,
+        has_status,
+        has_backend,
         shown: shown.len(),
         marked,
         total: failures.len(),
