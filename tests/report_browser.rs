@@ -123,6 +123,14 @@ fn the_first_screen_of_a_failed_run_holds_the_answer_and_the_page_runs_clean() {
         order.is_sorted(),
         "verdict, failures, cause, remedy, then the chart: {order:?}"
     );
+    // The chart opens on the incidents: zoomed, the whole run one click
+    // away (the button is enabled only when zoomed).
+    let button = &dom[dom.find("id=\"zoom-reset\"").expect("the zoom button")..];
+    let button = &button[..button.find('>').unwrap()];
+    assert!(
+        !button.contains("disabled"),
+        "the chart opened on the whole run: {button}"
+    );
     let height = attr(&dom, "data-page-height").expect("the page measured its height");
     eprintln!("report.html: {bytes} bytes, {height} px tall, answer ends at {bottom} px");
     // Failures come grouped by incident, a few shown and the rest folded:

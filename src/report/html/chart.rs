@@ -57,6 +57,9 @@ pub(super) struct Chart {
     pub plot_bottom: f64,
     pub ticks_top_y: f64,
     pub ticks_bottom_y: f64,
+    /// The stretch the chart opens on when scripts run: the incidents with
+    /// a second either side, unless they span most of the run anyway.
+    pub focus: Option<(f64, f64)>,
     pub ticks: Vec<Tick>,
     pub bands: Vec<Band>,
     pub marks: Vec<VLine>,
@@ -421,7 +424,12 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
     y += versions.h + PANEL_GAP;
     let pods = pods_panel(input.timeline, scale, end, y);
     y += pods.h + PANEL_GAP;
-    let endpoints = endpoints_panel(input.timeline, scale, end, y);
+    let allowance_ns = input
+        .summary
+        .propagation
+        .as_ref()
+        .map(|p| (p.allowance_ms * 1e6) as u64);
+    let endpoints = endpoints_panel(input.timeline, scale, end, y, allowance_ns);
     y += endpoints.h + PANEL_GAP;
     let failures = failures_panel(input.failures, input.attributions, shown, has_row, scale, y);
     y += failures.h;
@@ -448,9 +456,23 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
         k += 1;
     }
 
+    let incidents = &input.summary.incidents;
+    let focus = incidents
+        .iter()
+        .map(|i| i.first_ns)
+        .min()
+        .zip(incidents.iter().map(|i| i.last_ns).max())
+        .map(|(first, last)| {
+            let a = (first as f64 / 1e9 - 1.0).max(0.0);
+            let b = (last as f64 / 1e9 + 1.0).min(end_s);
+            (r2(a), r2(b))
+        })
+        .filter(|(a, b)| b - a < 0.7 * end_s);
+
     Chart {
         width: WIDTH,
         height: r2(ticks_bottom_y + 8.0),
+        focus,
         x0: X0,
         x1: X1,
         end_s: r2(end_s),
@@ -877,7 +899,17 @@ fn endpoint_class(e: &EndpointState) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn endpoints_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LanePanel {
+/// The endpoint lanes. `allowance_ns`: the propagation allowance the
+/// attribution used; after every stretch an endpoint was ready, a hatched
+/// band that long shows where a lagging proxy may still route to it (the
+/// diagnosis of endpoint lag, drawn: failures inside it are the lag).
+fn endpoints_panel(
+    timeline: &Timeline,
+    scale: Scale,
+    end: u64,
+    y: f64,
+    allowance_ns: Option<u64>,
+) -> LanePanel {
     let mut lanes = Vec::new();
     for pod in pods_in_order(timeline) {
         // One lane per endpoint entry (address and slice) of the Pod.
@@ -890,7 +922,33 @@ fn endpoints_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LaneP
         }
         for ((address, slice), history) in per_entry {
             let ly = lane_y(y, lanes.len());
-            let segs = segments(history.into_iter(), endpoint_class, end)
+            let states = segments(history.into_iter(), endpoint_class, end);
+            let bands: Vec<Seg> = allowance_ns
+                .into_iter()
+                .flat_map(|allow| {
+                    states
+                        .iter()
+                        .filter(move |(_, to, e)| e.ready && *to < end)
+                        .map(move |(_, to, _)| {
+                            let x = scale.x(*to);
+                            let until = (*to + allow).min(end);
+                            Seg {
+                                x,
+                                y: ly,
+                                w: r2((scale.x(until) - x).max(0.0)),
+                                h: LANE_H,
+                                cls: "e-lag".to_string(),
+                                title: format!(
+                                    "{pod} {address}: no longer ready from {} s; a lagging proxy may still route here until {} s (the {} ms propagation allowance)",
+                                    secs(*to),
+                                    secs(until),
+                                    allow / 1_000_000
+                                ),
+                            }
+                        })
+                })
+                .collect();
+            let segs = states
                 .into_iter()
                 .filter_map(|(from, to, e)| {
                     let (cls, words) = endpoint_class(e)?;
@@ -908,6 +966,7 @@ fn endpoints_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LaneP
                         ),
                     })
                 })
+                .chain(bands)
                 .collect();
             lanes.push(Lane {
                 y: ly,

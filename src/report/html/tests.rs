@@ -464,6 +464,30 @@ fn failures_are_grouped_by_incident_a_few_shown_the_rest_folded_with_no_empty_co
 }
 
 #[test]
+fn after_each_ready_stretch_the_propagation_allowance_is_drawn_on_its_endpoint_lane() {
+    let mut run = run_with("web-old-c", 3);
+    let html = render(&run.input()).unwrap();
+    assert!(!html.contains("class=\"e-lag\""), "no allowance, no band");
+    run.summary.propagation = Some(crate::attribution::propagation::Chosen {
+        allowance_ms: 1000.0,
+        from: "the profile".into(),
+        measured: None,
+        warning: None,
+    });
+    let html = render(&run.input()).unwrap();
+    let p = parse_strict(&html);
+    let bands: Vec<&BTreeMap<String, String>> = p
+        .tags
+        .iter()
+        .filter(|(el, a)| el == "rect" && a.get("class").is_some_and(|c| c == "e-lag"))
+        .map(|(_, a)| a)
+        .collect();
+    // Three old Pods went: one band each, on their own lanes.
+    assert_eq!(bands.len(), 3, "{bands:?}");
+    assert!(html.contains("1000 ms propagation allowance"));
+}
+
+#[test]
 fn a_run_without_failures_has_no_markers_and_says_so() {
     let mut run = run_with("web-old-c", 0);
     run.summary.incidents.clear();

@@ -32,6 +32,9 @@ pub(super) struct View {
     reason: String,
     /// When and how densely requests failed, in one sentence.
     headline: Option<String>,
+    /// The propagation allowance drawn after each endpoint's ready
+    /// stretch, in whole ms.
+    propagation_ms: Option<u64>,
     meta: Vec<Pair>,
     counts: Vec<Count>,
     thresholds: Vec<Threshold>,
@@ -185,6 +188,10 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
         verdict_class: verdict_class(s),
         reason: s.reason.clone(),
         headline: crate::report::run_summary::failure_line(s),
+        propagation_ms: s
+            .propagation
+            .as_ref()
+            .map(|p| p.allowance_ms.round() as u64),
         meta: meta(s),
         counts: counts(s),
         thresholds: s
