@@ -165,9 +165,14 @@ impl AtomicFile {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // The mode a plain `File::create` gets (0666 less the umask), not
+        // tempfile's private 0600: a report is for whoever reads the
+        // directory, as the record files beside it are.
+        use std::os::unix::fs::PermissionsExt;
         let file = tempfile::Builder::new()
             .prefix(".baton-")
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| RunDirError::write(path, e))?;
         Ok(AtomicFile {
@@ -213,6 +218,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_written_whole_gets_the_mode_a_plain_create_gets() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let atomic = tmp.path().join("atomic");
+        write_atomic(&atomic, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
+    }
 
     #[test]
     fn a_new_or_empty_directory_is_claimed_and_one_holding_a_run_is_refused() {
