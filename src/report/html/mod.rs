@@ -49,6 +49,9 @@ pub const MAX_FAILURE_ROWS: usize = 2_000;
 
 const TEMPLATE_NAME: &str = "report.html.j2";
 const TEMPLATE: &str = include_str!("report.html.j2");
+/// The stylesheet every HTML page baton writes shares (`report.html`,
+/// `compare.html`), inlined into each as the global `style`.
+const STYLE: &str = include_str!("style.css");
 
 /// Everything the report shows, as `baton run` (or `baton report`) has
 /// it at the end.
@@ -89,21 +92,23 @@ pub fn render(input: &HtmlInput<'_>) -> Result<String, HtmlError> {
         });
     }
     let view = view::build(input, MAX_FAILURE_MARKERS, MAX_FAILURE_ROWS);
-    let env = environment()?;
+    let mut env = environment();
+    env.add_template(TEMPLATE_NAME, TEMPLATE)?;
     let html = env.get_template(TEMPLATE_NAME)?.render(&view)?;
     Ok(html)
 }
 
-/// The template environment: HTML escaping for every template whatever
-/// its name (minijinja would pick it from a `.html` name; saying so keeps
-/// a renamed template from silently losing it), and an undefined variable
-/// is an error rather than an empty string.
-fn environment() -> Result<Environment<'static>, minijinja::Error> {
+/// The template environment of every HTML page baton writes: HTML
+/// escaping for every template whatever its name (minijinja would pick it
+/// from a `.html` name; saying so keeps a renamed template from silently
+/// losing it), an undefined variable is an error rather than an empty
+/// string, and the shared stylesheet is the global `style`.
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
-    env.add_template(TEMPLATE_NAME, TEMPLATE)?;
-    Ok(env)
+    env.add_global("style", minijinja::Value::from_safe_string(STYLE.to_string()));
+    env
 }
