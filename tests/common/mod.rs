@@ -10,6 +10,7 @@
 //! plenty for test-sized loads.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod relay;
 pub mod tls;
 

@@ -109,6 +109,9 @@ pub(crate) fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
-    env.add_global("style", minijinja::Value::from_safe_string(STYLE.to_string()));
+    env.add_global(
+        "style",
+        minijinja::Value::from_safe_string(STYLE.to_string()),
+    );
     env
 }
