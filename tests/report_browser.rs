@@ -67,6 +67,11 @@ fn the_first_screen_of_a_failed_run_holds_the_answer_and_the_page_runs_clean() {
         Some(0),
         "script errors on the page"
     );
+    assert_eq!(
+        attr(&dom, "data-blocked-fetches"),
+        Some(0),
+        "the page tried to fetch something (its policy blocked it)"
+    );
     let bottom = attr(&dom, "data-answer-bottom").expect("the page measured its answer");
     assert!(
         bottom <= 900,
@@ -132,4 +137,23 @@ fn the_first_screen_of_a_failed_run_holds_the_answer_and_the_page_runs_clean() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The fetch counter the first test relies on counts: a page that does
+/// reach for the network (an image from loopback's discard port) is
+/// blocked by the report's policy and counted.
+#[test]
+fn a_report_that_reaches_for_the_network_is_caught() {
+    let (_tmp, page) = fail_report();
+    let html = std::fs::read_to_string(&page).unwrap();
+    let tampered = html.replacen(
+        "<body>",
+        "<body><img src=\"http://127.0.0.1:9/pixel.png\" alt=\"\"/>",
+        1,
+    );
+    assert_ne!(tampered, html);
+    std::fs::write(&page, tampered).unwrap();
+    let out = headless(&page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(attr(&dom, "data-blocked-fetches"), Some(1), "{dom:.300}");
 }
