@@ -157,3 +157,63 @@ fn a_report_that_reaches_for_the_network_is_caught() {
     let dom = String::from_utf8_lossy(&out.stdout);
     assert_eq!(attr(&dom, "data-blocked-fetches"), Some(1), "{dom:.300}");
 }
+
+/// Hovering the chart (a mouse move dispatched in the real browser, from
+/// a page that frames the report) fills the one shared tooltip with that
+/// instant's run-clock and wall-clock time, the bucket's requests by
+/// outcome, latency, the versions answering, the cluster's ready
+/// endpoints and Pods.
+#[test]
+fn hovering_the_chart_says_what_happened_at_that_instant() {
+    let (_tmp, page) = fail_report();
+    let frame = page.with_file_name("hover.html");
+    std::fs::write(
+        &frame,
+        r#"<!DOCTYPE html><html><body>
+<iframe id="f" src="report.html" width="1440" height="2400"></iframe>
+<pre id="out">not hovered</pre>
+<script>
+document.getElementById("f").addEventListener("load", function () {
+  setTimeout(function () {
+    var out = document.getElementById("out");
+    try {
+      var w = document.getElementById("f").contentWindow, d = w.document;
+      var r = d.getElementById("chart").getBoundingClientRect();
+      // The middle of the plot, level with the requests panel: the chart
+      // opens on the incidents, so failures are there.
+      var x = r.left + r.width * 0.6, y = r.top + r.height * 0.2;
+      d.elementFromPoint(x, y).dispatchEvent(
+        new w.MouseEvent("mousemove", {clientX: x, clientY: y, bubbles: true}));
+      var tip = d.getElementById("tip");
+      out.textContent = "shown=" + (tip.style.display !== "none") + "\n" + tip.textContent;
+    } catch (e) { out.textContent = "error " + e; }
+  }, 300);
+});
+</script></body></html>"#,
+    )
+    .unwrap();
+    let out = headless(&frame, &["--allow-file-access-from-files", "--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let at = dom.find("<pre id=\"out\">").expect("the frame page") + "<pre id=\"out\">".len();
+    let tip = &dom[at..at + dom[at..].find("</pre>").unwrap()];
+    let lines: Vec<&str> = tip.lines().collect();
+    assert_eq!(lines.first(), Some(&"shown=true"), "{tip}");
+    let clock = regex::Regex::new(r"^\d+\.\d{3} s · \d\d:\d\d:\d\d\.\d{3} UTC$").unwrap();
+    assert!(
+        lines.get(1).is_some_and(|l| clock.is_match(l)),
+        "no run-clock and wall-clock time first: {tip}"
+    );
+    let counts =
+        regex::Regex::new(r"^\d+\.\d–\d+\.\d s: \d+ sent, \d+ ok, failed: [a-z_]+ \d+").unwrap();
+    assert!(
+        lines.iter().any(|l| counts.is_match(l)),
+        "no requests by outcome: {tip}"
+    );
+    for needle in [
+        "latency p50 ",
+        "versions answering: 1.2",
+        "ready endpoints ",
+    ] {
+        assert!(tip.contains(needle), "no {needle:?}: {tip}");
+    }
+}

@@ -146,6 +146,8 @@ pub struct Normaliser {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct PodState {
     uid: String,
+    /// The first container's image: the Pod's version on the report's lane.
+    image: String,
     created: Option<Timestamp>,
     /// `PodScheduled` is True (with its transition time).
     scheduled: Option<Option<Timestamp>>,
@@ -380,6 +382,7 @@ impl Normaliser {
         if old.is_none() {
             out.push(LifecycleEvent {
                 api_ns: self.api(new.created),
+                new: new.image.clone(),
                 ..ev(EventKind::PodCreated)
             });
         }
@@ -777,6 +780,12 @@ fn pod_state(pod: &Pod) -> PodState {
     };
     PodState {
         uid: m.uid.clone().unwrap_or_default(),
+        image: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
         created: ts(&m.creation_timestamp),
         scheduled: condition("PodScheduled").filter(|c| c.0).map(|c| c.1),
         ready: condition("Ready"),
@@ -923,6 +932,19 @@ mod tests {
         assert_eq!(ev[0].object, "pod/web-1");
         assert_eq!(ev[0].pod, "web-1");
         assert!(!ev[0].late);
+    }
+
+    #[test]
+    fn a_new_pod_carries_its_first_containers_image() {
+        let (_, mut n) = norm();
+        let ev = n.applied(
+            pod(json!({"spec": {"containers": [
+                {"name": "nginx", "image": "nginx:1.28.0"},
+                {"name": "sidecar", "image": "envoy:1"}]}})),
+            1,
+        );
+        assert_eq!(kinds(&ev), [PodCreated]);
+        assert_eq!(ev[0].new, "nginx:1.28.0");
     }
 
     #[test]

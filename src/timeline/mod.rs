@@ -370,6 +370,14 @@ impl Timeline {
 
     /// Every state the Pod went through, each with the observed time it
     /// began.
+    /// The image a Pod was created with (its first container's), when the
+    /// run recorded it (`pod_created`'s `new`; runs before it did not).
+    pub fn pod_image(&self, pod: &str) -> Option<&str> {
+        self.pod_events(pod)
+            .find(|e| e.kind == EventKind::PodCreated && !e.new.is_empty())
+            .map(|e| e.new.as_str())
+    }
+
     pub fn pod_history(&self, pod: &str) -> impl Iterator<Item = (u64, &PodState)> {
         self.pods
             .get(pod)

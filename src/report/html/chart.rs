@@ -8,8 +8,12 @@
 //! Pure: no I/O, ordered collections only.
 
 use super::HtmlInput;
-use super::format::{candidates_text, keep_end, keep_start, ms_to_s, outcome_text, r2, secs};
-use super::palette::{cause_class, failing_outcomes, version_colour, versions_in_order};
+use super::format::{
+    candidates_text, epoch_ms, keep_end, keep_start, ms_to_s, outcome_text, r2, secs, wall_label,
+};
+use super::palette::{
+    failing_outcomes, image_tag, pod_version_colour, version_colour, versions_in_order,
+};
 use crate::analyse::{BUCKET_NS, Bucket};
 use crate::attribution::{Attribution, Cause, FailedRequest};
 use crate::cluster::event::EventKind;
@@ -39,6 +43,10 @@ const MIN_FAILED_PX: f64 = 2.0;
 /// Lane labels longer than this keep their end (the unique suffix of a
 /// generated Pod name).
 const LABEL_CHARS: usize = 28;
+/// The same, beside a version tag (which keeps its start, up to
+/// `TAG_CHARS`).
+const LABEL_CHARS_TAGGED: usize = 17;
+const TAG_CHARS: usize = 10;
 /// Step labels longer than this are cut (the full text is in the title).
 const STEP_LABEL_CHARS: usize = 60;
 /// Rough width of one character of an 11 px label, for placing labels.
@@ -53,6 +61,8 @@ pub(super) struct Chart {
     pub x1: f64,
     /// The run-clock seconds at `x1` (`x0` is 0 s).
     pub end_s: f64,
+    /// The run clock's origin in Unix epoch ms, for the wall-clock axis.
+    pub wall0_ms: Option<i64>,
     pub plot_top: f64,
     pub plot_bottom: f64,
     pub ticks_top_y: f64,
@@ -76,6 +86,9 @@ pub(super) struct Chart {
 pub(super) struct Tick {
     pub x: f64,
     pub label: String,
+    /// The UTC wall clock at the tick (the bottom row), or the run clock
+    /// again when the run did not record its start.
+    pub wall: String,
 }
 
 /// A rollout step's span.
@@ -177,6 +190,10 @@ pub(super) struct Lane {
     pub y: f64,
     pub label: String,
     pub title: String,
+    /// The Pod's image tag (its version), when the run recorded the image.
+    pub tag: String,
+    /// The version's colour when the tag names a version that answered.
+    pub tag_fill: Option<&'static str>,
     pub segs: Vec<Seg>,
     pub marks: Vec<Mark>,
 }
@@ -219,7 +236,9 @@ pub(super) struct MarkerPanel {
 pub(super) struct Marker {
     pub x: f64,
     pub y: f64,
-    pub cls: &'static str,
+    /// The outcome's class: a marker is coloured by what happened to the
+    /// request, its row says why.
+    pub cls: String,
     pub href: String,
     pub title: String,
 }
@@ -422,14 +441,15 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
     y += latency.h + PANEL_GAP;
     let versions = versions_panel(input.buckets, scale, y);
     y += versions.h + PANEL_GAP;
-    let pods = pods_panel(input.timeline, scale, end, y);
+    let answered = versions_in_order(input.buckets);
+    let pods = pods_panel(input.timeline, &answered, scale, end, y);
     y += pods.h + PANEL_GAP;
     let allowance_ns = input
         .summary
         .propagation
         .as_ref()
         .map(|p| (p.allowance_ms * 1e6) as u64);
-    let endpoints = endpoints_panel(input.timeline, scale, end, y, allowance_ns);
+    let endpoints = endpoints_panel(input.timeline, &answered, scale, end, y, allowance_ns);
     y += endpoints.h + PANEL_GAP;
     let failures = failures_panel(input.failures, input.attributions, shown, has_row, scale, y);
     y += failures.h;
@@ -439,19 +459,19 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
     let end_s = end as f64 / 1e9;
     let step = tick_step(end_s);
     let mut ticks = Vec::new();
+    let wall0_ms = epoch_ms(&s.started_at);
+    let decimals = usize::from(step < 1.0);
     let mut k = 0u64;
     loop {
         let t = k as f64 * step;
         if t > end_s + 1e-9 {
             break;
         }
+        let label = format!("{t:.decimals$} s");
         ticks.push(Tick {
             x: scale.x((t * 1e9).round() as u64),
-            label: if step < 1.0 {
-                format!("{t:.1} s")
-            } else {
-                format!("{t:.0} s")
-            },
+            wall: wall0_ms.map_or_else(|| label.clone(), |w| wall_label(w, t, decimals)),
+            label,
         });
         k += 1;
     }
@@ -476,6 +496,7 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
         x0: X0,
         x1: X1,
         end_s: r2(end_s),
+        wall0_ms,
         plot_top: r2(plot_top),
         plot_bottom,
         ticks_top_y: r2(ticks_top_y),
@@ -786,7 +807,24 @@ where
     out
 }
 
-fn pods_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LanePanel {
+/// A lane's label, version tag and the tag's colour: the Pod's name cut
+/// to its unique end, shorter when a tag stands beside it.
+fn lane_label(
+    timeline: &Timeline,
+    pod: &str,
+    versions: &[&str],
+) -> (String, String, Option<&'static str>) {
+    match timeline.pod_image(pod) {
+        Some(image) => (
+            keep_end(pod, LABEL_CHARS_TAGGED),
+            keep_start(image_tag(image), TAG_CHARS),
+            pod_version_colour(image, versions),
+        ),
+        None => (keep_end(pod, LABEL_CHARS), String::new(), None),
+    }
+}
+
+fn pods_panel(timeline: &Timeline, versions: &[&str], scale: Scale, end: u64, y: f64) -> LanePanel {
     let pods = pods_in_order(timeline);
     let lanes = pods
         .iter()
@@ -865,10 +903,16 @@ fn pods_panel(timeline: &Timeline, scale: Scale, end: u64, y: f64) -> LanePanel 
                     }
                 })
                 .collect();
+            let (label, tag, tag_fill) = lane_label(timeline, pod, versions);
             Lane {
                 y: ly,
-                label: keep_end(pod, LABEL_CHARS),
-                title: pod.to_string(),
+                label,
+                title: match timeline.pod_image(pod) {
+                    Some(image) => format!("{pod} ({image})"),
+                    None => pod.to_string(),
+                },
+                tag,
+                tag_fill,
                 segs,
                 marks,
             }
@@ -905,6 +949,7 @@ fn endpoint_class(e: &EndpointState) -> Option<(&'static str, &'static str)> {
 /// diagnosis of endpoint lag, drawn: failures inside it are the lag).
 fn endpoints_panel(
     timeline: &Timeline,
+    versions: &[&str],
     scale: Scale,
     end: u64,
     y: f64,
@@ -968,9 +1013,12 @@ fn endpoints_panel(
                 })
                 .chain(bands)
                 .collect();
+            let (label, tag, tag_fill) = lane_label(timeline, pod, versions);
             lanes.push(Lane {
                 y: ly,
-                label: keep_end(pod, LABEL_CHARS),
+                label,
+                tag,
+                tag_fill,
                 title: format!("{pod} at {address} ({slice})"),
                 segs,
                 marks: Vec::new(),
@@ -1027,7 +1075,7 @@ fn failures_panel(
             Marker {
                 x: scale.x(f.start_ns),
                 y: r2(row_y(a.cause)),
-                cls: cause_class(a.cause),
+                cls: format!("o-{}", f.outcome.as_str()),
                 href: if has_row[i] {
                     format!("#f-{}", f.seq)
                 } else {

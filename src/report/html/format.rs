@@ -17,6 +17,30 @@ pub(super) fn ms_to_s(ms: f64) -> String {
     format!("{:.3}", ms / 1000.0)
 }
 
+/// The run clock's origin as ms since the Unix epoch, from `started_at`
+/// (RFC 3339); `None` for a run that did not record it.
+pub(super) fn epoch_ms(started_at: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339(started_at).ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_millis()).ok()
+}
+
+/// The UTC wall clock `t_s` run-clock seconds after an origin of
+/// `origin_ms` epoch ms: `13:21:17`, or `13:21:17.5` with `decimals`.
+/// (The page's script formats its zoomed ticks the same way.)
+pub(super) fn wall_label(origin_ms: i64, t_s: f64, decimals: usize) -> String {
+    let ms = origin_ms + (t_s * 1000.0).round() as i64;
+    let day_ms = ms.rem_euclid(86_400_000);
+    let (h, m) = (day_ms / 3_600_000, day_ms / 60_000 % 60);
+    let s = (day_ms % 60_000) as f64 / 1000.0;
+    if decimals == 0 {
+        format!("{h:02}:{m:02}:{:02}", s.floor() as i64)
+    } else {
+        let width = 3 + decimals;
+        format!("{h:02}:{m:02}:{s:0width$.decimals$}")
+    }
+}
+
 /// `s` cut to its last `n` characters behind an ellipsis.
 pub(super) fn keep_end(s: &str, n: usize) -> String {
     let len = s.chars().count();
@@ -48,5 +72,27 @@ pub(super) fn outcome_text(f: &FailedRequest) -> String {
     match f.phase.as_str() {
         "" => f.outcome.as_str().to_string(),
         p => format!("{} ({p})", f.outcome.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_labels_are_utc_time_of_day_after_the_origin() {
+        let origin = epoch_ms("2026-11-29T13:21:11.948Z").unwrap();
+        assert_eq!(wall_label(origin, 0.0, 0), "13:21:11");
+        assert_eq!(wall_label(origin, 5.59, 0), "13:21:17");
+        assert_eq!(wall_label(origin, 5.59, 1), "13:21:17.5");
+        assert_eq!(wall_label(origin, 0.052, 2), "13:21:12.00");
+        // Past midnight the clock starts again.
+        assert_eq!(wall_label(origin, 11.0 * 3600.0, 0), "00:21:11");
+    }
+
+    #[test]
+    fn a_run_without_a_start_time_has_no_wall_clock() {
+        assert_eq!(epoch_ms(""), None);
+        assert_eq!(epoch_ms("yesterday"), None);
     }
 }

@@ -21,6 +21,7 @@
 mod chart;
 mod format;
 mod palette;
+mod tips;
 mod view;
 
 #[cfg(test)]

@@ -397,11 +397,18 @@ fn hostile_names_and_messages_appear_only_escaped() {
     for text in [EVIL, EVIL_ATTR] {
         let run = run_with(text, 3);
         let html = render(&run.input()).unwrap();
-        // Our own two script elements (the fetch counter in the head, the
-        // chart's at the end), nothing else.
-        assert_eq!(html.matches("<script").count(), 2, "{text}");
-        assert!(!html.contains("alert(1)</script>"));
-        assert!(!html.contains("\" onmouseover"));
+        // Our own three script elements (the fetch counter in the head,
+        // the tooltip's data, the chart's script), nothing else.
+        assert_eq!(html.matches("<script").count(), 3, "{text}");
+        // The tooltip's data is JSON inside a script element: a quote is
+        // harmless there, a `<` (which could close the element) is not.
+        let open = "<script type=\"application/json\" id=\"tips\">";
+        let from = html.find(open).unwrap() + open.len();
+        let to = from + html[from..].find("</script>").unwrap();
+        assert!(!html[from..to].contains('<'), "{}", &html[from..to]);
+        let markup = format!("{}{}", &html[..from], &html[to..]);
+        assert!(!markup.contains("alert(1)</script>"));
+        assert!(!markup.contains("\" onmouseover"));
         let p = parse_strict(&html);
         assert!(
             !p.attrs.iter().any(|(_, a, _)| a.starts_with("on")),

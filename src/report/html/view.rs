@@ -9,9 +9,10 @@
 //! and our own palette.
 
 use super::HtmlInput;
-use super::chart::{Chart, chart};
+use super::chart::{Chart, LanePanel, chart};
 use super::format::{candidates_text, ms_to_s, outcome_text, secs};
 use super::palette::{cause_class, failing_outcomes, version_colour, versions_in_order};
+use super::tips::{Tips, tips};
 use crate::attribution::{Attribution, Cause, FailedRequest};
 use crate::load::outcome::Outcome;
 use crate::rundir::RunSummary;
@@ -32,14 +33,13 @@ pub(super) struct View {
     reason: String,
     /// When and how densely requests failed, in one sentence.
     headline: Option<String>,
-    /// The propagation allowance drawn after each endpoint's ready
-    /// stretch, in whole ms.
-    propagation_ms: Option<u64>,
     meta: Vec<Pair>,
     counts: Vec<Count>,
     thresholds: Vec<Threshold>,
     causes: Vec<Key>,
     chart: Chart,
+    /// What the chart's shared tooltip says at each instant.
+    tips: Tips,
     legend: Legend,
     incidents: Vec<IncidentView>,
     steps: Vec<StepView>,
@@ -85,6 +85,12 @@ struct Key {
 struct Legend {
     outcomes: Vec<Key>,
     versions: Vec<Key>,
+    /// Pod states and marks that occur on the lanes, in a fixed order.
+    pods: Vec<Key>,
+    /// Endpoint states (and the allowance band) that occur.
+    endpoints: Vec<Key>,
+    /// Some lane carries a version tag.
+    tagged: bool,
     causes: Vec<Key>,
 }
 
@@ -188,10 +194,6 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
         verdict_class: verdict_class(s),
         reason: s.reason.clone(),
         headline: crate::report::run_summary::failure_line(s),
-        propagation_ms: s
-            .propagation
-            .as_ref()
-            .map(|p| p.allowance_ms.round() as u64),
         meta: meta(s),
         counts: counts(s),
         thresholds: s
@@ -205,8 +207,9 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
             })
             .collect(),
         causes: cause_keys(s),
-        legend: legend(input),
+        legend: legend(input, &chart),
         chart,
+        tips: tips(input.buckets, input.timeline),
         incidents: s
             .incidents
             .iter()
@@ -455,7 +458,56 @@ fn cause_keys(s: &RunSummary) -> Vec<Key> {
         .collect()
 }
 
-fn legend(input: &HtmlInput<'_>) -> Legend {
+/// What the lanes' classes mean, in the legend's order.
+const POD_KEYS: [(&str, &str); 8] = [
+    ("l-pending", "pending"),
+    ("l-running", "running, not ready"),
+    ("l-ready", "ready"),
+    ("l-terminating", "terminating"),
+    ("l-gone", "gone (thin line)"),
+    ("waiting-sw", "waiting (ErrImagePull, CrashLoopBackOff…)"),
+    ("mk-restart", "container restarted"),
+    ("mk-exit", "container exited"),
+];
+const ENDPOINT_KEYS: [(&str, &str); 5] = [
+    ("e-ready", "ready"),
+    ("e-serving", "terminating, still serving"),
+    ("e-terminating", "terminating, not serving"),
+    ("e-notready", "not ready"),
+    ("e-lag", "a lagging proxy may still route here"),
+];
+
+/// The keys of `table` whose class occurs on some lane of `panel` (a
+/// segment's class word, or a mark's class behind `mk-`).
+fn lane_keys(panel: &LanePanel, table: &[(&str, &str)], allowance: Option<u64>) -> Vec<Key> {
+    let occurs = |cls: &str| {
+        panel.lanes.iter().any(|l| {
+            l.segs.iter().any(|s| {
+                s.cls
+                    .split(' ')
+                    .any(|w| w == cls || (w == "waiting" && cls == "waiting-sw"))
+            }) || l
+                .marks
+                .iter()
+                .any(|m| cls.strip_prefix("mk-") == Some(m.cls))
+        })
+    };
+    table
+        .iter()
+        .filter(|(cls, _)| occurs(cls))
+        .map(|(cls, label)| Key {
+            cls: cls.to_string(),
+            fill: String::new(),
+            label: match (*cls, allowance) {
+                ("e-lag", Some(ms)) => format!("{label} (the {ms} ms propagation allowance)"),
+                _ => label.to_string(),
+            },
+            count: 0,
+        })
+        .collect()
+}
+
+fn legend(input: &HtmlInput<'_>, chart: &Chart) -> Legend {
     let total = |o: Outcome| -> u64 {
         input
             .buckets
@@ -475,7 +527,20 @@ fn legend(input: &HtmlInput<'_>) -> Legend {
     for a in input.attributions {
         *causes.entry(a.cause).or_default() += 1;
     }
+    let allowance = input
+        .summary
+        .propagation
+        .as_ref()
+        .map(|p| p.allowance_ms.round() as u64);
     Legend {
+        pods: lane_keys(&chart.pods, &POD_KEYS, None),
+        endpoints: lane_keys(&chart.endpoints, &ENDPOINT_KEYS, allowance),
+        tagged: chart
+            .pods
+            .lanes
+            .iter()
+            .chain(&chart.endpoints.lanes)
+            .any(|l| !l.tag.is_empty()),
         outcomes: outcomes
             .into_iter()
             .map(|o| Key {
