@@ -158,6 +158,38 @@ fn a_report_that_reaches_for_the_network_is_caught() {
     assert_eq!(attr(&dom, "data-blocked-fetches"), Some(1), "{dom:.300}");
 }
 
+/// Loads `report.html` (next to it) in a frame `width` × `height` px of a
+/// page whose script runs `probe` against the framed page once it loaded
+/// (`w`: its window, `d`: its document) and returns what `probe` returns,
+/// as text. A script error comes back as `error ...`.
+fn framed(report: &Path, width: u32, height: u32, probe: &str) -> String {
+    let frame = report.with_file_name("frame.html");
+    std::fs::write(
+        &frame,
+        format!(
+            r#"<!DOCTYPE html><html><body style="margin:0">
+<iframe id="f" src="report.html" width="{width}" height="{height}" style="border:0"></iframe>
+<pre id="out">not probed</pre>
+<script>
+document.getElementById("f").addEventListener("load", function () {{
+  setTimeout(function () {{
+    var out = document.getElementById("out");
+    try {{
+      var w = document.getElementById("f").contentWindow, d = w.document;
+      out.textContent = (function (w, d) {{ {probe} }})(w, d);
+    }} catch (e) {{ out.textContent = "error " + e; }}
+  }}, 300);
+}});
+</script></body></html>"#
+        ),
+    )
+    .unwrap();
+    let out = headless(&frame, &["--allow-file-access-from-files", "--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let at = dom.find("<pre id=\"out\">").expect("the frame page") + "<pre id=\"out\">".len();
+    dom[at..at + dom[at..].find("</pre>").unwrap()].to_string()
+}
+
 /// Hovering the chart (a mouse move dispatched in the real browser, from
 /// a page that frames the report) fills the one shared tooltip with that
 /// instant's run-clock and wall-clock time, the bucket's requests by
@@ -166,36 +198,19 @@ fn a_report_that_reaches_for_the_network_is_caught() {
 #[test]
 fn hovering_the_chart_says_what_happened_at_that_instant() {
     let (_tmp, page) = fail_report();
-    let frame = page.with_file_name("hover.html");
-    std::fs::write(
-        &frame,
-        r#"<!DOCTYPE html><html><body>
-<iframe id="f" src="report.html" width="1440" height="2400"></iframe>
-<pre id="out">not hovered</pre>
-<script>
-document.getElementById("f").addEventListener("load", function () {
-  setTimeout(function () {
-    var out = document.getElementById("out");
-    try {
-      var w = document.getElementById("f").contentWindow, d = w.document;
-      var r = d.getElementById("chart").getBoundingClientRect();
+    let tip = framed(
+        &page,
+        1440,
+        2400,
+        r#"var r = d.getElementById("chart").getBoundingClientRect();
       // The middle of the plot, level with the requests panel: the chart
       // opens on the incidents, so failures are there.
       var x = r.left + r.width * 0.6, y = r.top + r.height * 0.2;
       d.elementFromPoint(x, y).dispatchEvent(
         new w.MouseEvent("mousemove", {clientX: x, clientY: y, bubbles: true}));
       var tip = d.getElementById("tip");
-      out.textContent = "shown=" + (tip.style.display !== "none") + "\n" + tip.textContent;
-    } catch (e) { out.textContent = "error " + e; }
-  }, 300);
-});
-</script></body></html>"#,
-    )
-    .unwrap();
-    let out = headless(&frame, &["--allow-file-access-from-files", "--dump-dom"]);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let at = dom.find("<pre id=\"out\">").expect("the frame page") + "<pre id=\"out\">".len();
-    let tip = &dom[at..at + dom[at..].find("</pre>").unwrap()];
+      return "shown=" + (tip.style.display !== "none") + "\n" + tip.textContent;"#,
+    );
     let lines: Vec<&str> = tip.lines().collect();
     assert_eq!(lines.first(), Some(&"shown=true"), "{tip}");
     let clock = regex::Regex::new(r"^\d+\.\d{3} s · \d\d:\d\d:\d\d\.\d{3} UTC$").unwrap();
@@ -216,4 +231,32 @@ document.getElementById("f").addEventListener("load", function () {
     ] {
         assert!(tip.contains(needle), "no {needle:?}: {tip}");
     }
+}
+
+/// At 390 px (a phone), the page does not scroll sideways (only the chart,
+/// in its own box, and the failures table may), and the chart's visible
+/// part holds the first failure.
+#[test]
+fn on_a_phone_only_the_chart_scrolls_sideways_and_it_shows_the_first_failure() {
+    let (_tmp, page) = fail_report();
+    let probe = framed(
+        &page,
+        390,
+        900,
+        r##"var h = d.documentElement, tick = d.querySelector("#chart line.fm").getBoundingClientRect();
+      return h.scrollWidth + " " + h.clientWidth + " " + Math.round(tick.left);"##,
+    );
+    let n: Vec<i64> = probe
+        .split(' ')
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{probe}")))
+        .collect();
+    let (page_w, view_w, tick_x) = (n[0], n[1], n[2]);
+    assert!(
+        page_w <= view_w,
+        "the page is {page_w} px wide in a {view_w} px window"
+    );
+    assert!(
+        (0..view_w).contains(&tick_x),
+        "the first failure is drawn at {tick_x} px, outside the {view_w} px window"
+    );
 }

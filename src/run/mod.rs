@@ -581,6 +581,7 @@ async fn baseline(
             "baton: waiting for a healthy baseline (deployment rolled out, target answering)"
         );
     }
+    let waited = std::time::Instant::now();
     gate::wait_baseline(
         &site.client,
         &site.namespace,
@@ -598,7 +599,16 @@ async fn baseline(
             exit::INVALID
         },
         message: format!("no healthy baseline before the rollout: {why}"),
-    })
+    })?;
+    if !quiet {
+        // The waiting line above must not read as still true once the
+        // load and the rollout run.
+        eprintln!(
+            "baton: baseline healthy after {:.1} s; load and rollout starting",
+            waited.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// What the load and the steps did.
