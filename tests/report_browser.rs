@@ -260,3 +260,98 @@ fn on_a_phone_only_the_chart_scrolls_sideways_and_it_shows_the_first_failure() {
         "the first failure is drawn at {tick_x} px, outside the {view_w} px window"
     );
 }
+
+/// The FAIL run made long: after its rollout (in its first 10 s) the load
+/// goes on at `rate` per second of plain successes from the new Pods for
+/// `secs` seconds, as a ten-minute gate would run. `run.json` counts the
+/// added requests (nothing lost, nothing invented).
+fn long_report(rate: u64, secs: u64) -> (tempfile::TempDir, PathBuf, u64) {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1/run-fail");
+    let dir = tmp.path().join("run-long");
+    common::copy_dir(&from, &dir);
+    let csv = dir.join("requests.csv");
+    let first = std::fs::read_to_string(&csv).unwrap();
+    let mut seq = first.lines().count() as u64 - 1;
+    let mut out =
+        std::io::BufWriter::new(std::fs::OpenOptions::new().append(true).open(&csv).unwrap());
+    let pods = [
+        "web-server-7c5dcc8f57-b9w67",
+        "web-server-7c5dcc8f57-2skrs",
+        "web-server-7c5dcc8f57-h9xfs",
+    ];
+    let added = rate * secs;
+    let gap = 1_000_000_000 / rate;
+    for k in 0..added {
+        let at = 10_000_000_000 + k * gap;
+        writeln!(
+            out,
+            "{seq},{at},{},150,450,540,200,ok,,{},1.28.0",
+            at + 20_000,
+            pods[(k % 3) as usize]
+        )
+        .unwrap();
+        seq += 1;
+    }
+    out.flush().unwrap();
+    let mut run: serde_json::Value = common::read_json(&dir.join("run.json"));
+    let sent = run["sent"].as_u64().unwrap() + added;
+    run["sent"] = sent.into();
+    run["rows_written"] = sent.into();
+    run["elapsed_ns"] = (10_000_000_000 + added * gap).into();
+    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("baton"))
+        .arg("report")
+        .arg(&dir)
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (tmp, dir.join("report.html"), sent)
+}
+
+/// A ten-minute run of 600,000 requests: the page stays a few megabytes
+/// and a few screens, opens on the incident with the answer on the first
+/// screen, and runs clean. Its size, height and the browser's time to load
+/// it are printed (the README quotes them; no timed assertion).
+#[test]
+fn a_ten_minute_run_of_600_000_requests_stays_a_few_megabytes_and_screens() {
+    let (_tmp, page, sent) = long_report(1_000, 600);
+    assert!(sent >= 600_000);
+    let bytes = std::fs::metadata(&page).unwrap().len();
+    assert!(
+        bytes < 5_000_000,
+        "report.html is {bytes} bytes (budget 5 MB)"
+    );
+    let started = std::time::Instant::now();
+    let out = headless(&page, &["--dump-dom"]);
+    let load_s = started.elapsed().as_secs_f64();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(attr(&dom, "data-script-errors"), Some(0), "script errors");
+    assert_eq!(attr(&dom, "data-blocked-fetches"), Some(0), "fetches");
+    let bottom = attr(&dom, "data-answer-bottom").expect("the page measured its answer");
+    assert!(bottom <= 900, "the answer ends {bottom} px down");
+    let height = attr(&dom, "data-page-height").expect("the page measured its height");
+    assert!(
+        height <= 6 * 900,
+        "the page is {height} px tall (budget 6 screens of 900 px)"
+    );
+    assert!(
+        dom.contains(&format!("of {sent} requests")),
+        "the headline does not count every request"
+    );
+    let button = &dom[dom.find("id=\"zoom-reset\"").expect("the zoom button")..];
+    assert!(
+        !button[..button.find('>').unwrap()].contains("disabled"),
+        "the chart opened on the whole ten minutes, not the incident"
+    );
+    eprintln!(
+        "report.html of {sent} requests: {bytes} bytes, {height} px tall, loaded by headless Chromium in {load_s:.2} s"
+    );
+}
