@@ -273,7 +273,7 @@ fn long_report(rate: u64, secs: u64) -> (tempfile::TempDir, PathBuf, u64) {
     common::copy_dir(&from, &dir);
     let csv = dir.join("requests.csv");
     let first = std::fs::read_to_string(&csv).unwrap();
-    let mut seq = first.lines().count() as u64 - 1;
+    let seq0 = first.lines().count() as u64 - 1;
     let mut out =
         std::io::BufWriter::new(std::fs::OpenOptions::new().append(true).open(&csv).unwrap());
     let pods = [
@@ -287,12 +287,12 @@ fn long_report(rate: u64, secs: u64) -> (tempfile::TempDir, PathBuf, u64) {
         let at = 10_000_000_000 + k * gap;
         writeln!(
             out,
-            "{seq},{at},{},150,450,540,200,ok,,{},1.28.0",
+            "{},{at},{},150,450,540,200,ok,,{},1.28.0",
+            seq0 + k,
             at + 20_000,
             pods[(k % 3) as usize]
         )
         .unwrap();
-        seq += 1;
     }
     out.flush().unwrap();
     let mut run: serde_json::Value = common::read_json(&dir.join("run.json"));
