@@ -14,25 +14,78 @@ use common::browser::{attr, headless};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The fixture's FAIL run, re-rendered by this baton into a copy.
-fn fail_report() -> (tempfile::TempDir, PathBuf) {
+/// A copy of a fixture run directory, to render or change.
+fn fixture_copy(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1/run-fail");
-    let dir = tmp.path().join("run-fail");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rundir-v1")
+        .join(fixture);
+    let dir = tmp.path().join("run");
     common::copy_dir(&from, &dir);
+    (tmp, dir)
+}
+
+/// `baton report DIR`, which must exit with `exit` (the run's verdict);
+/// the report it wrote.
+fn render(dir: &Path, exit: i32) -> PathBuf {
     let out = Command::new(assert_cmd::cargo::cargo_bin("baton"))
         .arg("report")
-        .arg(&dir)
+        .arg(dir)
         .env_remove("GITHUB_ACTIONS")
         .output()
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(exit),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (tmp, dir.join("report.html"))
+    dir.join("report.html")
+}
+
+/// A fixture run, re-rendered by this baton into a copy.
+fn rendered(fixture: &str, exit: i32) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = fixture_copy(fixture);
+    let page = render(&dir, exit);
+    (tmp, page)
+}
+
+/// The fixture's FAIL run, re-rendered.
+fn fail_report() -> (tempfile::TempDir, PathBuf) {
+    rendered("run-fail", 1)
+}
+
+/// A PASS run (the matrix's preStop-3s variant) on its first screen: the
+/// verdict and that nothing failed, with no incident, no script error and
+/// nothing fetched; the chart shows the whole run (there is nothing to
+/// zoom to) and does not claim to open on incidents.
+#[test]
+fn the_first_screen_of_a_passing_run_says_nothing_failed() {
+    let (_tmp, page) = rendered("matrix/preStop-3s", 0);
+    let out = headless(&page, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(attr(&dom, "data-script-errors"), Some(0), "script errors");
+    assert_eq!(attr(&dom, "data-blocked-fetches"), Some(0), "fetches");
+    let at = |needle: &str| {
+        dom.find(needle)
+            .unwrap_or_else(|| panic!("the page does not say {needle:?}"))
+    };
+    let order = [
+        at(">PASS<"),
+        at("0 of 1816 requests failed; every threshold held"),
+        at("id=\"chart\""),
+    ];
+    assert!(order.is_sorted(), "{order:?}");
+    assert!(
+        !dom.contains("class=\"answer-incident"),
+        "an incident in a PASS"
+    );
+    assert!(!dom.contains("opens on the incidents"));
+    let button = &dom[dom.find("id=\"zoom-reset\"").expect("the zoom button")..];
+    assert!(
+        button[..button.find('>').unwrap()].contains("disabled"),
+        "a PASS chart opened zoomed"
+    );
 }
 
 #[test]
@@ -267,10 +320,7 @@ fn on_a_phone_only_the_chart_scrolls_sideways_and_it_shows_the_first_failure() {
 /// added requests (nothing lost, nothing invented).
 fn long_report(rate: u64, secs: u64) -> (tempfile::TempDir, PathBuf, u64) {
     use std::io::Write as _;
-    let tmp = tempfile::tempdir().unwrap();
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1/run-fail");
-    let dir = tmp.path().join("run-long");
-    common::copy_dir(&from, &dir);
+    let (tmp, dir) = fixture_copy("run-fail");
     let csv = dir.join("requests.csv");
     let first = std::fs::read_to_string(&csv).unwrap();
     let seq0 = first.lines().count() as u64 - 1;
@@ -301,19 +351,8 @@ fn long_report(rate: u64, secs: u64) -> (tempfile::TempDir, PathBuf, u64) {
     run["rows_written"] = sent.into();
     run["elapsed_ns"] = (10_000_000_000 + added * gap).into();
     std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
-    let out = Command::new(assert_cmd::cargo::cargo_bin("baton"))
-        .arg("report")
-        .arg(&dir)
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (tmp, dir.join("report.html"), sent)
+    let page = render(&dir, 1);
+    (tmp, page, sent)
 }
 
 /// A ten-minute run of 600,000 requests: the page stays a few megabytes
