@@ -15,10 +15,10 @@ mod referee;
 #[path = "catalogue/score.rs"]
 mod score;
 
-use common::{read_csv, read_json};
+use common::read_json;
 use referee::Referee;
-use score::{Failure, Run};
-use std::collections::{BTreeMap, HashMap};
+use score::Run;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -71,30 +71,7 @@ fn run_scenario(name: &str, out: &Path) -> i32 {
 /// What baton said about each failure of a run, next to the referee's word.
 fn judged(name: &str, expect: &Expect, dir: &Path) -> Run {
     let summary = read_json(&dir.join("summary.json"));
-    let requests = read_csv(&dir.join("requests.csv"));
-    let by_seq: HashMap<&str, &HashMap<String, String>> =
-        requests.iter().map(|r| (r["seq"].as_str(), r)).collect();
-    let referee = Referee::from_dir(dir);
-    let failures = read_csv(&dir.join("failures.csv"))
-        .iter()
-        .map(|f| {
-            let r = by_seq[f["seq"].as_str()];
-            Failure {
-                cause: f["cause"].clone(),
-                confidence: f["confidence"].clone(),
-                candidates: f["candidates"]
-                    .split("; ")
-                    .filter(|c| !c.is_empty())
-                    .map(|c| c.split(" (").next().unwrap_or(c).to_string())
-                    .collect(),
-                truth: referee.judge(
-                    r["local_port"].parse().unwrap(),
-                    r["start_ns"].parse().unwrap(),
-                    &r["outcome"],
-                ),
-            }
-        })
-        .collect();
+    let failures = Referee::judge_dir(dir);
     Run {
         name: name.to_string(),
         expected_verdict: expect.verdict.clone(),

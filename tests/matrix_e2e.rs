@@ -6,8 +6,11 @@
 //! `--kubeconfig`) the Deployment is put back after every variant.
 
 mod common;
+#[path = "catalogue/referee.rs"]
+mod referee;
 
 use common::read_json;
+use referee::Referee;
 use std::path::Path;
 use std::process::Command;
 
@@ -59,6 +62,30 @@ fn a_prestop_longer_than_the_propagation_lag_is_the_cheapest_variant_with_zero_f
         none["causes"]
     );
     assert_eq!(three["requests"]["failed"], 0, "{}", three["causes"]);
+    // The ground truth orders the variants on its own: the sandbox's proxy
+    // saw connections of the no-preStop run's requests fail, and none of
+    // the 3 s run's; and baton's causes for the first are the mechanisms
+    // the sandbox recorded.
+    let truth_failed = |v: &str| {
+        let dir = out.join(v);
+        Referee::from_dir(&dir).failed_requests(&dir)
+    };
+    assert!(truth_failed("preStop-0s") > 0, "the proxy saw no failure");
+    assert_eq!(
+        truth_failed("preStop-3s"),
+        0,
+        "the proxy saw requests of the preStop 3s variant fail"
+    );
+    let judged: Vec<_> = Referee::judge_dir(&out.join("preStop-0s"))
+        .into_iter()
+        .filter(|j| j.truth.cause != referee::UNKNOWN)
+        .collect();
+    let right = judged.iter().filter(|j| j.right_cause()).count();
+    assert!(
+        !judged.is_empty() && right * 10 >= judged.len() * 9,
+        "right cause for {right} of {} refereed failures",
+        judged.len()
+    );
     // (Its verdict is not asserted: on a busy machine p99 latency may
     // exceed the profile's limit with nothing failed.)
 

@@ -173,27 +173,14 @@ fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> (usize, usize) {
 /// Every failure refereed by the sandbox's ground truth: how many had the
 /// right cause, how many the true Pod first among the candidates, and how
 /// many the referee could judge.
-fn refereed(dir: &Path, failures: &[Row]) -> (usize, usize, usize) {
-    let referee = referee::Referee::from_dir(dir);
-    let requests = read_csv(&dir.join("requests.csv"));
-    let by_seq: HashMap<&str, &Row> = requests.iter().map(|r| (r["seq"].as_str(), r)).collect();
-    let (mut right, mut pod_first, mut judged) = (0, 0, 0);
-    for f in failures {
-        let r = by_seq[f["seq"].as_str()];
-        let truth = referee.judge(
-            r["local_port"].parse().unwrap(),
-            num(r, "start_ns"),
-            &r["outcome"],
-        );
-        if truth.cause == referee::UNKNOWN {
-            continue;
-        }
-        judged += 1;
-        right += usize::from(f["cause"] == truth.cause);
-        let first = f["candidates"].split(" (").next().unwrap_or("");
-        pod_first += usize::from(truth.pod.as_deref().is_none_or(|p| p == first));
-    }
-    (right, pod_first, judged)
+fn refereed(dir: &Path) -> (usize, usize, usize) {
+    let judged: Vec<referee::Judged> = referee::Referee::judge_dir(dir)
+        .into_iter()
+        .filter(|j| j.truth.cause != referee::UNKNOWN)
+        .collect();
+    let right = judged.iter().filter(|j| j.right_cause()).count();
+    let pod_first = judged.iter().filter(|j| j.pod_first()).count();
+    (right, pod_first, judged.len())
 }
 
 /// The README's main command: profile (1) fails with endpoint lag and a
@@ -264,7 +251,7 @@ fn demo_fails_without_prestop_then_passes_with_it() {
     // first is the one the proxy chose (a blame-every-deleted-Pod
     // attribution would fail the second; the catalogue measures 96–100 %
     // for both on this scenario).
-    let (right, pod_first, judged) = refereed(&run1, &failures1);
+    let (right, pod_first, judged) = refereed(&run1);
     assert!(
         judged * 10 >= failures1.len() * 9,
         "the referee judged {judged} of {}",

@@ -22,6 +22,9 @@
 //! | anything else | | `unknown` (counted, never scored) |
 //!
 //! Not for: judging baton's verdict (the scenario's expectation does).
+//!
+//! Included by several test binaries (`#[path]`), each using part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -199,6 +202,81 @@ impl Referee {
             }
             (_, p) => Truth::of(UNKNOWN, p),
         }
+    }
+}
+
+/// One failure of a run directory as baton explained it (`failures.csv`),
+/// beside what really happened.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub cause: String,
+    pub confidence: String,
+    /// The candidate Pods, in baton's order (the first is the one it
+    /// ranks first).
+    pub candidates: Vec<String>,
+    pub truth: Truth,
+}
+
+impl Judged {
+    /// baton named the true cause.
+    pub fn right_cause(&self) -> bool {
+        self.cause == self.truth.cause
+    }
+
+    /// baton ranked the Pod the proxy chose first (or no Pod was chosen).
+    pub fn pod_first(&self) -> bool {
+        self.truth
+            .pod
+            .as_deref()
+            .is_none_or(|p| self.candidates.first().map(String::as_str) == Some(p))
+    }
+}
+
+/// The `seq`, local port, start and outcome of every request of a run.
+fn requests_by_seq(dir: &Path) -> HashMap<String, (u16, i128, String)> {
+    crate::common::read_csv(&dir.join("requests.csv"))
+        .into_iter()
+        .map(|r| {
+            let port = r["local_port"].parse().expect("local_port");
+            let start = r["start_ns"].parse().expect("start_ns");
+            (r["seq"].clone(), (port, start, r["outcome"].clone()))
+        })
+        .collect()
+}
+
+impl Referee {
+    /// Every failure of a run directory joined to its request (by `seq`)
+    /// and to its connection (by local port), and judged.
+    pub fn judge_dir(dir: &Path) -> Vec<Judged> {
+        let referee = Referee::from_dir(dir);
+        let requests = requests_by_seq(dir);
+        crate::common::read_csv(&dir.join("failures.csv"))
+            .into_iter()
+            .map(|f| {
+                let (port, start, outcome) = &requests[&f["seq"]];
+                Judged {
+                    truth: referee.judge(*port, *start, outcome),
+                    cause: f["cause"].clone(),
+                    confidence: f["confidence"].clone(),
+                    candidates: f["candidates"]
+                        .split("; ")
+                        .filter(|c| !c.is_empty())
+                        .map(|c| c.split(" (").next().unwrap_or(c).to_string())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// How many of a run's requests the proxy saw fail (its connection
+    /// ended other than relayed whole): the ground truth's own count, to
+    /// set beside baton's.
+    pub fn failed_requests(&self, dir: &Path) -> usize {
+        requests_by_seq(dir)
+            .values()
+            .filter_map(|(port, start, _)| self.conn(*port, *start))
+            .filter(|c| c.outcome != "proxied")
+            .count()
     }
 }
 

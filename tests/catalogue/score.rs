@@ -11,14 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// One failed request: what baton said, what really happened.
-#[derive(Clone, Debug)]
-pub struct Failure {
-    pub cause: String,
-    pub confidence: String,
-    /// Pod names, in baton's order.
-    pub candidates: Vec<String>,
-    pub truth: Truth,
-}
+pub use super::referee::Judged as Failure;
 
 /// One scenario's run.
 #[derive(Clone, Debug)]
@@ -99,15 +92,15 @@ impl Counts {
                 c.unknown += 1;
                 continue;
             }
-            let right = f.cause == f.truth.cause;
+            let right = f.right_cause();
             c.right += right as usize;
             if f.confidence == "high" {
                 c.high += 1;
                 c.high_right += right as usize;
             }
-            if let Some(p) = &f.truth.pod {
+            if f.truth.pod.is_some() {
                 c.with_pod += 1;
-                c.pod_first += (f.candidates.first() == Some(p)) as usize;
+                c.pod_first += usize::from(f.pod_first());
             }
         }
         c
