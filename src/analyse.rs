@@ -41,6 +41,16 @@ impl Bucket {
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()
     }
+
+    /// Failed requests the target caused: not the load host's own
+    /// (`client_resource`), which are never blamed on the target.
+    pub fn target_failed(&self) -> u64 {
+        self.failed
+            .iter()
+            .filter(|(o, _)| o.is_target_failure())
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// The longest stretch with no successful response while requests were
@@ -328,13 +338,6 @@ pub fn failure_figures(
     let mut seconds: Vec<u64> = target().map(|f| f.start_ns / 1_000_000_000).collect();
     seconds.sort_unstable();
     seconds.dedup();
-    let failed_in = |b: &Bucket| {
-        b.failed
-            .iter()
-            .filter(|(o, _)| o.is_target_failure())
-            .map(|(_, n)| n)
-            .sum::<u64>()
-    };
     // Every window of one second starting at a bucket: buckets are sorted
     // by start, so the window's end moves forward with its start.
     let mut best: Option<(u64, u64, u64)> = None; // (start, sent, failed)
@@ -342,14 +345,14 @@ pub fn failure_figures(
     for b in buckets {
         while end < buckets.len() && buckets[end].start_ns < b.start_ns + 1_000_000_000 {
             sent += buckets[end].sent;
-            failed += failed_in(&buckets[end]);
+            failed += buckets[end].target_failed();
             end += 1;
         }
         if best.is_none_or(|(_, _, f)| failed > f) {
             best = Some((b.start_ns, sent, failed));
         }
         sent -= b.sent;
-        failed -= failed_in(b);
+        failed -= b.target_failed();
     }
     let (from, sent, failed) = best?;
     let ms = |ns: u64| ns as f64 / 1e6;
