@@ -394,6 +394,7 @@ mod tests {
             backend: None,
             version: version.map(Arc::from),
             local_port: None,
+            remote_addr: None,
         }
     }
 

@@ -184,6 +184,18 @@ fn one_record_and_one_connection_per_request_and_counts_agree() {
     assert!(s["lateness_ms"]["p99"].is_number());
     assert_eq!(server.accepted(), 300, "one new connection per request");
     assert_eq!(server.requests(), 300);
+    // Each record names its connection's 4-tuple: the local port and the
+    // address it went to.
+    assert!(
+        rows.iter()
+            .all(|r| r["local_port"].parse::<u16>().is_ok_and(|p| p > 0)),
+        "a record without its local port"
+    );
+    let to = server.addr.to_string();
+    assert!(
+        rows.iter().all(|r| r["remote_addr"] == to),
+        "not all to {to}"
+    );
 }
 
 #[test]

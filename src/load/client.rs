@@ -111,6 +111,8 @@ pub struct Measured {
     /// issued (refused connections have one too): what joins a record
     /// with a packet capture, conntrack, or a proxy's log.
     pub local_port: Option<u16>,
+    /// The address connect(2) was issued to.
+    pub remote_addr: Option<SocketAddr>,
 }
 
 /// An open HTTP/1 connection and what its socket has seen.
@@ -118,6 +120,7 @@ struct Conn {
     sender: http1::SendRequest<Empty<Bytes>>,
     seen: Rc<Cell<Seen>>,
     local_port: Option<u16>,
+    remote_addr: Option<SocketAddr>,
 }
 
 /// Per-worker state the client needs: idle keep-alive connections and the
@@ -142,6 +145,8 @@ pub struct Opening {
     socket: std::io::Result<std::net::TcpStream>,
     /// The port connect(2) took, if it got that far.
     local_port: Option<u16>,
+    /// Where connect(2) went, once a socket was made.
+    remote_addr: Option<SocketAddr>,
 }
 
 /// Create a non-blocking socket (TCP_NODELAY, the source address if any)
@@ -159,6 +164,7 @@ pub fn open(t: &RequestTemplate, source: Option<IpAddr>) -> Opening {
         .filter(|p| *p != 0);
     Opening {
         start,
+        remote_addr: socket.is_ok().then_some(t.addr),
         socket,
         local_port,
     }
@@ -316,6 +322,7 @@ pub async fn request(
         version: None,
         new_connection: true,
         local_port: None,
+        remote_addr: None,
     };
 
     // A pooled connection, if keep-alive and one is idle and still usable.
@@ -339,11 +346,13 @@ pub async fn request(
             m.new_connection = false;
             m.connect = Some(Duration::ZERO);
             m.local_port = c.local_port;
+            m.remote_addr = c.remote_addr;
             (c, None)
         }
         None => {
             let opening = opened.unwrap_or_else(|| open(t, source));
             m.local_port = opening.local_port;
+            m.remote_addr = opening.remote_addr;
             let stream = match connect(opening, t, deadline).await {
                 Ok(s) => s,
                 Err(Failure::Connect(o, errno)) => {
@@ -372,6 +381,7 @@ pub async fn request(
                     sender,
                     seen,
                     local_port: m.local_port,
+                    remote_addr: m.remote_addr,
                 },
                 Some(driver),
             )

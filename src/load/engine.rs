@@ -347,6 +347,7 @@ async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
         backend: m.backend.clone(),
         version: m.version.clone(),
         local_port: m.local_port,
+        remote_addr: m.remote_addr,
     };
     w.stats
         .borrow_mut()

@@ -4,6 +4,7 @@
 //! line up with the lifecycle events the cluster side records.
 
 use super::outcome::{Outcome, Phase};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +33,11 @@ pub struct RequestRecord {
     /// capture, conntrack, or the sandbox's ground truth. Empty in format
     /// 1 files and when no socket was made.
     pub local_port: Option<u16>,
+    /// The address the connection was made to (what the URL resolved to:
+    /// a node's address and NodePort, a load balancer's): with the local
+    /// port, the connection's 4-tuple. Empty in files before it was
+    /// recorded and when no socket was made.
+    pub remote_addr: Option<SocketAddr>,
 }
 
 impl RequestRecord {

@@ -99,6 +99,7 @@ mod tests {
                     backend: Some(Arc::from("pod,\"a\"")),
                     version: None,
                     local_port: Some(1),
+                    remote_addr: None,
                 };
                 tx.send(rec).await.unwrap();
             }

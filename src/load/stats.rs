@@ -244,6 +244,7 @@ mod tests {
             version: None,
             new_connection: true,
             local_port: None,
+            remote_addr: None,
         }
     }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The columns of `requests.csv`, in order (DESIGN.md, "Run directory").
-pub const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 13] = [
     "seq",
     "scheduled_ns",
     "start_ns",
@@ -30,6 +30,7 @@ pub const HEADER: [&str; 12] = [
     "backend",
     "version",
     "local_port",
+    "remote_addr",
 ];
 
 /// How many columns format 1 files have: every reader needs these.
@@ -65,6 +66,18 @@ pub fn write_row<W: io::Write>(w: &mut csv::Writer<W>, r: &RequestRecord) -> csv
     w.write_field(r.version.as_deref().unwrap_or(""))?;
     match r.local_port {
         Some(v) => w.write_field(b.format(v))?,
+        None => w.write_field("")?,
+    }
+    match r.remote_addr {
+        Some(a) => {
+            // Formatted on the stack: no allocation per row.
+            use std::io::Write as _;
+            let mut buf = [0u8; 64];
+            let mut at = io::Cursor::new(&mut buf[..]);
+            write!(at, "{a}")?;
+            let n = at.position() as usize;
+            w.write_field(&buf[..n])?
+        }
         None => w.write_field("")?,
     }
     w.write_record(None::<&[u8]>)
@@ -169,6 +182,10 @@ fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String
             "" => None,
             t => Some(t.parse().map_err(|_| ("local_port", t.to_string()))?),
         },
+        remote_addr: match text(r, 12) {
+            "" => None,
+            t => Some(t.parse().map_err(|_| ("remote_addr", t.to_string()))?),
+        },
     })
 }
 
@@ -190,6 +207,11 @@ mod tests {
             backend: Some(Arc::from("pod,\"a\"")),
             version: None,
             local_port: Some(40_000 + seq as u16),
+            remote_addr: match seq % 3 {
+                0 => None,
+                1 => Some("10.0.0.7:30080".parse().unwrap()),
+                _ => Some("[fd00::1]:443".parse().unwrap()),
+            },
         }
     }
 
@@ -216,7 +238,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "{}\n0,0,0,,,5,,ok,,,,\n1,0,0,,,5,,sideways,,,,\n",
+                "{}\n0,0,0,,,5,,ok,,,,,\n1,0,0,,,5,,sideways,,,,,\n",
                 HEADER.join(",")
             ),
         )
@@ -244,6 +266,22 @@ mod tests {
     }
 
     #[test]
+    fn a_file_before_remote_addresses_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.csv");
+        std::fs::write(
+            &path,
+            format!("{}\n0,0,0,,,5,,ok,,,,41000\n", HEADER[..12].join(",")),
+        )
+        .unwrap();
+        let rows: Vec<_> = Reader::open(&path).unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            (rows[0].local_port, rows[0].remote_addr),
+            (Some(41_000), None)
+        );
+    }
+
+    #[test]
     fn a_file_that_is_not_request_records_is_refused_by_its_header() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.csv");
@@ -258,7 +296,7 @@ mod tests {
         let path = dir.path().join("requests.csv");
         std::fs::write(
             &path,
-            format!("{},worker\n0,0,0,,,5,,ok,,,,,3\n", HEADER.join(",")),
+            format!("{},worker\n0,0,0,,,5,,ok,,,,,,3\n", HEADER.join(",")),
         )
         .unwrap();
         let rows: Vec<_> = Reader::open(&path).unwrap().collect();
