@@ -229,10 +229,14 @@ fn summarise(
 ) -> RunSummary {
     let stats = &analysis.stats;
     let th = &profile.thresholds;
+    // The watches' own blind spots, and those read from events that
+    // arrived long after they happened.
     let longest_blind = record
         .blind_spots
         .iter()
-        .map(|b| Duration::from_nanos(b.len_ns))
+        .map(|b| b.len_ns)
+        .chain(timeline.late_blind_spots().map(|b| b.end_ns - b.start_ns))
+        .map(Duration::from_nanos)
         .max()
         .unwrap_or_default();
     // The heartbeat's last probe decides whether the run ended blind: a
@@ -352,6 +356,12 @@ fn summarise(
                 len_ms: ns_to_ms(b.len_ns),
                 open: b.open,
             })
+            .chain(timeline.late_blind_spots().map(|b| BlindSpotLine {
+                resource: b.watch.clone(),
+                from_ms: ns_to_ms(b.start_ns),
+                len_ms: ns_to_ms(b.end_ns - b.start_ns),
+                open: false,
+            }))
             .collect(),
         warnings: record
             .warnings

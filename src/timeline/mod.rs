@@ -19,6 +19,7 @@
 //! between related transitions.
 
 pub mod lags;
+pub mod late;
 pub mod state;
 
 #[cfg(test)]
@@ -322,6 +323,7 @@ impl Timeline {
             }
         }
 
+        blind.extend(late::late_windows(&events));
         Timeline {
             events,
             pods,
@@ -347,6 +349,12 @@ impl Timeline {
         self.blind
             .iter()
             .filter(move |b| b.start_ns <= to_ns && from_ns < b.end_ns)
+    }
+
+    /// The blind spots read from events delivered late ([`late`]): the
+    /// watches' own are in the run's record.
+    pub fn late_blind_spots(&self) -> impl Iterator<Item = &BlindWindow> {
+        self.blind.iter().filter(|b| b.watch == late::LATE_WATCH)
     }
 
     /// All events, in observed order.
