@@ -251,8 +251,9 @@ fn write_comparison(args: &MatrixArgs, plan: &Plan, ran: &Ran) -> anyhow::Result
         .iter()
         .map(|&i| plan.variants[i].clone())
         .collect();
-    let costs: Vec<f64> = ran.indices.iter().map(|&i| plan.costs[i]).collect();
-    let (mut table, best) = matrix::comparison(&ran.columns, &variants, &costs);
+    let cmp = matrix::comparison(&ran.columns, &plan.varies, &variants);
+    let best = cmp.choice.best;
+    let mut table = cmp.table;
     if ran.interrupted {
         table.notes.push(format!(
             "Interrupted: {} of {} variant(s) ran.",

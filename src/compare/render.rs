@@ -44,13 +44,14 @@ pub fn text(t: &Table) -> String {
             let _ = writeln!(s, "{}", rule.join("  "));
         }
     }
-    for n in &t.notes {
+    for n in t.choice_line.iter().chain(&t.notes) {
         let _ = writeln!(s, "{n}");
     }
     s
 }
 
-/// A Markdown table, then the notes as paragraphs.
+/// A Markdown table, then the matrix's choice and the notes as
+/// paragraphs.
 pub fn markdown(t: &Table, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## {}\n", md(title));
@@ -67,7 +68,7 @@ pub fn markdown(t: &Table, title: &str) -> String {
         let label = match r.kind {
             RowKind::Variant | RowKind::Setting => format!("`{}`", md(&r.label)),
             RowKind::Verdict => format!("**{}**", md(&r.label)),
-            RowKind::Measure => md(&r.label),
+            RowKind::Measure | RowKind::Cost => md(&r.label),
         };
         let _ = write!(s, "| {label} |");
         for c in &r.cells {
@@ -79,7 +80,7 @@ pub fn markdown(t: &Table, title: &str) -> String {
         }
         s.push('\n');
     }
-    for n in &t.notes {
+    for n in t.choice_line.iter().chain(&t.notes) {
         let _ = writeln!(s, "\n{}", md(n));
     }
     s
@@ -113,7 +114,7 @@ pub fn html(t: &Table, title: &str) -> String {
             RowKind::Variant => "variant",
             RowKind::Setting => "setting",
             RowKind::Verdict => "verdict",
-            RowKind::Measure => "measure",
+            RowKind::Measure | RowKind::Cost => "measure",
         };
         let _ = write!(
             s,
@@ -135,7 +136,7 @@ pub fn html(t: &Table, title: &str) -> String {
         s.push_str("</tr>\n");
     }
     s.push_str("</tbody>\n</table>\n");
-    for n in &t.notes {
+    for n in t.choice_line.iter().chain(&t.notes) {
         let _ = writeln!(s, "<p>{}</p>", escape(n));
     }
     s.push_str("</body>\n</html>\n");
@@ -189,7 +190,8 @@ mod tests {
                     cells: vec!["40 / 2000".into(), "0 / 2000".into()],
                 },
             ],
-            notes: vec!["cheapest with zero failures: preStop-3s".into()],
+            choice_line: Some("cheapest with zero failures: preStop-3s".into()),
+            notes: vec!["Interrupted: 2 of 3 variant(s) ran.".into()],
         }
     }
 
@@ -203,6 +205,7 @@ mod tests {
         assert_eq!(lines[3], "verdict          FAIL        PASS");
         assert_eq!(lines[4], "failed / sent    40 / 2000   0 / 2000");
         assert_eq!(lines[5], "cheapest with zero failures: preStop-3s");
+        assert_eq!(lines[6], "Interrupted: 2 of 3 variant(s) ran.");
     }
 
     #[test]
@@ -213,7 +216,9 @@ mod tests {
         );
         assert!(out.contains("| `rollout.preStop` | 0s | 3s |\n"));
         assert!(out.contains("| **verdict** | **FAIL** | **PASS** |\n"));
-        assert!(out.contains("\ncheapest with zero failures: preStop-3s\n"));
+        assert!(out.contains(
+            "\ncheapest with zero failures: preStop-3s\n\nInterrupted: 2 of 3 variant(s) ran.\n"
+        ));
     }
 
     #[test]
