@@ -6,10 +6,13 @@
 //! The table is pure: a run comes in as data already read
 //! ([`RunColumn`]). [`read`] reads a run directory into one, through
 //! `rundir`'s types; the renderers (text, Markdown, HTML) are in
-//! [`render`].
+//! [`render`]. [`sparkline`] draws a run's requests over time and
+//! [`link`] forms the relative link to its report, for the HTML page.
 
+pub mod link;
 pub mod read;
 pub mod render;
+pub mod sparkline;
 
 use crate::rundir::RunSummary;
 use crate::verdict::Verdict;
