@@ -262,7 +262,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
 
-    /// Also write the table as a self-contained HTML page to this file.
+    /// Also write the comparison as a self-contained HTML page to this file: each run's requests over time on one axis, each run linked to its report.html relative to the file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }

@@ -269,13 +269,38 @@ fn format_1_runs_and_matrix_variants_compare_as_they_did() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let expected = |f: &str| std::fs::read_to_string(fixtures().join("expected").join(f)).unwrap();
     assert_eq!(text(&out.stdout), expected("compare.txt"));
-    for f in ["compare.md", "compare.html"] {
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join(f)).unwrap(),
-            expected(f),
-            "{f}"
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("compare.md")).unwrap(),
+        expected("compare.md")
+    );
+    // compare.html is a page now (timelines, links, the choice explained):
+    // it still holds every heading and cell of the old one's table, and
+    // links each run to its report.
+    let page = unescaped(&std::fs::read_to_string(tmp.path().join("compare.html")).unwrap());
+    let cell = regex::Regex::new(r"<t[hd][^>]*>([^<]+)</t[hd]>").unwrap();
+    let old = unescaped(&expected("compare.html"));
+    let cells: Vec<&str> = cell
+        .captures_iter(&old)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert!(cells.len() > 20, "{cells:?}");
+    for c in cells {
+        assert!(page.contains(&format!(">{c}<")), "compare.html lost {c:?}");
+    }
+    for run in ["matrix/preStop-0s", "matrix/preStop-3s", "run-fail"] {
+        assert!(
+            page.contains(&format!("href=\"{run}/report.html\"")),
+            "no link to {run}/report.html"
         );
     }
+}
+
+/// HTML text with its character references decoded, to compare pages
+/// whatever they chose to escape.
+fn unescaped(html: &str) -> String {
+    quick_xml::escape::unescape(html)
+        .unwrap_or_else(|e| panic!("an unknown entity: {e}"))
+        .into_owned()
 }
 
 #[test]

@@ -5,11 +5,13 @@
 //!
 //! The table is pure: a run comes in as data already read
 //! ([`RunColumn`]). [`read`] reads a run directory into one, through
-//! `rundir`'s types; the renderers (text, Markdown, HTML) are in
-//! [`render`]. [`sparkline`] draws a run's requests over time and
-//! [`link`] forms the relative link to its report, for the HTML page.
+//! `rundir`'s types, and what the HTML page adds beside it (the link to
+//! its `report.html`, its requests over time); the text and Markdown
+//! renderers are in [`render`], the HTML page in [`page`], with its
+//! timelines drawn by [`sparkline`] and its links formed by [`link`].
 
 pub mod link;
+pub mod page;
 pub mod read;
 pub mod render;
 pub mod sparkline;

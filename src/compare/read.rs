@@ -1,12 +1,20 @@
 //! A run directory as a column of the comparison, read through `rundir`'s
 //! types: `run.json` first (it says whether this baton can read the
 //! directory), then `summary.json`, `profile.resolved.yaml` and, for a
-//! matrix variant, `variant.json`.
+//! matrix variant, `variant.json`. Also what the HTML page shows beside
+//! the column ([`files`]: the link to the run's `report.html`, its
+//! requests over time, from `requests.csv` through `analyse`, the pass
+//! `baton report` makes).
 //!
 //! Not for: building or rendering the table (the parent module).
 
+use super::link::{self, Link};
+use super::page::RunFiles;
+use super::sparkline::Activity;
 use super::{Measured, RunColumn};
-use crate::rundir::{PROFILE_YAML, RunDirError, RunRecord, Summary, VariantRecord};
+use crate::rundir::{
+    PROFILE_YAML, REPORT_HTML, REQUESTS_CSV, RunDirError, RunRecord, Summary, VariantRecord,
+};
 use std::path::Path;
 
 /// What `baton compare` says a directory it cannot use should be.
@@ -37,6 +45,46 @@ pub fn settings(dir: &Path) -> Result<serde_norway::Value, RunDirError> {
     let path = dir.join(PROFILE_YAML);
     let text = std::fs::read_to_string(&path).map_err(|e| RunDirError::read(&path, e))?;
     serde_norway::from_str(&text).map_err(|e| RunDirError::read(&path, format!("not YAML: {e}")))
+}
+
+/// What the page shows beside the run in `dir`, for a page written in
+/// `page_dir`. Never fails: what cannot be read is shown as the reason.
+pub fn files(dir: &Path, page_dir: &Path) -> RunFiles {
+    RunFiles {
+        report: report_link(dir, page_dir),
+        activity: activity(dir).map_err(|e| e.to_string()),
+    }
+}
+
+/// The relative link from a page in `page_dir` to `dir/report.html`, or
+/// why there is none (no report there; a path that cannot be resolved).
+pub fn report_link(dir: &Path, page_dir: &Path) -> Link {
+    let report = dir.join(REPORT_HTML);
+    if !report.is_file() {
+        return Link::Missing(format!("there is no {}", report.display()));
+    }
+    let page_dir = if page_dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        page_dir
+    };
+    let resolve = |p: &Path| {
+        p.canonicalize()
+            .map_err(|e| format!("cannot resolve {}: {e}", p.display()))
+    };
+    match (resolve(page_dir), resolve(&report)) {
+        (Ok(from), Ok(to)) => link::relative(&from, &to).map_or_else(Link::Missing, Link::Href),
+        (Err(why), _) | (_, Err(why)) => Link::Missing(why),
+    }
+}
+
+/// The run's requests over time (`requests.csv`, bucketed by `analyse`
+/// as for `report.html`) and its rollout steps (`summary.json`).
+pub fn activity(dir: &Path) -> Result<Activity, RunDirError> {
+    let summary = Summary::read_run(dir, NEEDS)?;
+    let analysis =
+        crate::analyse::analyse(&dir.join(REQUESTS_CSV), crate::analyse::Marks::default())?;
+    Ok(Activity::new(&analysis.buckets, &summary.rollout.steps))
 }
 
 #[cfg(test)]
@@ -72,5 +120,56 @@ mod tests {
         .unwrap();
         let e = column(dir.path(), "x".into()).unwrap_err();
         assert!(matches!(e, RunDirError::TooNew { found: 99, .. }), "{e}");
+    }
+
+    fn fixture_matrix() -> (tempfile::TempDir, std::path::PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rundir-v1/matrix");
+        let dir = tmp.path().join("matrix");
+        copy_dir(&from, &dir);
+        (tmp, dir)
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_runs_files_give_its_report_link_and_its_requests_over_time() {
+        let (_tmp, dir) = fixture_matrix();
+        let f = files(&dir.join("preStop-0s"), &dir);
+        assert_eq!(f.report, Link::Href("preStop-0s/report.html".into()));
+        let a = f.activity.unwrap();
+        let sent: u64 = a.bars.iter().map(|b| b.ok + b.failed + b.host).sum();
+        let failed: u64 = a.bars.iter().map(|b| b.failed).sum();
+        assert_eq!((sent, failed), (1820, 201));
+        assert_eq!(a.steps.len(), 2);
+        assert_eq!(a.steps[0].label, "1. set_image nginx=nginx:1.28.0");
+        // From a page elsewhere, the link goes up and across.
+        let f = files(&dir.join("preStop-3s"), &dir.join("preStop-0s"));
+        assert_eq!(f.report, Link::Href("../preStop-3s/report.html".into()));
+    }
+
+    #[test]
+    fn a_run_without_a_report_or_requests_says_why_not() {
+        let (_tmp, dir) = fixture_matrix();
+        let run = dir.join("preStop-0s");
+        std::fs::remove_file(run.join(REPORT_HTML)).unwrap();
+        std::fs::remove_file(run.join(REQUESTS_CSV)).unwrap();
+        let f = files(&run, &dir);
+        match &f.report {
+            Link::Missing(why) => assert!(why.contains(REPORT_HTML), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let why = f.activity.unwrap_err();
+        assert!(why.contains(REQUESTS_CSV), "{why}");
     }
 }
