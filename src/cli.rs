@@ -254,7 +254,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Run directories (each with summary.json and profile.resolved.yaml).
+    /// Run directories (each with summary.json and profile.resolved.yaml), or one `baton matrix` directory alone (its variants compared with their costs and the cheapest with zero failures, as the matrix did).
     #[arg(required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
 

@@ -303,6 +303,52 @@ fn unescaped(html: &str) -> String {
         .into_owned()
 }
 
+/// `baton compare MATRIX_DIR` compares the variants as the matrix did:
+/// the same table, costs and choice (`compare.md` as baton 0.1.0's
+/// `baton matrix` wrote it), and its page marks the choice.
+#[test]
+fn a_format_1_matrix_compares_again_as_the_matrix_did() {
+    let tmp = copy_of_fixtures();
+    let dir = tmp.path().join("matrix");
+    let out = baton()
+        .arg("compare")
+        .arg(&dir)
+        .arg("--markdown")
+        .arg(tmp.path().join("compare.md"))
+        .arg("--html")
+        .arg(dir.join("compare.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "Cheapest variant with zero failures: preStop-3s (rollout.preStop=3s), cost 1.00."
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("compare.md")).unwrap(),
+        std::fs::read_to_string(fixtures().join("matrix/compare.md")).unwrap()
+    );
+    let page = std::fs::read_to_string(dir.join("compare.html")).unwrap();
+    assert!(
+        page.contains("data-run=\"preStop-3s\"") && page.contains("class=\"chosen-badge\""),
+        "{page}"
+    );
+
+    // A matrix directory compares alone.
+    let out = baton()
+        .arg("compare")
+        .arg(&dir)
+        .arg(tmp.path().join("run-fail"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a `baton matrix` directory"), "{stderr}");
+}
+
 #[test]
 fn a_format_1_matrix_record_reads_back() {
     let m = baton::rundir::MatrixRecord::read(&fixtures().join("matrix")).unwrap();

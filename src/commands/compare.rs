@@ -3,6 +3,11 @@
 //! Markdown or HTML when asked. A directory that is missing, unreadable
 //! or from a newer baton exits 2, naming it.
 //!
+//! `baton compare MATRIX_DIR` (a directory `baton matrix` wrote, alone)
+//! compares its variants as the matrix did: with their costs and the
+//! cheapest variant with zero failures, so `--html MATRIX_DIR/compare.html`
+//! renders the matrix's page again with this baton.
+//!
 //! Not for: reading the directories or building and rendering the table
 //! (`crate::compare`).
 
@@ -10,7 +15,7 @@ use crate::cli::CompareArgs;
 use crate::compare::page::{self, Page};
 use crate::compare::{self, RunColumn, Table, read, render};
 use crate::exit::{self, Exit};
-use crate::matrix::Choice;
+use crate::matrix::{self, Choice};
 use std::path::{Path, PathBuf};
 
 /// What is compared, read and built.
@@ -25,7 +30,10 @@ struct Compared {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
-    let c = of_runs(&args.dirs)?;
+    let c = match args.dirs.as_slice() {
+        [dir] if read::is_matrix(dir) => of_matrix(dir)?,
+        dirs => of_runs(dirs)?,
+    };
     out!("{}", render::text(&c.table));
     if let Some(f) = &args.markdown {
         write(f, &render::markdown(&c.table, &c.title))?;
@@ -45,6 +53,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<u8> {
 }
 
 fn of_runs(dirs: &[PathBuf]) -> anyhow::Result<Compared> {
+    if let Some(m) = dirs.iter().find(|d| read::is_matrix(d)) {
+        return Err(Exit::usage(format!(
+            "{} is a `baton matrix` directory: compare it alone, or give its variants' directories ({}/<variant>) to compare them with other runs",
+            m.display(),
+            m.display()
+        ))
+        .into());
+    }
     let mut columns = Vec::new();
     for (dir, label) in dirs.iter().zip(labels(dirs)) {
         columns.push(read::column(dir, label).map_err(Exit::usage)?);
@@ -55,6 +71,37 @@ fn of_runs(dirs: &[PathBuf]) -> anyhow::Result<Compared> {
         columns,
         dirs: dirs.to_vec(),
         choice: None,
+    })
+}
+
+fn of_matrix(dir: &Path) -> anyhow::Result<Compared> {
+    let m = read::matrix(dir).map_err(Exit::usage)?;
+    let cmp = matrix::comparison(&m.columns, m.varies(), &m.variants);
+    let mut table = cmp.table;
+    if m.record.interrupted {
+        let planned: usize = m.record.vary.iter().map(|v| v.values.len()).product();
+        table.notes.push(format!(
+            "Interrupted: {} of {planned} variant(s) ran.",
+            m.columns.len()
+        ));
+    }
+    let name = m
+        .columns
+        .iter()
+        .find_map(|c| {
+            c.settings
+                .as_ref()?
+                .get("name")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| m.record.profile.clone());
+    Ok(Compared {
+        title: format!("baton matrix: {name}"),
+        table,
+        columns: m.columns,
+        dirs: m.dirs,
+        choice: Some(cmp.choice),
     })
 }
 

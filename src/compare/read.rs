@@ -4,7 +4,8 @@
 //! matrix variant, `variant.json`. Also what the HTML page shows beside
 //! the column ([`files`]: the link to the run's `report.html`, its
 //! requests over time, from `requests.csv` through `analyse`, the pass
-//! `baton report` makes).
+//! `baton report` makes), and a whole matrix directory ([`matrix`]:
+//! `matrix.json` and each variant's directory).
 //!
 //! Not for: building or rendering the table (the parent module).
 
@@ -12,8 +13,10 @@ use super::link::{self, Link};
 use super::page::RunFiles;
 use super::sparkline::Activity;
 use super::{Measured, RunColumn};
+use crate::matrix::{Variant, Vary};
 use crate::rundir::{
-    PROFILE_YAML, REPORT_HTML, REQUESTS_CSV, RunDirError, RunRecord, Summary, VariantRecord,
+    MATRIX_JSON, MatrixRecord, PROFILE_YAML, REPORT_HTML, REQUESTS_CSV, RunDirError, RunRecord,
+    Summary, VariantRecord,
 };
 use std::path::Path;
 
@@ -87,6 +90,75 @@ pub fn activity(dir: &Path) -> Result<Activity, RunDirError> {
     Ok(Activity::new(&analysis.buckets, &summary.rollout.steps))
 }
 
+/// A `baton matrix` directory read back: each variant that ran, in order,
+/// as a column, with the matrix's `--vary`s and the variant each column
+/// ran (for `matrix::comparison`).
+#[derive(Debug)]
+pub struct MatrixDir {
+    pub record: MatrixRecord,
+    pub columns: Vec<RunColumn>,
+    /// The variants' directories, one per column.
+    pub dirs: Vec<std::path::PathBuf>,
+    pub variants: Vec<Variant>,
+}
+
+impl MatrixDir {
+    pub fn varies(&self) -> &[Vary] {
+        &self.record.vary
+    }
+}
+
+/// Whether `dir` is a `baton matrix` directory (it holds `matrix.json`).
+pub fn is_matrix(dir: &Path) -> bool {
+    dir.join(MATRIX_JSON).is_file()
+}
+
+/// Read a matrix directory: `matrix.json`, then each variant's run
+/// directory (`DIR/<slug>`). A variant that `matrix.json` records with no
+/// result (its setup failed) is a column saying so; any other variant
+/// that cannot be read is an error naming its directory.
+pub fn matrix(dir: &Path) -> Result<MatrixDir, RunDirError> {
+    let record = MatrixRecord::read(dir)?;
+    let (mut columns, mut dirs, mut variants) = (Vec::new(), Vec::new(), Vec::new());
+    for v in &record.variants {
+        let set: Vec<(String, String)> = v
+            .settings
+            .iter()
+            .map(|s| (s.path.clone(), s.value.clone()))
+            .collect();
+        let variant = Variant::of(&record.vary, &set).ok_or_else(|| {
+            RunDirError::read(
+                &dir.join(MATRIX_JSON),
+                format!(
+                    "variant {} sets values that are not among those varied",
+                    v.slug
+                ),
+            )
+        })?;
+        let vdir = dir.join(&v.slug);
+        let mut column = match column(&vdir, v.slug.clone()) {
+            Ok(c) => c,
+            Err(e) if v.verdict.is_none() => RunColumn {
+                label: v.slug.clone(),
+                settings: settings(&vdir).ok(),
+                note: Some(format!("matrix.json records no result ({e})")),
+                ..RunColumn::default()
+            },
+            Err(e) => return Err(e),
+        };
+        column.variant = set;
+        columns.push(column);
+        dirs.push(vdir);
+        variants.push(variant);
+    }
+    Ok(MatrixDir {
+        record,
+        columns,
+        dirs,
+        variants,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +212,55 @@ mod tests {
                 std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_matrix_directory_reads_back_as_its_variants_in_order() {
+        let (_tmp, dir) = fixture_matrix();
+        assert!(is_matrix(&dir));
+        assert!(!is_matrix(&dir.join("preStop-0s")));
+        let m = matrix(&dir).unwrap();
+        let labels: Vec<&str> = m.columns.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["preStop-0s", "preStop-3s"]);
+        assert_eq!(m.dirs[1], dir.join("preStop-3s"));
+        assert_eq!(m.variants[1].positions, [1]);
+        assert_eq!(
+            m.columns[0].variant,
+            [("rollout.preStop".to_string(), "0s".to_string())]
+        );
+        assert_eq!(m.columns[0].measured.as_ref().unwrap().failed, 201);
+    }
+
+    #[test]
+    fn a_variant_recorded_without_a_result_is_a_column_saying_so() {
+        let (_tmp, dir) = fixture_matrix();
+        let mut record = MatrixRecord::read(&dir).unwrap();
+        record.variants[0].verdict = None;
+        record.write(&dir).unwrap();
+        std::fs::remove_file(dir.join("preStop-0s/summary.json")).unwrap();
+        let m = matrix(&dir).unwrap();
+        assert_eq!(m.columns[0].measured, None);
+        let note = m.columns[0].note.as_deref().unwrap();
+        assert!(note.contains("records no result"), "{note}");
+        assert!(m.columns[0].settings.is_some());
+    }
+
+    #[test]
+    fn a_variant_with_a_result_that_cannot_be_read_is_an_error_naming_it() {
+        let (_tmp, dir) = fixture_matrix();
+        std::fs::remove_file(dir.join("preStop-3s/summary.json")).unwrap();
+        let e = matrix(&dir).unwrap_err().to_string();
+        assert!(e.contains("preStop-3s") && e.contains(SUMMARY_JSON), "{e}");
+    }
+
+    #[test]
+    fn a_matrix_record_naming_a_value_never_varied_is_refused() {
+        let (_tmp, dir) = fixture_matrix();
+        let mut record = MatrixRecord::read(&dir).unwrap();
+        record.variants[1].settings[0].value = "9s".into();
+        record.write(&dir).unwrap();
+        let e = matrix(&dir).unwrap_err().to_string();
+        assert!(e.contains("matrix.json") && e.contains("preStop-3s"), "{e}");
     }
 
     #[test]

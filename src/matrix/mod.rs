@@ -159,6 +159,28 @@ pub fn cross(varies: &[Vary]) -> Vec<Variant> {
 }
 
 impl Variant {
+    /// The variant of `varies` that sets `settings` (path, value), as
+    /// `matrix.json` records it; `None` when a setting is not one of the
+    /// values varied or a varied path is not set.
+    pub fn of(varies: &[Vary], settings: &[(String, String)]) -> Option<Variant> {
+        let mut v = Variant {
+            settings: Vec::new(),
+            positions: Vec::new(),
+        };
+        if settings.len() != varies.len() {
+            return None;
+        }
+        for (vary, (path, value)) in varies.iter().zip(settings) {
+            if *path != vary.path {
+                return None;
+            }
+            v.positions
+                .push(vary.values.iter().position(|x| x == value)?);
+            v.settings.push((path.clone(), value.clone()));
+        }
+        Some(v)
+    }
+
     /// A directory name: `preStop-3s`, `preStop-3s_rate-500` (the last
     /// segment of each path and the value; characters other than
     /// letters, digits, `-` and `.` become `_`, `%` becomes `pct`).
@@ -626,6 +648,26 @@ mod tests {
         let c = costs(&varies, &v);
         assert_eq!(c[1], c[2]);
         assert_eq!(cheapest(&v, &c, &[false, true, true, true]), Some(1));
+    }
+
+    #[test]
+    fn a_variant_is_found_again_from_its_recorded_settings() {
+        let varies = [vary("rollout.preStop=0s,3s"), vary("load.rate=100,200")];
+        let set = |p: &str, v: &str| (p.to_string(), v.to_string());
+        let v = Variant::of(
+            &varies,
+            &[set("rollout.preStop", "3s"), set("load.rate", "100")],
+        )
+        .unwrap();
+        assert_eq!(v, cross(&varies)[2]);
+        // A value never varied, a path out of order, a path missing.
+        for bad in [
+            vec![set("rollout.preStop", "9s"), set("load.rate", "100")],
+            vec![set("load.rate", "100"), set("rollout.preStop", "3s")],
+            vec![set("rollout.preStop", "3s")],
+        ] {
+            assert_eq!(Variant::of(&varies, &bad), None, "{bad:?}");
+        }
     }
 
     #[test]
