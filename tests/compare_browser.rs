@@ -5,7 +5,8 @@
 //! read after the page's scripts ran (`--dump-dom`): no script failed;
 //! the cheapest variant with zero failures, and only it, is marked
 //! chosen; each variant links to a `report.html` that exists; each has a
-//! timeline; nothing is fetched from the network. A screenshot is left in
+//! timeline; nothing is fetched from the network (the page's policy
+//! blocks and counts any fetch, and no URL in it points out). A screenshot is left in
 //! `target/tmp/report-browser/` (a CI artifact, not committed).
 //!
 //! `scripts/test.sh` installs Debian's `chromium` when it is missing.
@@ -79,6 +80,11 @@ fn the_matrix_page_marks_the_chosen_variant_links_every_report_and_runs_clean() 
         attr(&dom, "data-script-errors"),
         Some(0),
         "script errors on the page (or its script did not run)"
+    );
+    assert_eq!(
+        attr(&dom, "data-blocked-fetches"),
+        Some(0),
+        "the page tried to fetch something (its policy blocked it)"
     );
 
     // Self-contained: no src, href or url() with an http(s) or

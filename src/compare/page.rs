@@ -6,9 +6,10 @@
 //! and measures, each run's column headed by its verdict and a link to
 //! its own `report.html`.
 //!
-//! Self-contained (inline CSS and SVG, a few lines of inline script that
-//! count script errors for the browser test; no URL but the relative
-//! links to the reports) and rendered by the template engine that renders
+//! Self-contained (inline CSS and SVG; no URL but the relative links to
+//! the reports; a Content-Security-Policy that blocks any fetch, as
+//! `report.html` declares, and a few lines of inline script that count
+//! blocked fetches and script errors for the browser test) and rendered by the template engine that renders
 //! `report.html`, with HTML auto-escaping on: every run label, setting
 //! and note is escaped wherever it lands. [`build`] turns the comparison
 //! into plain strings and numbers; the template only places them.

@@ -67,14 +67,11 @@ impl Activity {
         Activity {
             bars: buckets
                 .iter()
-                .map(|b| {
-                    let host = b.failed.get(&Outcome::ClientResource).copied().unwrap_or(0);
-                    Bar {
-                        start_ms: b.start_ns / 1_000_000,
-                        ok: b.ok,
-                        failed: b.failed_total() - host,
-                        host,
-                    }
+                .map(|b| Bar {
+                    start_ms: b.start_ns / 1_000_000,
+                    ok: b.ok,
+                    failed: b.target_failed(),
+                    host: b.failed.get(&Outcome::ClientResource).copied().unwrap_or(0),
                 })
                 .collect(),
             steps: steps

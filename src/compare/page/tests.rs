@@ -216,7 +216,15 @@ fn the_page_is_well_formed_with_the_shared_style_and_one_root() {
     assert_eq!(p.tags[0].0, "html");
     // report.html's stylesheet, inlined.
     assert!(html.contains(".verdict.pass { background: #1a7f37; }"));
-    assert_eq!(p.elements("script").len(), 1);
+    // Its two scripts: the fetch counter and the error counter.
+    assert_eq!(p.elements("script").len(), 2);
+    // It declares it fetches nothing, as report.html does.
+    let csp = p
+        .elements("meta")
+        .into_iter()
+        .find(|a| a.get("http-equiv").map(String::as_str) == Some("Content-Security-Policy"))
+        .expect("a Content-Security-Policy");
+    assert!(csp["content"].starts_with("default-src 'none';"), "{csp:?}");
 }
 
 #[test]
@@ -474,13 +482,13 @@ fn hostile_labels_settings_notes_and_reasons_stay_text() {
         })
         .unwrap();
         let p = parse_strict(&html);
-        // Our own script element only, and no attribute but ours.
-        assert_eq!(p.elements("script").len(), 1, "{evil}");
+        // Our own two script elements only, and no attribute but ours.
+        assert_eq!(p.elements("script").len(), 2, "{evil}");
         assert!(
             p.tags.iter().all(|(_, a)| !a.contains_key("onmouseover")),
             "{evil}"
         );
-        assert_eq!(html.matches("<script>").count(), 1, "{evil}");
+        assert_eq!(html.matches("<script>").count(), 2, "{evil}");
         // And every one of them is there, as text.
         let texts = &p.texts;
         let count = texts.iter().filter(|t| t.contains(evil)).count();
