@@ -254,7 +254,7 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Run directories (each with summary.json and profile.resolved.yaml).
+    /// Run directories (each with summary.json and profile.resolved.yaml), or one `baton matrix` directory alone (its variants compared with their costs and the cheapest with zero failures, as the matrix did).
     #[arg(required = true, num_args = 1..)]
     pub dirs: Vec<PathBuf>,
 
@@ -262,7 +262,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
 
-    /// Also write the table as a self-contained HTML page to this file.
+    /// Also write the comparison as a self-contained HTML page to this file: each run's requests over time on one axis, each run linked to its report.html relative to the file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }

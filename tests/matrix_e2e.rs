@@ -99,11 +99,23 @@ fn a_prestop_longer_than_the_propagation_lag_is_the_cheapest_variant_with_zero_f
         "{md}"
     );
     assert!(md.contains("| `rollout.preStop` | 0s | 3s |"), "{md}");
-    let html = std::fs::read_to_string(out.join("compare.html")).unwrap();
+    // The page marks the chosen variant and links each variant's report.
+    let html =
+        quick_xml::escape::unescape(&std::fs::read_to_string(out.join("compare.html")).unwrap())
+            .unwrap()
+            .into_owned();
     assert!(
-        html.contains("<th>preStop-0s</th><th>preStop-3s</th>"),
+        html.contains("<th class=\"run chosen\" scope=\"col\" data-run=\"preStop-3s\">"),
         "{html}"
     );
+    for v in ["preStop-0s", "preStop-3s"] {
+        assert!(
+            html.contains(&format!(
+                "<a class=\"report\" href=\"{v}/report.html\">{v}</a>"
+            )),
+            "{html}"
+        );
+    }
 
     // The variant's pods really had the hook: the Deployment after the
     // 3 s run carries it.

@@ -269,13 +269,84 @@ fn format_1_runs_and_matrix_variants_compare_as_they_did() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let expected = |f: &str| std::fs::read_to_string(fixtures().join("expected").join(f)).unwrap();
     assert_eq!(text(&out.stdout), expected("compare.txt"));
-    for f in ["compare.md", "compare.html"] {
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join(f)).unwrap(),
-            expected(f),
-            "{f}"
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("compare.md")).unwrap(),
+        expected("compare.md")
+    );
+    // compare.html is a page now (timelines, links, the choice explained):
+    // it still holds every heading and cell of the old one's table, and
+    // links each run to its report.
+    let page = unescaped(&std::fs::read_to_string(tmp.path().join("compare.html")).unwrap());
+    let cell = regex::Regex::new(r"<t[hd][^>]*>([^<]+)</t[hd]>").unwrap();
+    let old = unescaped(&expected("compare.html"));
+    let cells: Vec<&str> = cell
+        .captures_iter(&old)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert!(cells.len() > 20, "{cells:?}");
+    for c in cells {
+        assert!(page.contains(&format!(">{c}<")), "compare.html lost {c:?}");
+    }
+    for run in ["matrix/preStop-0s", "matrix/preStop-3s", "run-fail"] {
+        assert!(
+            page.contains(&format!("href=\"{run}/report.html\"")),
+            "no link to {run}/report.html"
         );
     }
+}
+
+/// HTML text with its character references decoded, to compare pages
+/// whatever they chose to escape.
+fn unescaped(html: &str) -> String {
+    quick_xml::escape::unescape(html)
+        .unwrap_or_else(|e| panic!("an unknown entity: {e}"))
+        .into_owned()
+}
+
+/// `baton compare MATRIX_DIR` compares the variants as the matrix did:
+/// the same table, costs and choice (`compare.md` as baton 0.1.0's
+/// `baton matrix` wrote it), and its page marks the choice.
+#[test]
+fn a_format_1_matrix_compares_again_as_the_matrix_did() {
+    let tmp = copy_of_fixtures();
+    let dir = tmp.path().join("matrix");
+    let out = baton()
+        .arg("compare")
+        .arg(&dir)
+        .arg("--markdown")
+        .arg(tmp.path().join("compare.md"))
+        .arg("--html")
+        .arg(dir.join("compare.html"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "Cheapest variant with zero failures: preStop-3s (rollout.preStop=3s), cost 1.00."
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("compare.md")).unwrap(),
+        std::fs::read_to_string(fixtures().join("matrix/compare.md")).unwrap()
+    );
+    let page = std::fs::read_to_string(dir.join("compare.html")).unwrap();
+    assert!(
+        page.contains("data-run=\"preStop-3s\"") && page.contains("class=\"chosen-badge\""),
+        "{page}"
+    );
+
+    // A matrix directory compares alone.
+    let out = baton()
+        .arg("compare")
+        .arg(&dir)
+        .arg(tmp.path().join("run-fail"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a `baton matrix` directory"), "{stderr}");
 }
 
 #[test]

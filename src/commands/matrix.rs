@@ -251,8 +251,9 @@ fn write_comparison(args: &MatrixArgs, plan: &Plan, ran: &Ran) -> anyhow::Result
         .iter()
         .map(|&i| plan.variants[i].clone())
         .collect();
-    let costs: Vec<f64> = ran.indices.iter().map(|&i| plan.costs[i]).collect();
-    let (mut table, best) = matrix::comparison(&ran.columns, &variants, &costs);
+    let cmp = matrix::comparison(&ran.columns, &plan.varies, &variants);
+    let best = cmp.choice.best;
+    let mut table = cmp.table;
     if ran.interrupted {
         table.notes.push(format!(
             "Interrupted: {} of {} variant(s) ran.",
@@ -268,7 +269,25 @@ fn write_comparison(args: &MatrixArgs, plan: &Plan, ran: &Ran) -> anyhow::Result
         &plan.dir.join(COMPARE_MD),
         &render::markdown(&table, &title),
     )?;
-    write(&plan.dir.join(COMPARE_HTML), &render::html(&table, &title))?;
+    let html_path = plan.dir.join(COMPARE_HTML);
+    let dirs: Vec<PathBuf> = ran
+        .indices
+        .iter()
+        .map(|&i| plan.dir.join(&plan.slugs[i]))
+        .collect();
+    // The page is for people: failing to render it warns; matrix.json
+    // and compare.md are what a CI step reads.
+    match super::compare::html_page(
+        &html_path,
+        &title,
+        &ran.columns,
+        &dirs,
+        &table,
+        Some(&cmp.choice),
+    ) {
+        Ok(html) => write(&html_path, &html)?,
+        Err(e) => eprintln!("baton: warning: {e:#}"),
+    }
 
     let mut record = MatrixRecord::new(args.profile.display().to_string(), plan.varies.clone());
     record.variants = ran

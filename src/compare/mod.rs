@@ -5,11 +5,16 @@
 //!
 //! The table is pure: a run comes in as data already read
 //! ([`RunColumn`]). [`read`] reads a run directory into one, through
-//! `rundir`'s types; the renderers (text, Markdown, HTML) are in
-//! [`render`].
+//! `rundir`'s types, and what the HTML page adds beside it (the link to
+//! its `report.html`, its requests over time); the text and Markdown
+//! renderers are in [`render`], the HTML page in [`page`], with its
+//! timelines drawn by [`sparkline`] and its links formed by [`link`].
 
+pub mod link;
+pub mod page;
 pub mod read;
 pub mod render;
+pub mod sparkline;
 
 use crate::rundir::RunSummary;
 use crate::verdict::Verdict;
@@ -76,10 +81,23 @@ impl Measured {
     /// no request failed. A stalled rollout that failed nothing proves
     /// nothing about the setting.
     pub fn zero_failures(&self) -> bool {
-        self.verdict != Verdict::Invalid
-            && !self.interrupted
-            && self.rollout_completed
-            && self.failed == 0
+        self.shortfall().is_none()
+    }
+
+    /// Why the run does not count as "zero failures", in words that
+    /// follow "not chosen: " (`None`: it counts).
+    pub fn shortfall(&self) -> Option<String> {
+        if self.interrupted {
+            Some("the run was interrupted".into())
+        } else if self.verdict == Verdict::Invalid {
+            Some("the run was invalid".into())
+        } else if !self.rollout_completed {
+            Some("its rollout did not complete".into())
+        } else if self.failed > 0 {
+            Some(format!("{} of {} requests failed", self.failed, self.sent))
+        } else {
+            None
+        }
     }
 
     /// `PASS`, `FAIL`, `INVALID`, or `INTERRUPTED`.
@@ -195,6 +213,8 @@ pub enum RowKind {
     Verdict,
     /// A measurement.
     Measure,
+    /// A matrix variant's cost (the HTML page explains it).
+    Cost,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -211,7 +231,10 @@ pub struct Table {
     /// The runs' labels, in order.
     pub columns: Vec<String>,
     pub rows: Vec<Row>,
-    /// Lines shown under the table (the matrix's choice).
+    /// The line naming the matrix's choice, shown under the table before
+    /// the notes (text, Markdown; the HTML page says it its own way).
+    pub choice_line: Option<String>,
+    /// Lines shown under the table (an interrupted matrix, ...).
     pub notes: Vec<String>,
 }
 
@@ -308,6 +331,7 @@ pub fn build_table(runs: &[RunColumn]) -> Table {
     Table {
         columns: runs.iter().map(|r| r.label.clone()).collect(),
         rows,
+        choice_line: None,
         notes: Vec::new(),
     }
 }
@@ -457,6 +481,37 @@ mod tests {
         ] {
             assert!(!m.zero_failures(), "{m:?}");
         }
+    }
+
+    #[test]
+    fn a_shortfall_says_why_a_run_is_not_zero_failures_most_basic_first() {
+        let ok = measured(Verdict::Pass, 100, 0, &[]);
+        assert_eq!(ok.shortfall(), None);
+        let failed = Measured {
+            failed: 3,
+            ..ok.clone()
+        };
+        assert_eq!(
+            failed.shortfall().as_deref(),
+            Some("3 of 100 requests failed")
+        );
+        let stalled = Measured {
+            rollout_completed: false,
+            ..failed.clone()
+        };
+        assert_eq!(
+            stalled.shortfall().as_deref(),
+            Some("its rollout did not complete")
+        );
+        let stopped = Measured {
+            interrupted: true,
+            verdict: Verdict::Invalid,
+            ..stalled
+        };
+        assert_eq!(
+            stopped.shortfall().as_deref(),
+            Some("the run was interrupted")
+        );
     }
 
     #[test]

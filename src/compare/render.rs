@@ -1,8 +1,8 @@
-//! A comparison [`Table`] as aligned text (the terminal), Markdown (a CI
-//! step summary, `compare.md`) and a self-contained HTML page
-//! (`compare.html`, no network needed to view it).
+//! A comparison [`Table`] as aligned text (the terminal) and Markdown (a
+//! CI step summary, `compare.md`).
 //!
-//! Not for: building the table (see the parent module).
+//! Not for: building the table (see the parent module), or the HTML page
+//! (`compare.html`, see `page`).
 
 use super::{RowKind, Table};
 use std::fmt::Write as _;
@@ -44,13 +44,14 @@ pub fn text(t: &Table) -> String {
             let _ = writeln!(s, "{}", rule.join("  "));
         }
     }
-    for n in &t.notes {
+    for n in t.choice_line.iter().chain(&t.notes) {
         let _ = writeln!(s, "{n}");
     }
     s
 }
 
-/// A Markdown table, then the notes as paragraphs.
+/// A Markdown table, then the matrix's choice and the notes as
+/// paragraphs.
 pub fn markdown(t: &Table, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## {}\n", md(title));
@@ -67,7 +68,7 @@ pub fn markdown(t: &Table, title: &str) -> String {
         let label = match r.kind {
             RowKind::Variant | RowKind::Setting => format!("`{}`", md(&r.label)),
             RowKind::Verdict => format!("**{}**", md(&r.label)),
-            RowKind::Measure => md(&r.label),
+            RowKind::Measure | RowKind::Cost => md(&r.label),
         };
         let _ = write!(s, "| {label} |");
         for c in &r.cells {
@@ -79,84 +80,10 @@ pub fn markdown(t: &Table, title: &str) -> String {
         }
         s.push('\n');
     }
-    for n in &t.notes {
+    for n in t.choice_line.iter().chain(&t.notes) {
         let _ = writeln!(s, "\n{}", md(n));
     }
     s
-}
-
-/// One HTML page holding the table; every text escaped.
-pub fn html(t: &Table, title: &str) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
-         body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}\n\
-         table {{ border-collapse: collapse; }}\n\
-         th, td {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; vertical-align: top; }}\n\
-         thead th {{ background: #f3f3f3; }}\n\
-         tr.variant th, tr.setting th {{ font-family: monospace; font-weight: normal; }}\n\
-         tr.variant td {{ background: #eef4ff; font-weight: bold; }}\n\
-         td.pass {{ background: #dff5e1; font-weight: bold; }}\n\
-         td.fail {{ background: #fbe0e0; font-weight: bold; }}\n\
-         td.other {{ background: #fff4d6; font-weight: bold; }}\n\
-         </style>\n</head>\n<body>\n<h1>{}</h1>\n<table>\n<thead><tr><th></th>",
-        escape(title),
-        escape(title)
-    );
-    for c in &t.columns {
-        let _ = write!(s, "<th>{}</th>", escape(c));
-    }
-    s.push_str("</tr></thead>\n<tbody>\n");
-    for r in &t.rows {
-        let class = match r.kind {
-            RowKind::Variant => "variant",
-            RowKind::Setting => "setting",
-            RowKind::Verdict => "verdict",
-            RowKind::Measure => "measure",
-        };
-        let _ = write!(
-            s,
-            "<tr class=\"{class}\"><th scope=\"row\">{}</th>",
-            escape(&r.label)
-        );
-        for c in &r.cells {
-            if r.kind == RowKind::Verdict {
-                let v = match c.as_str() {
-                    "PASS" => "pass",
-                    "FAIL" => "fail",
-                    _ => "other",
-                };
-                let _ = write!(s, "<td class=\"{v}\">{}</td>", escape(c));
-            } else {
-                let _ = write!(s, "<td>{}</td>", escape(c));
-            }
-        }
-        s.push_str("</tr>\n");
-    }
-    s.push_str("</tbody>\n</table>\n");
-    for n in &t.notes {
-        let _ = writeln!(s, "<p>{}</p>", escape(n));
-    }
-    s.push_str("</body>\n</html>\n");
-    s
-}
-
-/// Text safe inside HTML elements and double- or single-quoted
-/// attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Text safe inside a Markdown table cell.
@@ -189,7 +116,8 @@ mod tests {
                     cells: vec!["40 / 2000".into(), "0 / 2000".into()],
                 },
             ],
-            notes: vec!["cheapest with zero failures: preStop-3s".into()],
+            choice_line: Some("cheapest with zero failures: preStop-3s".into()),
+            notes: vec!["Interrupted: 2 of 3 variant(s) ran.".into()],
         }
     }
 
@@ -203,6 +131,7 @@ mod tests {
         assert_eq!(lines[3], "verdict          FAIL        PASS");
         assert_eq!(lines[4], "failed / sent    40 / 2000   0 / 2000");
         assert_eq!(lines[5], "cheapest with zero failures: preStop-3s");
+        assert_eq!(lines[6], "Interrupted: 2 of 3 variant(s) ran.");
     }
 
     #[test]
@@ -213,7 +142,9 @@ mod tests {
         );
         assert!(out.contains("| `rollout.preStop` | 0s | 3s |\n"));
         assert!(out.contains("| **verdict** | **FAIL** | **PASS** |\n"));
-        assert!(out.contains("\ncheapest with zero failures: preStop-3s\n"));
+        assert!(out.contains(
+            "\ncheapest with zero failures: preStop-3s\n\nInterrupted: 2 of 3 variant(s) ran.\n"
+        ));
     }
 
     #[test]
@@ -221,24 +152,5 @@ mod tests {
         let mut t = table();
         t.rows[0].cells[0] = "a|b".into();
         assert!(markdown(&t, "x").contains("| a\\|b |"));
-    }
-
-    #[test]
-    fn html_marks_verdicts_and_escapes_every_text() {
-        let mut t = table();
-        t.columns[0] = "<script>alert('x')</script>".into();
-        t.rows[2].cells[0] = "a & b \"c\"".into();
-        let out = html(&t, "runs <compared>");
-        assert!(out.contains("<title>runs &lt;compared&gt;</title>"));
-        assert!(out.contains("<th>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;</th>"));
-        assert!(!out.contains("<script>"));
-        assert!(out.contains("<td>a &amp; b &quot;c&quot;</td>"));
-        assert!(out.contains("<td class=\"fail\">FAIL</td><td class=\"pass\">PASS</td>"));
-        assert!(out.contains("<p>cheapest with zero failures: preStop-3s</p>"));
-    }
-
-    #[test]
-    fn escape_covers_the_five_html_specials() {
-        assert_eq!(escape("<&>\"'x"), "&lt;&amp;&gt;&quot;&#39;x");
     }
 }

@@ -1,14 +1,19 @@
 //! `baton matrix`'s pure parts: parsing `--vary path=v1,v2,...`, the
 //! cross product of several, what each variant changes (a patch of the
 //! Deployment run before the measured rollout, or a `--set` on the
-//! profile), each variant's cost, and the rule that names the cheapest
-//! variant with zero failures.
+//! profile), each variant's cost ([`cost`]), and the rule that names the
+//! cheapest variant with zero failures.
 //!
 //! Also the matrix's own rows of the comparison ([`comparison`]): the
-//! cost of each variant and the line naming the cheapest.
+//! cost of each variant and the line naming the cheapest, with the
+//! choice and the costs' parts kept for the HTML page to explain.
 //!
 //! Not for: running the variants, putting the Deployment back between
 //! them (`cluster::restore`) or writing files (`commands::matrix`).
+
+pub mod cost;
+
+pub use cost::{Basis, Cost, CostPart, Scale, costs};
 
 use crate::cluster::rollout::PatchType;
 use crate::cluster::steps::{PatchStep, Step};
@@ -154,6 +159,28 @@ pub fn cross(varies: &[Vary]) -> Vec<Variant> {
 }
 
 impl Variant {
+    /// The variant of `varies` that sets `settings` (path, value), as
+    /// `matrix.json` records it; `None` when a setting is not one of the
+    /// values varied or a varied path is not set.
+    pub fn of(varies: &[Vary], settings: &[(String, String)]) -> Option<Variant> {
+        let mut v = Variant {
+            settings: Vec::new(),
+            positions: Vec::new(),
+        };
+        if settings.len() != varies.len() {
+            return None;
+        }
+        for (vary, (path, value)) in varies.iter().zip(settings) {
+            if *path != vary.path {
+                return None;
+            }
+            v.positions
+                .push(vary.values.iter().position(|x| x == value)?);
+            v.settings.push((path.clone(), value.clone()));
+        }
+        Some(v)
+    }
+
     /// A directory name: `preStop-3s`, `preStop-3s_rate-500` (the last
     /// segment of each path and the value; characters other than
     /// letters, digits, `-` and `.` become `_`, `%` becomes `pct`).
@@ -320,62 +347,6 @@ fn int_or_percent(v: &str) -> Option<serde_json::Value> {
     Some(json!(format!("{pct}%")))
 }
 
-/// A value as a magnitude for the cost: a duration in seconds, a
-/// percentage's number, a plain number; `None` for anything else.
-fn magnitude(v: &str) -> Option<f64> {
-    if let Some(p) = v.strip_suffix('%') {
-        return p.parse::<f64>().ok().filter(|n| n.is_finite());
-    }
-    if let Ok(n) = v.parse::<f64>() {
-        return n.is_finite().then_some(n);
-    }
-    humantime::parse_duration(v).ok().map(|d| d.as_secs_f64())
-}
-
-/// Each variant's cost: the sum, over the varied paths, of the value's
-/// share of that path's largest value (a preStop of 2 s out of 0/2/5 s
-/// costs 0.4, 5 s costs 1). Smaller is cheaper. When a path's values are
-/// not all numbers (durations, counts, percentages), a value costs its
-/// position in the list given, from 0 (the first) to 1 (the last).
-pub fn costs(varies: &[Vary], variants: &[Variant]) -> Vec<f64> {
-    let per_path: Vec<Vec<f64>> = varies
-        .iter()
-        .map(|v| {
-            let mags: Option<Vec<f64>> = v.values.iter().map(|x| magnitude(x)).collect();
-            match mags {
-                Some(m) => {
-                    let max = m.iter().cloned().fold(0.0, f64::max);
-                    m.iter()
-                        .map(|x| if max > 0.0 { x.max(0.0) / max } else { 0.0 })
-                        .collect()
-                }
-                None => {
-                    let n = v.values.len();
-                    (0..n)
-                        .map(|i| {
-                            if n > 1 {
-                                i as f64 / (n - 1) as f64
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect()
-                }
-            }
-        })
-        .collect();
-    variants
-        .iter()
-        .map(|var| {
-            var.positions
-                .iter()
-                .enumerate()
-                .map(|(path, &pos)| per_path[path][pos])
-                .sum()
-        })
-        .collect()
-}
-
 /// The cheapest variant among those with zero failures: least cost, ties
 /// broken by the order the values were given (earlier `--vary` first).
 /// `None` when no variant qualifies.
@@ -389,19 +360,41 @@ pub fn cheapest(variants: &[Variant], costs: &[f64], zero_failures: &[bool]) -> 
         })
 }
 
-/// The comparison of the variants that ran: the table of runs with a
-/// cost row above the verdict, and the cheapest variant with zero
-/// failures named under it (its index in `variants`).
-pub fn comparison(
-    columns: &[RunColumn],
-    variants: &[Variant],
-    costs: &[f64],
-) -> (Table, Option<usize>) {
+/// What a matrix chose, and what each variant that ran cost, part by
+/// part: what the page needs to say why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// The cheapest variant with zero failures, as an index into the
+    /// columns compared; `None` when none had zero failures.
+    pub best: Option<usize>,
+    /// One per column.
+    pub costs: Vec<Cost>,
+    /// How each varied path's values became costs, in `--vary` order.
+    pub scales: Vec<Scale>,
+}
+
+/// The comparison of the variants that ran and what was chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    /// The table of runs with a cost row above the verdict, and the line
+    /// naming the cheapest variant with zero failures
+    /// ([`Table::choice_line`]).
+    pub table: Table,
+    pub choice: Choice,
+}
+
+/// The comparison of the variants that ran (`columns[i]` ran
+/// `variants[i]`; `varies` are the matrix's `--vary`s, every value, so
+/// a cost is the same whichever variants ran).
+pub fn comparison(columns: &[RunColumn], varies: &[Vary], variants: &[Variant]) -> Comparison {
+    let scales = cost::scales(varies);
+    let costs: Vec<Cost> = variants.iter().map(|v| cost::cost_of(&scales, v)).collect();
+    let totals: Vec<f64> = costs.iter().map(|c| c.total).collect();
     let zero: Vec<bool> = columns
         .iter()
         .map(|c| c.measured.as_ref().is_some_and(|m| m.zero_failures()))
         .collect();
-    let best = cheapest(variants, costs, &zero);
+    let best = cheapest(variants, &totals, &zero);
     let mut table = compare::build_table(columns);
     let at = table
         .rows
@@ -411,21 +404,28 @@ pub fn comparison(
     table.rows.insert(
         at,
         Row {
-            kind: RowKind::Measure,
+            kind: RowKind::Cost,
             label: "cost (smaller is cheaper)".into(),
-            cells: costs.iter().map(|c| format!("{c:.2}")).collect(),
+            cells: totals.iter().map(|c| format!("{c:.2}")).collect(),
         },
     );
-    table.notes.push(match best {
+    table.choice_line = Some(match best {
         Some(b) => format!(
             "Cheapest variant with zero failures: {} ({}), cost {:.2}.",
             columns[b].label,
             variants[b].describe(),
-            costs[b]
+            totals[b]
         ),
         None => "No variant had zero failures.".to_string(),
     });
-    (table, best)
+    Comparison {
+        table,
+        choice: Choice {
+            best,
+            costs,
+            scales,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -626,28 +626,6 @@ mod tests {
     }
 
     #[test]
-    fn cost_is_each_values_share_of_its_paths_largest_summed() {
-        let varies = [
-            vary("rollout.preStop=0s,2s,5s"),
-            vary("rollout.terminationGracePeriodSeconds=30,60"),
-        ];
-        let v = cross(&varies);
-        let c = costs(&varies, &v);
-        // 0s/30, 0s/60, 2s/30, 2s/60, 5s/30, 5s/60
-        let expect = [0.5, 1.0, 0.9, 1.4, 1.5, 2.0];
-        for (got, want) in c.iter().zip(expect) {
-            assert!((got - want).abs() < 1e-9, "{c:?}");
-        }
-    }
-
-    #[test]
-    fn cost_of_non_numeric_values_follows_the_order_given() {
-        let varies = [vary("rollout.steps.0.set_image.image=b,a,c")];
-        let c = costs(&varies, &cross(&varies));
-        assert_eq!(c, [0.0, 0.5, 1.0]);
-    }
-
-    #[test]
     fn the_cheapest_zero_failure_variant_is_named() {
         let varies = [vary("rollout.preStop=0s,2s,5s")];
         let v = cross(&varies);
@@ -670,5 +648,76 @@ mod tests {
         let c = costs(&varies, &v);
         assert_eq!(c[1], c[2]);
         assert_eq!(cheapest(&v, &c, &[false, true, true, true]), Some(1));
+    }
+
+    #[test]
+    fn a_variant_is_found_again_from_its_recorded_settings() {
+        let varies = [vary("rollout.preStop=0s,3s"), vary("load.rate=100,200")];
+        let set = |p: &str, v: &str| (p.to_string(), v.to_string());
+        let v = Variant::of(
+            &varies,
+            &[set("rollout.preStop", "3s"), set("load.rate", "100")],
+        )
+        .unwrap();
+        assert_eq!(v, cross(&varies)[2]);
+        // A value never varied, a path out of order, a path missing.
+        for bad in [
+            vec![set("rollout.preStop", "9s"), set("load.rate", "100")],
+            vec![set("load.rate", "100"), set("rollout.preStop", "3s")],
+            vec![set("rollout.preStop", "3s")],
+        ] {
+            assert_eq!(Variant::of(&varies, &bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_comparison_adds_a_cost_row_and_names_the_choice_with_its_costs() {
+        use crate::compare::{Measured, RunColumn};
+        use crate::verdict::Verdict;
+        let varies = [vary("rollout.preStop=0s,3s,5s")];
+        let variants = cross(&varies);
+        let m = |failed| Measured {
+            verdict: Verdict::Pass,
+            interrupted: false,
+            sent: 100,
+            failed,
+            causes: Default::default(),
+            longest_disruption_ms: None,
+            latency_p50_ms: 1.0,
+            latency_p99_ms: 2.0,
+            rollout_completed: true,
+        };
+        let columns: Vec<RunColumn> = [9, 0, 0]
+            .into_iter()
+            .zip(["preStop-0s", "preStop-3s", "preStop-5s"])
+            .map(|(failed, label)| RunColumn {
+                label: label.into(),
+                measured: Some(m(failed)),
+                ..Default::default()
+            })
+            .collect();
+        let c = comparison(&columns, &varies, &variants);
+        assert_eq!(c.choice.best, Some(1));
+        assert_eq!(c.choice.costs.len(), 3);
+        assert!((c.choice.costs[1].total - 0.6).abs() < 1e-9);
+        let cost = c
+            .table
+            .rows
+            .iter()
+            .find(|r| r.kind == RowKind::Cost)
+            .unwrap();
+        assert_eq!(cost.cells, ["0.00", "0.60", "1.00"]);
+        assert_eq!(
+            c.table.choice_line.as_deref(),
+            Some(
+                "Cheapest variant with zero failures: preStop-3s (rollout.preStop=3s), cost 0.60."
+            )
+        );
+        let none = comparison(&columns[..1], &varies, &variants[..1]);
+        assert_eq!(none.choice.best, None);
+        assert_eq!(
+            none.table.choice_line.as_deref(),
+            Some("No variant had zero failures.")
+        );
     }
 }
