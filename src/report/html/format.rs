@@ -29,7 +29,11 @@ pub(super) fn epoch_ms(started_at: &str) -> Option<i64> {
 /// `origin_ms` epoch ms: `13:21:17`, or `13:21:17.5` with `decimals`.
 /// (The page's script formats its zoomed ticks the same way.)
 pub(super) fn wall_label(origin_ms: i64, t_s: f64, decimals: usize) -> String {
-    let ms = origin_ms + (t_s * 1000.0).round() as i64;
+    // Rounded to what is shown first, so 59.96 s with one decimal reads
+    // as the next minute's 00.0, never as 60.0.
+    let unit = 10i64.pow(3 - decimals.min(3) as u32);
+    let ms =
+        ((origin_ms + (t_s * 1000.0).round() as i64) as f64 / unit as f64).round() as i64 * unit;
     let day_ms = ms.rem_euclid(86_400_000);
     let (h, m) = (day_ms / 3_600_000, day_ms / 60_000 % 60);
     let s = (day_ms % 60_000) as f64 / 1000.0;
@@ -82,12 +86,15 @@ mod tests {
     #[test]
     fn wall_labels_are_utc_time_of_day_after_the_origin() {
         let origin = epoch_ms("2026-11-29T13:21:11.948Z").unwrap();
-        assert_eq!(wall_label(origin, 0.0, 0), "13:21:11");
-        assert_eq!(wall_label(origin, 5.59, 0), "13:21:17");
+        // To the nearest second shown (11.948 s reads as 12).
+        assert_eq!(wall_label(origin, 0.0, 0), "13:21:12");
+        assert_eq!(wall_label(origin, 5.59, 0), "13:21:18");
         assert_eq!(wall_label(origin, 5.59, 1), "13:21:17.5");
         assert_eq!(wall_label(origin, 0.052, 2), "13:21:12.00");
+        // Rounding carries into the minute rather than showing 60.
+        assert_eq!(wall_label(origin, 59.0 - 11.948 + 0.96, 1), "13:22:00.0");
         // Past midnight the clock starts again.
-        assert_eq!(wall_label(origin, 11.0 * 3600.0, 0), "00:21:11");
+        assert_eq!(wall_label(origin, 11.0 * 3600.0, 0), "00:21:12");
     }
 
     #[test]
