@@ -119,6 +119,18 @@ fn write(path: &Path, text: &str) -> Result<(), SnapshotError> {
 
 /// `kubectl rollout history`, with the images and replicas of each
 /// revision: one row per ReplicaSet, oldest first. Pure.
+/// The ReplicaSets that want Pods (`spec.replicas` > 0), as
+/// `name (replicas)` in the order given: after a finished rollout, only
+/// the new one.
+pub fn active_replicasets(rss: &[ReplicaSet]) -> Vec<String> {
+    rss.iter()
+        .filter_map(|rs| {
+            let n = rs.spec.replicas.unwrap_or(0);
+            (n > 0).then(|| format!("{} ({n})", rs.metadata.name.as_deref().unwrap_or("?")))
+        })
+        .collect()
+}
+
 pub fn history_table(rss: &[ReplicaSet]) -> String {
     let mut rows: Vec<(i64, [String; 4])> = rss
         .iter()
@@ -239,5 +251,16 @@ mod tests {
             history_table(&[]),
             "REVISION  IMAGES  CHANGE-CAUSE  REPLICAS\n"
         );
+    }
+
+    #[test]
+    fn active_replicasets_are_those_that_want_pods() {
+        let rss = [
+            rs("1", &[("nginx", "nginx:1.27")], None, 0),
+            rs("2", &[("nginx", "nginx:1.28")], None, 3),
+        ];
+        let names: Vec<String> = active_replicasets(&rss);
+        assert_eq!(names.len(), 1);
+        assert!(names[0].ends_with(" (3)"), "{names:?}");
     }
 }

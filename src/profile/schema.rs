@@ -349,6 +349,10 @@ pub struct Thresholds {
     /// deadline) fails the run. Turn off for a profile about stalls.
     #[serde(default = "yes")]
     pub rollout_must_complete: bool,
+    /// Exactly one ReplicaSet of the Deployment wants replicas when the
+    /// run ends (its old ones scaled to zero).
+    #[serde(default)]
+    pub single_replicaset: bool,
 }
 
 fn yes() -> bool {
@@ -377,6 +381,7 @@ impl Default for Thresholds {
             max_lateness: default_max_lateness(),
             min_achieved_rate: default_min_achieved(),
             rollout_must_complete: true,
+            single_replicaset: false,
         }
     }
 }

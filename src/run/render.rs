@@ -152,6 +152,7 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
         &attribution,
         &timeline,
         propagation,
+        active_replicasets_after(dir),
     );
     run_summary::write_all(&summary, dir).map_err(Exit::from)?;
     // The HTML report is for people: failing to write it warns, it does
@@ -226,6 +227,7 @@ fn summarise(
     attribution: &AttributionResult,
     timeline: &Timeline,
     propagation: propagation::Chosen,
+    active_replicasets: Option<Vec<String>>,
 ) -> RunSummary {
     let stats = &analysis.stats;
     let th = &profile.thresholds;
@@ -250,6 +252,7 @@ fn summarise(
         .map(|b| (b.resource.clone(), Duration::from_nanos(b.len_ns)))
         .max_by_key(|(_, len)| *len);
     let facts = RunFacts {
+        active_replicasets,
         blind_at_end,
         sent: record.sent,
         rows_written: analysis.rows,
@@ -283,6 +286,7 @@ fn summarise(
         min_backends: th.min_backends,
         max_blind_spot: th.max_blind_spot,
         rollout_must_complete: th.rollout_must_complete,
+        single_replicaset: th.single_replicaset,
         schedule: ScheduleLimits {
             max_lateness: th.max_lateness,
             min_achieved: th.min_achieved_rate,
@@ -373,6 +377,19 @@ fn summarise(
         schedule: judgement.schedule.clone(),
         teardown: record.teardown.clone(),
     }
+}
+
+/// The target's ReplicaSets that want Pods when the run ended
+/// (`cluster/replicasets.after.yaml`); `None` when not recorded.
+fn active_replicasets_after(dir: &Path) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        items: Vec<k8s_openapi::api::apps::v1::ReplicaSet>,
+    }
+    let path = rundir::cluster_file(dir, "replicasets", "after");
+    let text = std::fs::read_to_string(path).ok()?;
+    let list: List = serde_norway::from_str(&text).ok()?;
+    Some(crate::cluster::snapshot::active_replicasets(&list.items))
 }
 
 /// The Deployment as it was before the run (`cluster/deployment.before.yaml`),

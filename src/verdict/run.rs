@@ -43,6 +43,10 @@ pub struct RunFacts {
     pub interrupted: bool,
     /// How the load went against its plan.
     pub schedule: ScheduleFacts,
+    /// The target Deployment's ReplicaSets with replicas wanted when the
+    /// run ended, `name (replicas)`, from `cluster/replicasets.after.yaml`;
+    /// `None` when that was not recorded.
+    pub active_replicasets: Option<Vec<String>>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -59,6 +63,10 @@ pub struct Limits {
     /// A rollout that did not complete fails the run (default). A profile
     /// about stall handling turns it off.
     pub rollout_must_complete: bool,
+    /// Exactly one ReplicaSet of the Deployment wants replicas when the
+    /// run ends: the old ones were scaled away (the zero-downtime guides'
+    /// last check).
+    pub single_replicaset: bool,
     pub schedule: ScheduleLimits,
 }
 
@@ -198,6 +206,22 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             pass: f.backends_after >= min,
         });
     }
+    if l.single_replicaset {
+        let (value, pass) = match &f.active_replicasets {
+            None => (
+                "not recorded (no cluster/replicasets.after.yaml)".to_string(),
+                false,
+            ),
+            Some(v) if v.is_empty() => ("none".to_string(), false),
+            Some(v) => (format!("{}: {}", v.len(), v.join(", ")), v.len() == 1),
+        };
+        t.push(ThresholdResult {
+            name: "single_replicaset".into(),
+            limit: "1 active".into(),
+            value,
+            pass,
+        });
+    }
     if l.rollout_must_complete {
         t.push(ThresholdResult {
             name: "rollout_completed".into(),
@@ -328,6 +352,7 @@ mod tests {
             min_backends: Some(3),
             max_blind_spot: Duration::from_secs(5),
             rollout_must_complete: true,
+            single_replicaset: false,
             schedule: ScheduleLimits::default(),
         }
     }
@@ -493,6 +518,41 @@ mod tests {
             j.thresholds
                 .iter()
                 .any(|t| t.name == "p99_latency" && !t.pass)
+        );
+    }
+
+    #[test]
+    fn one_active_replicaset_holds_and_an_old_one_left_with_replicas_fails_naming_both() {
+        let l = Limits {
+            single_replicaset: true,
+            ..limits()
+        };
+        let mut f = facts();
+        f.active_replicasets = Some(vec!["web-7c5 (3)".into()]);
+        let one = judge_run(&f, &l);
+        let t = one
+            .thresholds
+            .iter()
+            .find(|t| t.name == "single_replicaset")
+            .unwrap();
+        assert!(t.pass, "{t:?}");
+        f.active_replicasets = Some(vec!["web-665 (1)".into(), "web-7c5 (3)".into()]);
+        let two = judge_run(&f, &l);
+        let t = two
+            .thresholds
+            .iter()
+            .find(|t| t.name == "single_replicaset")
+            .unwrap();
+        assert!(!t.pass);
+        assert_eq!(t.value, "2: web-665 (1), web-7c5 (3)");
+        assert_eq!(two.verdict, Verdict::Fail);
+        f.active_replicasets = None;
+        let unknown = judge_run(&f, &l);
+        assert!(
+            !unknown
+                .thresholds
+                .iter()
+                .any(|t| t.name == "single_replicaset" && t.pass)
         );
     }
 }
