@@ -1051,3 +1051,42 @@ async fn ephemeral_namespace_run(interrupt: bool) {
     assert_eq!(left, 0, "objects left in {ns}");
     sb.shutdown().await;
 }
+
+/// A Service with `sessionAffinity: ClientIP` and a load from one address:
+/// the run passes but warns that it exercised one Pod of three, naming the
+/// way out; `thresholds.fail_on_pinned_affinity` makes that a failure
+/// (judged again from the same record by `baton report`).
+#[test]
+fn session_affinity_that_pins_the_load_to_one_pod_is_warned_of_and_can_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/session-affinity.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let summary = read_json(&dir.path().join("summary.json"));
+    let warnings = summary["warnings"].to_string();
+    assert!(
+        warnings.contains("sessionAffinity: ClientIP") && warnings.contains("at most 1 of 3 Pods"),
+        "{warnings}"
+    );
+    assert!(stdout.contains("sessionAffinity: ClientIP"), "{stdout}");
+
+    let resolved = dir.path().join("profile.resolved.yaml");
+    let profile = std::fs::read_to_string(&resolved).unwrap();
+    let strict = profile.replace(
+        "fail_on_pinned_affinity: false",
+        "fail_on_pinned_affinity: true",
+    );
+    assert_ne!(strict, profile, "the resolved profile lists the setting");
+    std::fs::write(&resolved, strict).unwrap();
+    let out = baton().arg("report").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL session_affinity"),
+        "the threshold is named: {stdout}"
+    );
+}

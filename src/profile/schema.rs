@@ -353,6 +353,10 @@ pub struct Thresholds {
     /// run ends (its old ones scaled to zero).
     #[serde(default)]
     pub single_replicaset: bool,
+    /// A Service with `sessionAffinity: ClientIP` and a load from fewer
+    /// addresses than Pods fails the run (by default it only warns).
+    #[serde(default)]
+    pub fail_on_pinned_affinity: bool,
 }
 
 fn yes() -> bool {
@@ -382,6 +386,7 @@ impl Default for Thresholds {
             min_achieved_rate: default_min_achieved(),
             rollout_must_complete: true,
             single_replicaset: false,
+            fail_on_pinned_affinity: false,
         }
     }
 }

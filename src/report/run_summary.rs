@@ -129,6 +129,9 @@ pub fn human_for(s: &RunSummary, look: &Look) -> String {
             t.limit
         );
     }
+    for w in &s.warnings {
+        let _ = writeln!(out, "{}", look.wrap("  warning    ", w));
+    }
     out
 }
 

@@ -152,7 +152,10 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
         &attribution,
         &timeline,
         propagation,
-        active_replicasets_after(dir),
+        ClusterFacts {
+            active_replicasets: active_replicasets_after(dir),
+            pinned_by_affinity: pinned_by_affinity(dir, &profile),
+        },
     );
     run_summary::write_all(&summary, dir).map_err(Exit::from)?;
     // The HTML report is for people: failing to write it warns, it does
@@ -227,7 +230,7 @@ fn summarise(
     attribution: &AttributionResult,
     timeline: &Timeline,
     propagation: propagation::Chosen,
-    active_replicasets: Option<Vec<String>>,
+    cluster: ClusterFacts,
 ) -> RunSummary {
     let stats = &analysis.stats;
     let th = &profile.thresholds;
@@ -252,7 +255,8 @@ fn summarise(
         .map(|b| (b.resource.clone(), Duration::from_nanos(b.len_ns)))
         .max_by_key(|(_, len)| *len);
     let facts = RunFacts {
-        active_replicasets,
+        active_replicasets: cluster.active_replicasets,
+        pinned_by_affinity: cluster.pinned_by_affinity.clone(),
         blind_at_end,
         sent: record.sent,
         rows_written: analysis.rows,
@@ -287,6 +291,7 @@ fn summarise(
         max_blind_spot: th.max_blind_spot,
         rollout_must_complete: th.rollout_must_complete,
         single_replicaset: th.single_replicaset,
+        fail_on_pinned_affinity: th.fail_on_pinned_affinity,
         schedule: ScheduleLimits {
             max_lateness: th.max_lateness,
             min_achieved: th.min_achieved_rate,
@@ -372,11 +377,18 @@ fn summarise(
             .iter()
             .cloned()
             .chain(propagation.warning.clone())
+            .chain(cluster.pinned_by_affinity)
             .collect(),
         propagation: Some(propagation),
         schedule: judgement.schedule.clone(),
         teardown: record.teardown.clone(),
     }
+}
+
+/// What the run's `cluster/` snapshots say that the verdict needs.
+struct ClusterFacts {
+    active_replicasets: Option<Vec<String>>,
+    pinned_by_affinity: Option<String>,
 }
 
 /// The target's ReplicaSets that want Pods when the run ended
@@ -390,6 +402,21 @@ fn active_replicasets_after(dir: &Path) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(path).ok()?;
     let list: List = serde_norway::from_str(&text).ok()?;
     Some(crate::cluster::snapshot::active_replicasets(&list.items))
+}
+
+/// The load pinned to some Pods by the Service's session affinity
+/// (`cluster/service.before.yaml`, the Deployment's replicas and the
+/// load's source addresses); `None` when not, or not recorded.
+fn pinned_by_affinity(dir: &Path, profile: &profile::Profile) -> Option<String> {
+    let text = std::fs::read_to_string(rundir::cluster_file(dir, "service", "before")).ok()?;
+    let service: k8s_openapi::api::core::v1::Service = serde_norway::from_str(&text).ok()?;
+    let replicas = deployment_before(dir)?.spec.replicas.unwrap_or(1);
+    crate::verdict::affinity::pinned(
+        service.spec.as_ref()?.session_affinity.as_deref(),
+        service.metadata.name.as_deref().unwrap_or("?"),
+        profile.load.source_ips.len().max(1),
+        u64::try_from(replicas).unwrap_or(0),
+    )
 }
 
 /// The Deployment as it was before the run (`cluster/deployment.before.yaml`),

@@ -5,6 +5,7 @@
 //! faithfully (its own resource limits, lost records), so nothing may be
 //! concluded about the target; it outranks `fail`.
 
+pub mod affinity;
 pub mod load;
 pub mod run;
 pub mod schedule;

@@ -47,6 +47,9 @@ pub struct RunFacts {
     /// run ended, `name (replicas)`, from `cluster/replicasets.after.yaml`;
     /// `None` when that was not recorded.
     pub active_replicasets: Option<Vec<String>>,
+    /// The load was pinned to some of the Pods by the Service's session
+    /// affinity: why (see [`super::affinity`]).
+    pub pinned_by_affinity: Option<String>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -67,6 +70,9 @@ pub struct Limits {
     /// run ends: the old ones were scaled away (the zero-downtime guides'
     /// last check).
     pub single_replicaset: bool,
+    /// Session affinity that pinned the load to some of the Pods fails the
+    /// run (otherwise it is a warning).
+    pub fail_on_pinned_affinity: bool,
     pub schedule: ScheduleLimits,
 }
 
@@ -222,6 +228,17 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             pass,
         });
     }
+    if l.fail_on_pinned_affinity {
+        t.push(ThresholdResult {
+            name: "session_affinity".into(),
+            limit: "the load reaches every Pod".into(),
+            value: match &f.pinned_by_affinity {
+                None => "not pinned".into(),
+                Some(_) => "pinned by sessionAffinity: ClientIP".into(),
+            },
+            pass: f.pinned_by_affinity.is_none(),
+        });
+    }
     if l.rollout_must_complete {
         t.push(ThresholdResult {
             name: "rollout_completed".into(),
@@ -353,6 +370,7 @@ mod tests {
             max_blind_spot: Duration::from_secs(5),
             rollout_must_complete: true,
             single_replicaset: false,
+            fail_on_pinned_affinity: false,
             schedule: ScheduleLimits::default(),
         }
     }
