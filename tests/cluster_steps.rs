@@ -660,7 +660,7 @@ async fn a_failed_step_stops_the_sequence_with_a_message_that_says_what_to_fix()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
+async fn snapshots_hold_the_objects_without_managed_fields_and_the_history_with_its_change_cause() {
     let h = Harness::start().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
@@ -669,7 +669,8 @@ async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
         .expect("snapshot before");
     let (report, _) = h
         .run(&steps(
-            "- set_image: {image: \"nginx:1.28\"}\n- wait_rollout: {timeout: 90s}\n",
+            "- annotate: {change_cause: \"nginx 1.28 (ticket 42)\"}\n\
+             - set_image: {image: \"nginx:1.28\"}\n- wait_rollout: {timeout: 90s}\n",
         ))
         .await;
     done(&report);
@@ -706,6 +707,9 @@ async fn snapshots_hold_the_objects_without_managed_fields_and_the_history() {
         lines[2].starts_with("2 ") && lines[2].contains("nginx=nginx:1.28"),
         "{history}"
     );
+    // The `annotate` step's change cause, copied onto the new revision.
+    assert!(lines[2].contains("nginx 1.28 (ticket 42)"), "{history}");
+    assert!(!lines[1].contains("ticket 42"), "{history}");
     assert!(read("history.before.txt").lines().count() == 2);
 
     let e = snapshot(&h.client, NS, "nope", None, out, "x")

@@ -167,6 +167,7 @@ pub fn permissions_for(steps: &[Step]) -> Vec<Permission> {
             | Step::Pause(_)
             | Step::Resume(_)
             | Step::Undo(_)
+            | Step::Annotate(_)
             | Step::Apply(_) => Permission::new("patch", "apps", "deployments"),
             Step::Scale(_) => Permission::sub("patch", "apps", "deployments", "scale"),
             Step::DeletePod(_) => Permission::new("delete", "", "pods"),

@@ -56,6 +56,63 @@ pub enum Step {
     Sleep(Duration),
     Exec(Exec),
     AwaitRollout(Wait),
+    Annotate(Annotate),
+}
+
+/// The annotation `kubectl rollout history` shows as CHANGE-CAUSE: the
+/// Deployment's, copied onto the ReplicaSet its next rollout creates.
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+
+/// `annotate: {change_cause: "…"}` and/or `{annotations: {key: value}}`
+/// on the Deployment (a merge patch). Before a `set_image`, the change
+/// cause lands on the new ReplicaSet and in the rollout history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "AnnotateRaw", into = "AnnotateRaw")]
+pub struct Annotate {
+    /// Every annotation to set, `kubernetes.io/change-cause` included.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnnotateRaw {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_cause: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl TryFrom<AnnotateRaw> for Annotate {
+    type Error = String;
+    fn try_from(r: AnnotateRaw) -> Result<Self, String> {
+        let mut annotations = r.annotations;
+        if let Some(cause) = r.change_cause {
+            if annotations.contains_key(CHANGE_CAUSE) {
+                return Err(format!(
+                    "`change_cause` and `annotations.{CHANGE_CAUSE}` say the same: give one"
+                ));
+            }
+            annotations.insert(CHANGE_CAUSE.to_string(), cause);
+        }
+        if annotations.is_empty() {
+            return Err(
+                "annotate sets nothing: give `change_cause: \"...\"` or `annotations: {key: value}`"
+                    .into(),
+            );
+        }
+        Ok(Annotate { annotations })
+    }
+}
+
+impl From<Annotate> for AnnotateRaw {
+    fn from(a: Annotate) -> Self {
+        let mut annotations = a.annotations;
+        let change_cause = annotations.remove(CHANGE_CAUSE);
+        AnnotateRaw {
+            change_cause,
+            annotations,
+        }
+    }
 }
 
 /// `exec: {command: [helm, upgrade, ...], timeout: 5m, env: {K: V}}`: the
@@ -282,6 +339,7 @@ impl Step {
             Step::Sleep(_) => "sleep",
             Step::Exec(_) => "exec",
             Step::AwaitRollout(_) => "await_rollout",
+            Step::Annotate(_) => "annotate",
         }
     }
 }
@@ -304,6 +362,7 @@ impl Serialize for Step {
                 m.serialize_entry(k, v)?
             }
             Step::Exec(v) => m.serialize_entry(k, v)?,
+            Step::Annotate(v) => m.serialize_entry(k, v)?,
             Step::Sleep(d) => m.serialize_entry(k, &humantime_serde::Serde::from(*d))?,
         }
         m.end()
@@ -326,6 +385,7 @@ pub const STEP_NAMES: &[&str] = &[
     "sleep",
     "exec",
     "await_rollout",
+    "annotate",
 ];
 
 /// By hand rather than derived: serde_norway reads externally tagged
@@ -390,6 +450,7 @@ impl<'de> serde::de::Visitor<'de> for StepVisitor {
             "wait_rollout" => Step::WaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "wait_ready" => Step::WaitReady(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "exec" => Step::Exec(map.next_value()?),
+            "annotate" => Step::Annotate(map.next_value()?),
             "await_rollout" => {
                 Step::AwaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default())
             }
@@ -459,6 +520,17 @@ impl fmt::Display for Step {
                 write!(f, "{k} {text}")
             }
             Step::Sleep(d) => write!(f, "{k} {}", dur(*d)),
+            Step::Annotate(a) => {
+                write!(f, "{k}")?;
+                for (key, value) in &a.annotations {
+                    let mut v: String = value.chars().take(60).collect();
+                    if value.chars().count() > 60 {
+                        v.push('…');
+                    }
+                    write!(f, " {key}={v:?}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -789,6 +861,10 @@ async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
             Step::Apply(a) => apply(ctx, &a.file).await?,
             Step::Patch(p) => {
                 rollout::patch(&ctx.client, ns, name, p.kind, &p.patch).await?;
+            }
+            Step::Annotate(a) => {
+                let patch = serde_json::json!({"metadata": {"annotations": a.annotations}});
+                rollout::patch(&ctx.client, ns, name, PatchType::Merge, &patch).await?;
             }
             Step::Restart(_) => {
                 rollout::restart(&api, ns, name, SystemTime::now()).await?;
@@ -1298,6 +1374,27 @@ mod tests {
     }
 
     #[test]
+    fn annotate_takes_a_change_cause_or_annotations_and_refuses_nothing_or_both() {
+        let s = parse("- annotate: {change_cause: \"v2 (ticket 42)\", annotations: {team: web}}\n")
+            .unwrap();
+        let Step::Annotate(a) = &s[0] else {
+            panic!("{s:?}")
+        };
+        assert_eq!(a.annotations[CHANGE_CAUSE], "v2 (ticket 42)");
+        assert_eq!(a.annotations["team"], "web");
+        let empty = parse("- annotate: {}\n").unwrap_err();
+        assert!(empty.to_string().contains("sets nothing"), "{empty}");
+        let both =
+            parse("- annotate: {change_cause: a, annotations: {kubernetes.io/change-cause: b}}\n")
+                .unwrap_err();
+        assert!(both.to_string().contains("give one"), "{both}");
+        assert_eq!(
+            s[0].to_string(),
+            "annotate kubernetes.io/change-cause=\"v2 (ticket 42)\" team=\"web\""
+        );
+    }
+
+    #[test]
     fn steps_survive_a_round_trip_through_yaml_as_one_key_maps() {
         let steps = parse(
             r#"
@@ -1310,6 +1407,7 @@ mod tests {
 - undo: {}
 - wait_rollout: {timeout: 3m}
 - sleep: 1m30s
+- annotate: {change_cause: "v2 (ticket 42)", annotations: {team: web}}
 "#,
         )
         .unwrap();
