@@ -14,6 +14,7 @@
 
 pub mod choice;
 pub mod connect;
+pub mod drain;
 pub mod event;
 pub mod exec;
 pub mod liveness;

@@ -171,6 +171,14 @@ pub fn permissions_for(steps: &[Step]) -> Vec<Permission> {
             | Step::Apply(_) => Permission::new("patch", "apps", "deployments"),
             Step::Scale(_) => Permission::sub("patch", "apps", "deployments", "scale"),
             Step::DeletePod(_) => Permission::new("delete", "", "pods"),
+            Step::Drain(d) => {
+                v.extend(super::drain::permissions(d));
+                continue;
+            }
+            Step::Uncordon(_) => {
+                v.extend(super::drain::uncordon_permissions());
+                continue;
+            }
             // `exec` runs with the same credentials, doing what its
             // command does, which baton cannot know: its permissions are
             // the command's to need.

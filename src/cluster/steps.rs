@@ -57,6 +57,8 @@ pub enum Step {
     Exec(Exec),
     AwaitRollout(Wait),
     Annotate(Annotate),
+    Drain(super::drain::Drain),
+    Uncordon(super::drain::Uncordon),
 }
 
 /// The annotation `kubectl rollout history` shows as CHANGE-CAUSE: the
@@ -340,6 +342,8 @@ impl Step {
             Step::Exec(_) => "exec",
             Step::AwaitRollout(_) => "await_rollout",
             Step::Annotate(_) => "annotate",
+            Step::Drain(_) => "drain",
+            Step::Uncordon(_) => "uncordon",
         }
     }
 }
@@ -363,6 +367,8 @@ impl Serialize for Step {
             }
             Step::Exec(v) => m.serialize_entry(k, v)?,
             Step::Annotate(v) => m.serialize_entry(k, v)?,
+            Step::Drain(v) => m.serialize_entry(k, v)?,
+            Step::Uncordon(v) => m.serialize_entry(k, v)?,
             Step::Sleep(d) => m.serialize_entry(k, &humantime_serde::Serde::from(*d))?,
         }
         m.end()
@@ -386,6 +392,8 @@ pub const STEP_NAMES: &[&str] = &[
     "exec",
     "await_rollout",
     "annotate",
+    "drain",
+    "uncordon",
 ];
 
 /// By hand rather than derived: serde_norway reads externally tagged
@@ -451,6 +459,8 @@ impl<'de> serde::de::Visitor<'de> for StepVisitor {
             "wait_ready" => Step::WaitReady(map.next_value::<Option<_>>()?.unwrap_or_default()),
             "exec" => Step::Exec(map.next_value()?),
             "annotate" => Step::Annotate(map.next_value()?),
+            "drain" => Step::Drain(map.next_value()?),
+            "uncordon" => Step::Uncordon(map.next_value()?),
             "await_rollout" => {
                 Step::AwaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default())
             }
@@ -520,6 +530,14 @@ impl fmt::Display for Step {
                 write!(f, "{k} {text}")
             }
             Step::Sleep(d) => write!(f, "{k} {}", dur(*d)),
+            Step::Drain(d) => {
+                write!(f, "{k} {} timeout={}", d.target, dur(d.timeout))?;
+                if !d.respect_pdb {
+                    f.write_str(" (deleting, budgets not honoured)")?;
+                }
+                Ok(())
+            }
+            Step::Uncordon(u) => write!(f, "{k} {}", u.target),
             Step::Annotate(a) => {
                 write!(f, "{k}")?;
                 for (key, value) in &a.annotations {
@@ -896,6 +914,8 @@ async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
             | Step::WaitReady(_)
             | Step::Sleep(_)
             | Step::Exec(_)
+            | Step::Drain(_)
+            | Step::Uncordon(_)
             | Step::AwaitRollout(_) => {}
         }
         Ok(())
@@ -912,9 +932,50 @@ async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
             StepEnd::Done
         }
         Step::Exec(e) => exec(ctx, e, index).await,
+        Step::Drain(d) => drain(ctx, d, index).await,
+        Step::Uncordon(u) => uncordon(ctx, u, index).await,
         Step::AwaitRollout(w) => await_rollout(ctx, w.timeout).await,
         _ => StepEnd::Done,
     }
+}
+
+/// `drain`: every Node the step names, one after another (see
+/// [`super::drain`]); what it did and what a budget refused are the
+/// step's output lines on the timeline.
+async fn drain(ctx: &StepContext, d: &super::drain::Drain, index: usize) -> StepEnd {
+    let until = tokio::time::Instant::now() + d.timeout;
+    let object = format!("step/{index}");
+    let mut say = |line: String| ctx.emit(EventKind::StepOutput, object.clone(), "stdout", line);
+    let nodes = match super::drain::nodes(&ctx.client, &d.target).await {
+        Ok(n) => n,
+        Err(why) => return StepEnd::Failed(why),
+    };
+    for node in nodes {
+        if let Err(why) = super::drain::drain_node(&ctx.client, &node, d, until, &mut say).await {
+            return StepEnd::Failed(why);
+        }
+    }
+    StepEnd::Done
+}
+
+/// `uncordon`: every Node the step names schedulable again.
+async fn uncordon(ctx: &StepContext, u: &super::drain::Uncordon, index: usize) -> StepEnd {
+    let nodes = match super::drain::nodes(&ctx.client, &u.target).await {
+        Ok(n) => n,
+        Err(why) => return StepEnd::Failed(why),
+    };
+    for node in nodes {
+        if let Err(why) = super::drain::set_unschedulable(&ctx.client, &node, false).await {
+            return StepEnd::Failed(why);
+        }
+        ctx.emit(
+            EventKind::StepOutput,
+            format!("step/{index}"),
+            "stdout",
+            format!("uncordoned node {node}"),
+        );
+    }
+    StepEnd::Done
 }
 
 /// `exec`: run the command (see [`super::exec`]); its output to
