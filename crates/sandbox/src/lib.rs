@@ -29,6 +29,7 @@
 //! - [`events`]: records core/v1 Events into the store.
 //! - [`node`]: the one simulated node's name and clock (a leaf).
 
+pub mod affinity;
 pub mod api;
 pub mod cluster;
 pub mod config;
