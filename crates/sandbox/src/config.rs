@@ -31,6 +31,9 @@ pub struct ClusterConfig {
     pub backoff_base: Duration,
     /// Cap of the back-off (Kubernetes: 300 s).
     pub backoff_max: Duration,
+    /// How many Nodes the cluster has (at least 1): one is named
+    /// `sandbox-node`, several `sandbox-node-1` .. `sandbox-node-N`.
+    pub nodes: usize,
 }
 
 impl Default for ClusterConfig {
@@ -42,6 +45,7 @@ impl Default for ClusterConfig {
             node_port_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
+            nodes: 1,
         }
     }
 }
@@ -293,6 +297,16 @@ impl SandboxConfig {
             if let Some(d) = dur("backoff_max", &s.backoff_max)? {
                 cfg.cluster.backoff_max = d;
             }
+            if let Some(n) = s.nodes {
+                if n == 0 {
+                    return Err(err(
+                        find_line(doc, "nodes", start),
+                        "nodes",
+                        "must be at least 1".into(),
+                    ));
+                }
+                cfg.cluster.nodes = n;
+            }
             if let Some(k) = s.kubeconfig_out {
                 cfg.kubeconfig_out = Some(k);
             }
@@ -346,6 +360,9 @@ pub struct FileSettings {
     /// Kubelet back-off start and cap (defaults 10s and 300s, as Kubernetes).
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
+    /// How many Nodes (default 1, named `sandbox-node`; several are
+    /// `sandbox-node-1` .. `sandbox-node-N`).
+    pub nodes: Option<usize>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,

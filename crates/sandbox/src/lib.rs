@@ -40,6 +40,7 @@ pub mod kubelet;
 pub mod node;
 pub mod proxy;
 pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod truth;
 

@@ -40,7 +40,7 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 /// Kinds that live outside namespaces; every other kind is namespaced.
-const CLUSTER_SCOPED: &[&str] = &["Namespace"];
+const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
 const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet"];
@@ -54,6 +54,7 @@ pub const KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "EndpointSlice",
+    "Node",
 ];
 
 /// Store settings.

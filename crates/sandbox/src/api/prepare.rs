@@ -6,7 +6,7 @@
 use std::net::{IpAddr, TcpListener};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,6 +30,7 @@ pub fn normalize(kind: &str, obj: &Value) -> Result<Value, String> {
         "Deployment" => rt::<Deployment>(obj),
         "ReplicaSet" => rt::<ReplicaSet>(obj),
         "EndpointSlice" => rt::<EndpointSlice>(obj),
+        "Node" => rt::<Node>(obj),
         _ => Ok(obj.clone()),
     }
 }

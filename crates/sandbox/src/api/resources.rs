@@ -97,6 +97,18 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         group: "",
         version: "v1",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        verbs: CRUD,
+        short_names: &["no"],
+        store_kind: Some("Node"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
+        group: "",
+        version: "v1",
         plural: "pods",
         singular: "pod",
         kind: "Pod",

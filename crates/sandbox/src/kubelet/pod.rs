@@ -25,7 +25,6 @@ use super::{
 };
 use crate::config::ClusterConfig;
 use crate::events::{EventType, Recorder};
-use crate::node::NODE_NAME;
 use crate::store::{Store, StoreError};
 use crate::truth::{GroundTruth, PodMomentKind};
 
@@ -145,6 +144,8 @@ struct Worker {
     port: u16,
     image: String,
     containers: Vec<String>,
+    /// The Node the Pod was bound to (`spec.nodeName`).
+    node: String,
     scheduled_at: Timestamp,
     state: CState,
     last_state: Option<ContainerState>,
@@ -211,6 +212,10 @@ pub(super) async fn run(
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         image: first.and_then(|c| c.image.clone()).unwrap_or_default(),
         containers: spec.containers.iter().map(|c| c.name.clone()).collect(),
+        node: spec
+            .node_name
+            .clone()
+            .unwrap_or_else(|| crate::node::NODE_NAME.into()),
         sh,
         watch: PodWatch { rx, pod, shutdown },
         ip,
@@ -406,8 +411,9 @@ impl Worker {
     /// Writes the Pod's status (and node) to the store.
     fn publish(&mut self) -> Result<(), Stop> {
         let st = self.status();
+        let node = self.node.clone();
         let r = self.sh.store.modify::<Pod>(&self.ns, &self.name, |p| {
-            p.spec.get_or_insert_with(Default::default).node_name = Some(NODE_NAME.into());
+            p.spec.get_or_insert_with(Default::default).node_name = Some(node);
             p.status = Some(st);
         });
         match r {
@@ -432,8 +438,8 @@ impl Worker {
             EventType::Normal,
             "Scheduled",
             format!(
-                "Successfully assigned {}/{} to {NODE_NAME}",
-                self.ns, self.name
+                "Successfully assigned {}/{} to {}",
+                self.ns, self.name, self.node
             ),
         );
         if let Some(s) = self.watch.refresh(true) {
