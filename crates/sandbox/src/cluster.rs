@@ -36,7 +36,7 @@ impl ClusterHandle {
 }
 
 /// Registers the Nodes ([`ClusterConfig::nodes`]) and starts the
-/// controllers (Deployment, ReplicaSet, EndpointSlice), the
+/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption), the
 /// kubelet (Pods as real HTTP servers) and the Service proxy. All of them
 /// stop when `shutdown` is cancelled.
 pub async fn spawn(

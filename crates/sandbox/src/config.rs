@@ -394,6 +394,7 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("v1", "Service"),
     ("v1", "Pod"),
     ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -407,7 +408,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod and apps/v1 Deployment"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment and policy/v1 PodDisruptionBudget"
             ),
         ));
     }

@@ -38,6 +38,7 @@ pub mod events;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
+pub mod pdb;
 pub mod proxy;
 pub mod sandbox;
 pub mod scheduler;

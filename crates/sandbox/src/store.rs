@@ -43,7 +43,7 @@ use tokio::sync::broadcast;
 const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet"];
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget"];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
 pub const KINDS: &[&str] = &[
@@ -55,6 +55,7 @@ pub const KINDS: &[&str] = &[
     "ReplicaSet",
     "EndpointSlice",
     "Node",
+    "PodDisruptionBudget",
 ];
 
 /// Store settings.
@@ -694,6 +695,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
     let api_version = match kind {
         "Deployment" | "ReplicaSet" => "apps/v1",
         "EndpointSlice" => "discovery.k8s.io/v1",
+        "PodDisruptionBudget" => "policy/v1",
         _ => "v1",
     };
     obj["kind"] = kind.into();

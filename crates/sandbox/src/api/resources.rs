@@ -216,6 +216,18 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
     },
     ResourceDef {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["pdb"],
+        store_kind: Some("PodDisruptionBudget"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
         group: "authorization.k8s.io",
         version: "v1",
         plural: "selfsubjectaccessreviews",
@@ -234,6 +246,7 @@ pub const GROUPS: &[&str] = &[
     "apps",
     "events.k8s.io",
     "discovery.k8s.io",
+    "policy",
     "authorization.k8s.io",
 ];
 

@@ -1,7 +1,7 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get`
 //! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
 //! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
-//! Services, Nodes and Events, and NAME/AGE for the
+//! Services, Nodes, PodDisruptionBudgets and Events, and NAME/AGE for the
 //! rest.
 
 use serde_json::{Value, json};
@@ -60,6 +60,13 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
             ("OS-Image", "string"),
             ("Kernel-Version", "string"),
             ("Container-Runtime", "string"),
+        ],
+        "PodDisruptionBudget" => &[
+            ("Name", "string"),
+            ("Min Available", "string"),
+            ("Max Unavailable", "string"),
+            ("Allowed Disruptions", "integer"),
+            ("Age", "string"),
         ],
         _ if res.kind == "Event" && res.group.is_empty() => &[
             ("Last Seen", "string"),
@@ -244,6 +251,20 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
                 s(&info["osImage"]),
                 s(&info["kernelVersion"]),
                 s(&info["containerRuntimeVersion"]),
+            ]
+        }
+        "PodDisruptionBudget" => {
+            let field = |v: &Value| match v {
+                Value::Number(n) => json!(n.to_string()),
+                Value::String(s) => json!(s),
+                _ => json!("N/A"),
+            };
+            vec![
+                name,
+                field(&spec["minAvailable"]),
+                field(&spec["maxUnavailable"]),
+                int(&status["disruptionsAllowed"]),
+                created,
             ]
         }
         "Event" if res.group.is_empty() => {
