@@ -550,3 +550,69 @@ async fn discovery_serves_nodes_pdbs_and_the_eviction_subresource() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn watches_see_a_cordon_and_a_budgets_allowed_disruptions_change() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+    let sb = sandbox(
+        2,
+        vec![web(2), pdb("web-pdb", json!({"maxUnavailable": 1}))],
+    )
+    .await;
+    let c = client(&sb).await;
+    let nodes: Api<Node> = Api::all(c.clone());
+    let rv = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut node_events = nodes
+        .watch(&WatchParams::default().disable_bookmarks(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    nodes
+        .patch(
+            "sandbox-node-2",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), node_events.try_next())
+        .await
+        .expect("a node event in time")
+        .unwrap()
+        .unwrap();
+    match ev {
+        WatchEvent::Modified(n) => {
+            assert_eq!(n.metadata.name.as_deref(), Some("sandbox-node-2"));
+            assert_eq!(n.spec.unwrap().unschedulable, Some(true));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(c);
+    let mut pdb_events = pdbs
+        .watch(&WatchParams::default().disable_bookmarks(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    eventually("a watched budget allowing 1", 60, async || {
+        let ev = tokio::time::timeout(Duration::from_millis(100), pdb_events.try_next())
+            .await
+            .ok()?
+            .ok()??;
+        match ev {
+            WatchEvent::Added(b) | WatchEvent::Modified(b) => {
+                (b.status?.disruptions_allowed == Some(1)).then_some(())
+            }
+            _ => None,
+        }
+    })
+    .await;
+    sb.shutdown().await;
+}
