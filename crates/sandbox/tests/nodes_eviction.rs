@@ -153,7 +153,7 @@ async fn pods_spread_over_three_nodes_one_each() {
             ("Ready", "True")
         );
     }
-    let pods = ready_pods(&Api::default_namespaced(c), 3).await;
+    let pods = ready_pods(&Api::default_namespaced(c.clone()), 3).await;
     let on: BTreeSet<String> = pods.iter().filter_map(node_of).collect();
     assert_eq!(
         on,
@@ -165,6 +165,33 @@ async fn pods_spread_over_three_nodes_one_each() {
             scheduled
                 .iter()
                 .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+        );
+    }
+    // The scheduler's and the kubelet's events name the Pod's own Node.
+    let events = Api::<Event>::default_namespaced(c)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    for p in &pods {
+        let (pod, node) = (name(p), node_of(p).unwrap());
+        let about = |reason: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    e.involved_object.name.as_deref() == Some(pod.as_str())
+                        && e.reason.as_deref() == Some(reason)
+                })
+                .unwrap_or_else(|| panic!("{reason} event for {pod}"))
+        };
+        assert_eq!(
+            about("Scheduled").message.as_deref(),
+            Some(format!("Successfully assigned default/{pod} to {node}").as_str())
+        );
+        let started = about("Started");
+        assert_eq!(
+            started.source.as_ref().and_then(|s| s.host.as_deref()),
+            Some(node.as_str())
         );
     }
     sb.shutdown().await;

@@ -146,6 +146,8 @@ struct Worker {
     containers: Vec<String>,
     /// The Node the Pod was bound to (`spec.nodeName`).
     node: String,
+    /// The kubelet's event recorder, as that Node's kubelet.
+    rec: Recorder,
     scheduled_at: Timestamp,
     state: CState,
     last_state: Option<ContainerState>,
@@ -202,6 +204,10 @@ pub(super) async fn run(
     let first = spec.containers.first();
     let port = super::pod_port(&pod);
     let now = crate::node::now();
+    let node = spec
+        .node_name
+        .clone()
+        .unwrap_or_else(|| crate::node::NODE_NAME.into());
     let mut w = Worker {
         ns: pod
             .metadata
@@ -212,10 +218,8 @@ pub(super) async fn run(
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         image: first.and_then(|c| c.image.clone()).unwrap_or_default(),
         containers: spec.containers.iter().map(|c| c.name.clone()).collect(),
-        node: spec
-            .node_name
-            .clone()
-            .unwrap_or_else(|| crate::node::NODE_NAME.into()),
+        node: node.clone(),
+        rec: sh.rec.on_node(&node),
         sh,
         watch: PodWatch { rx, pod, shutdown },
         ip,
@@ -267,7 +271,7 @@ impl Worker {
     }
 
     fn event(&self, ty: EventType, reason: &'static str, msg: String) {
-        self.sh.rec.record(&self.watch.pod, ty, reason, msg);
+        self.rec.record(&self.watch.pod, ty, reason, msg);
     }
 
     fn backoff(&self, n: i32) -> Duration {
@@ -955,8 +959,9 @@ impl Worker {
         let Some((check, cfg)) = self.readiness().filter(|_| self.ready) else {
             return (None, unready_at);
         };
-        let (sh, pod, ns, name) = (
+        let (sh, rec, pod, ns, name) = (
             self.sh.clone(),
+            self.rec.clone(),
             self.watch.pod.clone(),
             self.ns.clone(),
             self.name.clone(),
@@ -971,7 +976,7 @@ impl Worker {
                     continue;
                 };
                 failures += 1;
-                sh.rec.record(
+                rec.record(
                     &pod,
                     EventType::Warning,
                     "Unhealthy",
