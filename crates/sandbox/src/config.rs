@@ -522,6 +522,16 @@ mod tests {
     }
 
     #[test]
+    fn nodes_default_to_one_and_zero_is_refused_with_its_line() {
+        assert_eq!(parse("history: 5\n").unwrap().cluster.nodes, 1);
+        let c = parse("nodes: 3\nmanifests:\n- apiVersion: policy/v1\n  kind: PodDisruptionBudget\n  metadata: {name: web-pdb}\n  spec: {minAvailable: 2}\n").unwrap();
+        assert_eq!(c.cluster.nodes, 3);
+        assert_eq!(c.manifests[0]["kind"], "PodDisruptionBudget");
+        let e = parse("history: 5\nnodes: 0\n").unwrap_err().to_string();
+        assert_eq!(e, "sandbox.yaml:2: field `nodes`: must be at least 1");
+    }
+
+    #[test]
     fn errors_name_file_line_and_field() {
         let e = parse("history: 5\nbogus: 1\n").unwrap_err().to_string();
         assert!(e.starts_with("sandbox.yaml:2:"), "{e}");

@@ -390,6 +390,20 @@ async fn kubectl_get_nodes_cordon_uncordon_and_drain_move_the_pods() {
     ] {
         assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
     }
+    let out = kubectl(&sb, &["describe", "node", "sandbox-node-1"]).await;
+    assert!(out.ok, "describe node: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Unschedulable:      false"),
+        "{}",
+        out.stdout
+    );
+    let out = until(
+        &sb,
+        &["describe", "pdb", "web-pdb"],
+        "Allowed disruptions:  1",
+    )
+    .await;
+    assert!(out.ok, "describe pdb: {}{}", out.stdout, out.stderr);
     let out = kubectl(&sb, &["cordon", "sandbox-node-2"]).await;
     assert!(out.ok, "{}", out.stderr);
     assert!(
