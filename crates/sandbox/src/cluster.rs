@@ -35,7 +35,8 @@ impl ClusterHandle {
     }
 }
 
-/// Starts the controllers (Deployment, ReplicaSet, EndpointSlice), the
+/// Registers the Nodes ([`ClusterConfig::nodes`]) and starts the
+/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption), the
 /// kubelet (Pods as real HTTP servers) and the Service proxy. All of them
 /// stop when `shutdown` is cancelled.
 pub async fn spawn(
@@ -44,6 +45,11 @@ pub async fn spawn(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ClusterHandle> {
     let ground_truth = GroundTruth::default();
+    for name in crate::node::node_names(cfg.nodes) {
+        if store.get_raw("Node", None, &name).is_none() {
+            store.create_raw("Node", crate::node::node_object(&name))?;
+        }
+    }
     let tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
         tokio::spawn(crate::kubelet::run(

@@ -31,6 +31,9 @@ pub struct ClusterConfig {
     pub backoff_base: Duration,
     /// Cap of the back-off (Kubernetes: 300 s).
     pub backoff_max: Duration,
+    /// How many Nodes the cluster has (at least 1): one is named
+    /// `sandbox-node`, several `sandbox-node-1` .. `sandbox-node-N`.
+    pub nodes: usize,
 }
 
 impl Default for ClusterConfig {
@@ -42,6 +45,7 @@ impl Default for ClusterConfig {
             node_port_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
+            nodes: 1,
         }
     }
 }
@@ -293,6 +297,16 @@ impl SandboxConfig {
             if let Some(d) = dur("backoff_max", &s.backoff_max)? {
                 cfg.cluster.backoff_max = d;
             }
+            if let Some(n) = s.nodes {
+                if n == 0 {
+                    return Err(err(
+                        find_line(doc, "nodes", start),
+                        "nodes",
+                        "must be at least 1".into(),
+                    ));
+                }
+                cfg.cluster.nodes = n;
+            }
             if let Some(k) = s.kubeconfig_out {
                 cfg.kubeconfig_out = Some(k);
             }
@@ -346,6 +360,9 @@ pub struct FileSettings {
     /// Kubelet back-off start and cap (defaults 10s and 300s, as Kubernetes).
     pub backoff_base: Option<String>,
     pub backoff_max: Option<String>,
+    /// How many Nodes (default 1, named `sandbox-node`; several are
+    /// `sandbox-node-1` .. `sandbox-node-N`).
+    pub nodes: Option<usize>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -377,6 +394,7 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("v1", "Service"),
     ("v1", "Pod"),
     ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -390,7 +408,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod and apps/v1 Deployment"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment and policy/v1 PodDisruptionBudget"
             ),
         ));
     }
@@ -501,6 +519,16 @@ mod tests {
             "no manifests means the seed scenario"
         );
         assert!(parse("manifests: []\n").unwrap().manifests.is_empty());
+    }
+
+    #[test]
+    fn nodes_default_to_one_and_zero_is_refused_with_its_line() {
+        assert_eq!(parse("history: 5\n").unwrap().cluster.nodes, 1);
+        let c = parse("nodes: 3\nmanifests:\n- apiVersion: policy/v1\n  kind: PodDisruptionBudget\n  metadata: {name: web-pdb}\n  spec: {minAvailable: 2}\n").unwrap();
+        assert_eq!(c.cluster.nodes, 3);
+        assert_eq!(c.manifests[0]["kind"], "PodDisruptionBudget");
+        let e = parse("history: 5\nnodes: 0\n").unwrap_err().to_string();
+        assert_eq!(e, "sandbox.yaml:2: field `nodes`: must be at least 1");
     }
 
     #[test]

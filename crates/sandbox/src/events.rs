@@ -39,6 +39,9 @@ type Key = (String, &'static str, String, EventType);
 pub struct Recorder {
     store: Arc<Store>,
     component: &'static str,
+    /// The Node a kubelet's events come from (`source.host`,
+    /// `reportingInstance`); `None` is the single node's name.
+    node: Option<String>,
     /// Events already written, by (object uid, reason, message, type), so a
     /// repeat bumps `count` instead of writing a new Event.
     seen: Arc<Mutex<HashMap<Key, (String, String)>>>,
@@ -66,7 +69,17 @@ impl Recorder {
         Recorder {
             store,
             component,
+            node: None,
             seen: Arc::default(),
+        }
+    }
+
+    /// This recorder as the kubelet of Node `node` (sharing its repeat
+    /// counting).
+    pub fn on_node(&self, node: &str) -> Recorder {
+        Recorder {
+            node: Some(node.to_string()),
+            ..self.clone()
         }
     }
 
@@ -118,6 +131,7 @@ impl Recorder {
             "{obj_name}.{:x}",
             now.as_nanosecond() as u64 ^ rand::random::<u16>() as u64
         );
+        let node = self.node.as_deref().unwrap_or(crate::node::NODE_NAME);
         let ev = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -130,14 +144,14 @@ impl Recorder {
             type_: Some(ty.as_str().to_string()),
             source: Some(EventSource {
                 component: Some(self.component.to_string()),
-                host: (self.component == "kubelet").then(|| crate::node::NODE_NAME.to_string()),
+                host: (self.component == "kubelet").then(|| node.to_string()),
             }),
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: Some(MicroTime(now)),
             count: Some(1),
             reporting_component: Some(self.component.to_string()),
-            reporting_instance: Some(format!("{}-{}", self.component, crate::node::NODE_NAME)),
+            reporting_instance: Some(format!("{}-{node}", self.component)),
             action: Some(reason.to_string()),
             ..Default::default()
         };

@@ -6,8 +6,10 @@
 //!
 //! It exists so that `baton demo` and baton's tests run with no cluster,
 //! through the same kube-rs client path used against real clusters. It is not
-//! a cluster: no scheduler, no nodes, no containers, no TLS, no RBAC beyond a
-//! deny list. The product targets real clusters.
+//! a cluster: its Nodes are names Pods are bound to (cordon and
+//! PodDisruptionBudget-honouring evictions are simulated, taints and node
+//! lifecycle are not), no containers, no TLS, no RBAC beyond a deny list.
+//! The product targets real clusters.
 //!
 //! See [`Sandbox`] for the entry point.
 //!
@@ -22,13 +24,19 @@
 //! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
 //! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
 //! - [`cluster`]: spawns the cluster behaviour below.
-//! - [`controllers`]: Deployment, ReplicaSet and EndpointSlice controllers.
-//! - [`kubelet`]: Pods as real HTTP servers: probes, preStop, grace period.
+//! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice and disruption
+//!   (PodDisruptionBudget status) controllers.
+//! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
+//!   servers: probes, preStop, grace period.
+//! - [`scheduler`]: which Node a new Pod goes to (pure).
+//! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
 //! - [`proxy`]: the Service proxy with propagation lag.
+//! - [`affinity`]: the proxy's `sessionAffinity: ClientIP` (pure).
 //! - [`truth`]: the ground truth: where each connection went, what each Pod did.
 //! - [`events`]: records core/v1 Events into the store.
-//! - [`node`]: the one simulated node's name and clock (a leaf).
+//! - [`node`]: the simulated Nodes' names and objects, and the clock (a leaf).
 
+pub mod affinity;
 pub mod api;
 pub mod cluster;
 pub mod config;
@@ -37,8 +45,10 @@ pub mod events;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
+pub mod pdb;
 pub mod proxy;
 pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod truth;
 

@@ -23,6 +23,9 @@
 //! - Pod resets mid-connection: the client connection is reset too
 //!   (`upstream_reset`); a half-close (FIN) from either side is passed on as
 //!   a half-close.
+//! - `sessionAffinity: ClientIP` pins each client IP to one endpoint, as
+//!   kube-proxy does (see [`crate::affinity`]); the default path is the
+//!   round robin, unchanged.
 //! - like kube-proxy since "ProxyTerminatingEndpoints", when a Service has no
 //!   ready endpoint the proxy falls back to endpoints that are serving but
 //!   terminating.
@@ -70,6 +73,10 @@ struct Table {
     /// never gets overwritten by an earlier one that had more jitter.
     applied_seq: u64,
     endpoints: Vec<Endpoint>,
+    /// `sessionAffinity: ClientIP`'s timeout (applied at once, not lagged);
+    /// `None` for the default round robin.
+    affinity: Option<Duration>,
+    sessions: crate::affinity::Sessions,
 }
 
 struct ServiceState {
@@ -138,6 +145,14 @@ fn sync(
         let key = (ns.clone(), name.clone());
         live.insert(key.clone());
         let st = services.entry(key).or_insert_with(ServiceState::new);
+        let affinity = svc.spec.as_ref().and_then(crate::affinity::of_service);
+        {
+            let mut t = st.table.lock().expect("proxy table");
+            if t.affinity != affinity {
+                t.affinity = affinity;
+                t.sessions.clear();
+            }
+        }
 
         // Listeners: one per port with a nodePort.
         let mut wanted: HashMap<u16, String> = HashMap::new();
@@ -292,8 +307,9 @@ struct Target {
 impl Target {
     /// Round robin over ready endpoints; serving-terminating ones only when
     /// no endpoint is ready (kube-proxy's terminating-endpoint fallback).
-    fn pick(&self) -> Option<(String, SocketAddr)> {
-        let t = self.table.lock().expect("proxy table");
+    fn pick(&self, client: IpAddr) -> Option<(String, SocketAddr)> {
+        let mut guard = self.table.lock().expect("proxy table");
+        let t = &mut *guard;
         let port_of = |e: &Endpoint| {
             e.ports
                 .iter()
@@ -322,7 +338,16 @@ impl Target {
         if cands.is_empty() {
             return None;
         }
-        let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
+        let n = cands.len();
+        let rr = || self.rr.fetch_add(1, Ordering::Relaxed) % n;
+        let i = match t.affinity {
+            None => rr(),
+            Some(timeout) => {
+                let addrs: Vec<SocketAddr> = cands.iter().map(|c| c.1).collect();
+                t.sessions
+                    .pick(client, std::time::Instant::now(), timeout, &addrs, rr)
+            }
+        };
         Some(cands.swap_remove(i))
     }
 }
@@ -365,7 +390,7 @@ async fn handle(
     stop: CancellationToken,
 ) {
     let _ = client.set_nodelay(true);
-    let pick = target.pick();
+    let pick = target.pick(peer.ip());
     let id = gt.open(ConnRecord {
         id: 0,
         accepted_unix_ns: unix_ns(),

@@ -40,10 +40,10 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 /// Kinds that live outside namespaces; every other kind is namespaced.
-const CLUSTER_SCOPED: &[&str] = &["Namespace"];
+const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet"];
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget"];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
 pub const KINDS: &[&str] = &[
@@ -54,6 +54,8 @@ pub const KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "EndpointSlice",
+    "Node",
+    "PodDisruptionBudget",
 ];
 
 /// Store settings.
@@ -693,6 +695,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
     let api_version = match kind {
         "Deployment" | "ReplicaSet" => "apps/v1",
         "EndpointSlice" => "discovery.k8s.io/v1",
+        "PodDisruptionBudget" => "policy/v1",
         _ => "v1",
     };
     obj["kind"] = kind.into();

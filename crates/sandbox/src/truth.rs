@@ -3,7 +3,9 @@
 //! how it ended, and the moments each Pod's "container" changed what it
 //! does with a connection (listening, stopped accepting, reset everything).
 //! Together they say why any one request failed, so tests can referee
-//! baton's attribution; a real cluster has no such record.
+//! baton's attribution; a real cluster has no such record. Also each
+//! eviction the Eviction API allowed or refused, and under which
+//! PodDisruptionBudget (Kubernetes records no Event for either).
 //!
 //! Not for: anything baton reports (it must work without this).
 
@@ -79,6 +81,7 @@ pub struct GroundTruth {
     log: Arc<Mutex<Log>>,
     next_id: Arc<AtomicU64>,
     pods: Arc<Mutex<Vec<PodMoment>>>,
+    evictions: Arc<Mutex<Vec<EvictionRecord>>>,
 }
 
 impl GroundTruth {
@@ -183,6 +186,63 @@ impl GroundTruth {
             namespace: namespace.to_string(),
             pod: pod.to_string(),
             kind,
+        });
+    }
+}
+
+/// How many eviction records are kept (the older half is dropped when full).
+pub const EVICTION_CAPACITY: usize = 100_000;
+
+/// What the Eviction API did with one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvictionOutcome {
+    /// Allowed: the Pod was deleted gracefully (201).
+    Evicted,
+    /// Refused by a PodDisruptionBudget (429), or because more than one
+    /// budget covers the Pod (500).
+    Refused,
+}
+
+/// One request to `pods/eviction` that named an existing Pod (dry runs
+/// and malformed requests are not recorded).
+#[derive(Clone, Debug, Serialize)]
+pub struct EvictionRecord {
+    /// Unix epoch, ns.
+    pub unix_ns: u128,
+    pub namespace: String,
+    pub pod: String,
+    pub outcome: EvictionOutcome,
+    /// The budget that allowed or refused it (`None`: no budget covers
+    /// the Pod, or the Pod was not running so no budget was consulted;
+    /// several, comma-separated, when more than one covers it).
+    pub pdb: Option<String>,
+}
+
+impl GroundTruth {
+    /// Every eviction allowed or refused so far, in order.
+    pub fn evictions(&self) -> Vec<EvictionRecord> {
+        self.evictions.lock().expect("ground truth").clone()
+    }
+
+    /// Records what the Eviction API did for `pod` now.
+    pub(crate) fn eviction(
+        &self,
+        namespace: &str,
+        pod: &str,
+        outcome: EvictionOutcome,
+        pdb: Option<String>,
+    ) {
+        let mut ev = self.evictions.lock().expect("ground truth");
+        if ev.len() >= EVICTION_CAPACITY {
+            ev.drain(..EVICTION_CAPACITY / 2);
+        }
+        ev.push(EvictionRecord {
+            unix_ns: unix_ns(),
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            outcome,
+            pdb,
         });
     }
 }

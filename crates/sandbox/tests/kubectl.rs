@@ -355,3 +355,196 @@ async fn kubectl_get_all_and_logs_answer() {
     );
     sb.shutdown().await;
 }
+
+/// Two Nodes, Deployment `web-server` (2 replicas, grace 1 s) and, when
+/// given, a PodDisruptionBudget `web-pdb` with `pdb_spec` over `app=web`.
+async fn two_nodes(pdb_spec: Option<serde_json::Value>) -> Sandbox {
+    let mut cfg = SandboxConfig::default();
+    cfg.cluster.propagation_delay = Duration::from_millis(100);
+    cfg.cluster.nodes = 2;
+    let mut web = baton_sandbox::config::seed_deployment();
+    web["spec"]["replicas"] = 2.into();
+    web["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 1.into();
+    cfg.manifests = vec![web];
+    if let Some(mut spec) = pdb_spec {
+        spec["selector"] = serde_json::json!({"matchLabels": {"app": "web"}});
+        cfg.manifests.push(
+            serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web-pdb", "namespace": "default"}, "spec": spec}),
+        );
+    }
+    start(cfg).await
+}
+
+#[tokio::test]
+async fn kubectl_get_nodes_cordon_uncordon_and_drain_move_the_pods() {
+    let sb = two_nodes(Some(serde_json::json!({"maxUnavailable": 1}))).await;
+    let out = kubectl(&sb, &["get", "nodes"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    for want in [
+        "STATUS",
+        "sandbox-node-1",
+        "sandbox-node-2",
+        "Ready",
+        "v1.33.0-baton-sandbox",
+    ] {
+        assert!(out.stdout.contains(want), "{want}: {}", out.stdout);
+    }
+    let out = kubectl(&sb, &["describe", "node", "sandbox-node-1"]).await;
+    assert!(out.ok, "describe node: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Unschedulable:      false"),
+        "{}",
+        out.stdout
+    );
+    let out = until(
+        &sb,
+        &["describe", "pdb", "web-pdb"],
+        "Allowed disruptions:  1",
+    )
+    .await;
+    assert!(out.ok, "describe pdb: {}{}", out.stdout, out.stderr);
+    let out = kubectl(&sb, &["cordon", "sandbox-node-2"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("node/sandbox-node-2 cordoned"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl(&sb, &["get", "node", "sandbox-node-2"]).await;
+    assert!(
+        out.stdout.contains("Ready,SchedulingDisabled"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl(&sb, &["uncordon", "sandbox-node-2"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("node/sandbox-node-2 uncordoned"),
+        "{}",
+        out.stdout
+    );
+    let node = sb.store().get_raw("Node", None, "sandbox-node-2").unwrap();
+    assert!(node["spec"]["unschedulable"].is_null(), "{node}");
+
+    let out = until(
+        &sb,
+        &["get", "pdb"],
+        "web-pdb   N/A             1               1",
+    )
+    .await;
+    assert!(
+        out.stdout.contains("ALLOWED DISRUPTIONS"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = until(
+        &sb,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=sandbox-node-1",
+            "-o",
+            "name",
+        ],
+        "pod/web-server-",
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "drain",
+            "sandbox-node-1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=60s",
+        ],
+    )
+    .await;
+    assert!(out.ok, "drain: {}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("evicted"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("node/sandbox-node-1 drained"),
+        "{}",
+        out.stdout
+    );
+    // The replacement runs on the other node; none is left on the drained one.
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=sandbox-node-1",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout.trim(), "", "{}", out.stderr);
+    let evictions = sb.ground_truth().evictions();
+    assert!(!evictions.is_empty());
+    assert!(
+        evictions
+            .iter()
+            .all(|e| e.pdb.as_deref() == Some("web-pdb"))
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubectl_drain_under_a_budget_allowing_nothing_retries_until_its_timeout() {
+    let sb = two_nodes(Some(serde_json::json!({"minAvailable": 2}))).await;
+    until(
+        &sb,
+        &["get", "pdb"],
+        "web-pdb   2               N/A               0",
+    )
+    .await;
+    let out = until(
+        &sb,
+        &[
+            "get",
+            "pods",
+            "--field-selector",
+            "spec.nodeName=sandbox-node-1",
+            "-o",
+            "name",
+        ],
+        "pod/web-server-",
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "drain",
+            "sandbox-node-1",
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--timeout=8s",
+        ],
+    )
+    .await;
+    assert!(!out.ok, "the drain cannot finish: {}", out.stdout);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{all}"
+    );
+    assert!(all.contains("global timeout reached: 8s"), "{all}");
+    let refusals = sb.ground_truth().evictions();
+    assert!(refusals.len() >= 2, "retried: {refusals:?}");
+    assert!(
+        refusals
+            .iter()
+            .all(|e| serde_json::to_value(e.outcome).unwrap() == "refused")
+    );
+    // The node stays cordoned, as after any failed drain.
+    let node = sb.store().get_raw("Node", None, "sandbox-node-1").unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+    sb.shutdown().await;
+}

@@ -256,7 +256,7 @@ pub fn create(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body
         return access_review(state, t, call);
     }
     if t.sub.as_deref() == Some("eviction") {
-        return evict(state, t, call);
+        return super::eviction::evict(state, t, call);
     }
     let obj = decode(t.res, call)?;
     let (code, obj) = create_object(state, t, obj, dry_run(call), strict_fields(call))?;
@@ -582,35 +582,11 @@ pub fn delete(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body
     Ok(json_response(200, &to_wire(t.res, gone)))
 }
 
-/// `pods/eviction`: a graceful delete (PodDisruptionBudgets are not
-/// simulated, so an eviction is never refused).
-fn evict(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>, ApiError> {
-    let body: Value = serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("the Eviction body is not valid JSON: {e}")))?;
-    if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "the Eviction body must be a JSON object",
-        ));
-    }
-    let old = state
-        .store
-        .get_raw("Pod", ns(t), name(t))
-        .ok_or_else(|| ApiError::not_found(t.res, name(t)))?;
-    let grace = body["deleteOptions"]["gracePeriodSeconds"].as_i64();
-    if !dry_run(call) {
-        delete_pod(state, t, &old, grace)?;
-    }
-    Ok(json_response(
-        201,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
-}
-
 /// Graceful Pod deletion: sets `deletionTimestamp` (now + grace) and
 /// `deletionGracePeriodSeconds`; the kubelet removes the Pod when its
 /// containers are gone. A second delete may shorten the grace period, never
 /// extend it. Grace 0, or a Pod that already finished, goes at once.
-fn delete_pod(
+pub(super) fn delete_pod(
     state: &ApiState,
     t: &Target,
     old: &Value,

@@ -14,6 +14,7 @@
 //! See [`serve`] for the entry point; [`handlers`] has the verbs and
 //! [`watch`] the list/watch semantics.
 
+pub mod eviction;
 pub mod handlers;
 pub mod openapi;
 pub mod patch;
@@ -168,6 +169,7 @@ enum Route {
     Resources(String, String),
     GroundTruth,
     PodTruth,
+    EvictionTruth,
     OpenApiRoot,
     OpenApi(String),
     Resource(Target),
@@ -193,6 +195,7 @@ fn route(path: &str) -> Result<Route, ApiError> {
         ["apis", g, v, rest @ ..] => Route::Resource(target(g, v, rest).ok_or_else(nf)?),
         ["sandbox", "v1", "ground-truth"] => Route::GroundTruth,
         ["sandbox", "v1", "pod-truth"] => Route::PodTruth,
+        ["sandbox", "v1", "eviction-truth"] => Route::EvictionTruth,
         ["openapi", "v3"] => Route::OpenApiRoot,
         ["openapi", "v3", rest @ ..] => Route::OpenApi(rest.join("/")),
         _ => return Err(nf()),
@@ -335,7 +338,7 @@ async fn handle_inner(
     match route {
         Route::Root => Ok(json_response(
             200,
-            &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/sandbox/v1/ground-truth", "/sandbox/v1/pod-truth"]}),
+            &serde_json::json!({"paths": ["/api", "/api/v1", "/apis", "/version", "/sandbox/v1/ground-truth", "/sandbox/v1/pod-truth", "/sandbox/v1/eviction-truth"]}),
         )),
         Route::Health => Ok(Response::builder()
             .header(header::CONTENT_TYPE, "text/plain")
@@ -356,6 +359,17 @@ async fn handle_inner(
                     .ground_truth
                     .as_ref()
                     .map(|gt| gt.pod_moments())
+                    .unwrap_or_default(),
+            )
+            .unwrap_or(Value::Array(Vec::new())),
+        )),
+        Route::EvictionTruth => Ok(json_response(
+            200,
+            &serde_json::to_value(
+                state
+                    .ground_truth
+                    .as_ref()
+                    .map(|gt| gt.evictions())
                     .unwrap_or_default(),
             )
             .unwrap_or(Value::Array(Vec::new())),

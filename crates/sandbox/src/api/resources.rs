@@ -97,6 +97,18 @@ pub static RESOURCES: &[ResourceDef] = &[
     ResourceDef {
         group: "",
         version: "v1",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        verbs: CRUD,
+        short_names: &["no"],
+        store_kind: Some("Node"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
+        group: "",
+        version: "v1",
         plural: "pods",
         singular: "pod",
         kind: "Pod",
@@ -204,6 +216,18 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
     },
     ResourceDef {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["pdb"],
+        store_kind: Some("PodDisruptionBudget"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
         group: "authorization.k8s.io",
         version: "v1",
         plural: "selfsubjectaccessreviews",
@@ -222,6 +246,7 @@ pub const GROUPS: &[&str] = &[
     "apps",
     "events.k8s.io",
     "discovery.k8s.io",
+    "policy",
     "authorization.k8s.io",
 ];
 

@@ -1,7 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get`
 //! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
 //! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
-//! Services and Events, and NAME/AGE for the rest.
+//! Services, Nodes, PodDisruptionBudgets and Events, and NAME/AGE for the
+//! rest.
 
 use serde_json::{Value, json};
 
@@ -48,6 +49,25 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
             ("Selector", "string"),
         ],
         "Namespace" => &[("Name", "string"), ("Status", "string"), ("Age", "string")],
+        "Node" => &[
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Roles", "string"),
+            ("Age", "string"),
+            ("Version", "string"),
+            ("Internal-IP", "string"),
+            ("External-IP", "string"),
+            ("OS-Image", "string"),
+            ("Kernel-Version", "string"),
+            ("Container-Runtime", "string"),
+        ],
+        "PodDisruptionBudget" => &[
+            ("Name", "string"),
+            ("Min Available", "string"),
+            ("Max Unavailable", "string"),
+            ("Allowed Disruptions", "integer"),
+            ("Age", "string"),
+        ],
         _ if res.kind == "Event" && res.group.is_empty() => &[
             ("Last Seen", "string"),
             ("Type", "string"),
@@ -80,7 +100,18 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
 }
 
 /// Columns kubectl prints only with `-o wide`.
-const WIDE: &[&str] = &["IP", "Node", "Containers", "Images", "Selector"];
+const WIDE: &[&str] = &[
+    "IP",
+    "Node",
+    "Containers",
+    "Images",
+    "Selector",
+    "Internal-IP",
+    "External-IP",
+    "OS-Image",
+    "Kernel-Version",
+    "Container-Runtime",
+];
 
 /// `app=web,tier=front` from a Service selector or a LabelSelector's matchLabels.
 fn selector_string(m: &Value) -> String {
@@ -196,6 +227,46 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
             json!(status["phase"].as_str().unwrap_or("Active")),
             created,
         ],
+        "Node" => {
+            let info = &status["nodeInfo"];
+            let addr = |ty: &str| {
+                status["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["type"] == ty)
+                    .and_then(|a| a["address"].as_str())
+                    .unwrap_or("<none>")
+                    .to_string()
+            };
+            let s = |v: &Value| json!(v.as_str().unwrap_or("<unknown>"));
+            vec![
+                name,
+                json!(node_status(o)),
+                json!("<none>"),
+                created,
+                s(&info["kubeletVersion"]),
+                json!(addr("InternalIP")),
+                json!(addr("ExternalIP")),
+                s(&info["osImage"]),
+                s(&info["kernelVersion"]),
+                s(&info["containerRuntimeVersion"]),
+            ]
+        }
+        "PodDisruptionBudget" => {
+            let field = |v: &Value| match v {
+                Value::Number(n) => json!(n.to_string()),
+                Value::String(s) => json!(s),
+                _ => json!("N/A"),
+            };
+            vec![
+                name,
+                field(&spec["minAvailable"]),
+                field(&spec["maxUnavailable"]),
+                int(&status["disruptionsAllowed"]),
+                created,
+            ]
+        }
         "Event" if res.group.is_empty() => {
             let io = &o["involvedObject"];
             vec![
@@ -214,6 +285,21 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
         }
         _ => vec![name, created],
     }
+}
+
+/// A Node's STATUS column: `Ready` (or `NotReady`), with
+/// `,SchedulingDisabled` when cordoned.
+fn node_status(o: &Value) -> String {
+    let ready = o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    let mut s = if ready { "Ready" } else { "NotReady" }.to_string();
+    if o["spec"]["unschedulable"] == true {
+        s.push_str(",SchedulingDisabled");
+    }
+    s
 }
 
 /// The STATUS column as kubectl shows it: a waiting or terminated reason,

@@ -1,18 +1,19 @@
-//! The sandbox SIMULATOR's controllers: Deployment, ReplicaSet and
-//! EndpointSlice, with the Kubernetes rules that decide a rollout's safety
+//! The sandbox SIMULATOR's controllers: Deployment, ReplicaSet,
+//! EndpointSlice and disruption (PodDisruptionBudget status), with the Kubernetes rules that decide a rollout's safety
 //! (see each module for the rules it mirrors, and where they come from in
 //! `kubernetes/kubernetes`).
 //!
 //! They run as one level-triggered loop: every store change (and a tick,
 //! for time-based rules such as minReadySeconds and progressDeadlineSeconds)
 //! wakes it, and it reconciles Deployments, then ReplicaSets, then
-//! EndpointSlices, in that order and one after the other. Running them in
+//! EndpointSlices, then PodDisruptionBudgets, in that order and one after the other. Running them in
 //! sequence means the Deployment controller always sees ReplicaSet status
 //! that reflects the previous pass's scaling, which the real controllers
 //! only get eventually; it removes a race, it does not add a guarantee
 //! Kubernetes lacks.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpointslice;
 pub mod replicaset;
 
@@ -42,6 +43,7 @@ pub async fn run(store: Arc<Store>, shutdown: CancellationToken) {
         deployment::reconcile_all(&store, &deploy_rec);
         replicaset::reconcile_all(&store, &rs_rec);
         endpointslice::reconcile_all(&store);
+        disruption::reconcile_all(&store);
         if !wakeups.next(&shutdown).await {
             break;
         }

@@ -4,8 +4,14 @@
 //!
 //! # What a Pod does
 //!
-//! - **Scheduling**: `spec.nodeName` = `sandbox-node`, condition
-//!   `PodScheduled`, a `Scheduled` event, an IP from
+//! - **Scheduling**: a Pod without `spec.nodeName` is bound to the
+//!   schedulable Node with the fewest Pods ([`crate::scheduler`]), with
+//!   condition `PodScheduled` and a `Scheduled` event; with no schedulable
+//!   Node it stays `Pending` with `PodScheduled=False`, reason
+//!   `Unschedulable`, and a `FailedScheduling` event, and is scheduled
+//!   when a Node is uncordoned (deleting it then removes it at once, as the
+//!   API server does for unbound Pods). A Pod that names its Node runs
+//!   there. It gets an IP from
 //!   [`ClusterConfig::pod_ip_base`](crate::config::ClusterConfig) (`+1`,
 //!   `+2`, ...; each Pod its own address, never reused within a sandbox's
 //!   first 65 000 Pods).
@@ -65,6 +71,7 @@
 
 mod pod;
 pub mod probe;
+mod schedule;
 pub mod server;
 
 use std::collections::HashMap;
@@ -213,12 +220,16 @@ pub async fn run(
     });
     loop {
         let (pods, _) = store.list::<Pod>(None);
+        let mut placement = schedule::Placement::read(&store, &pods);
         let mut live = std::collections::HashSet::new();
         for p in pods {
             let Some(uid) = p.metadata.uid.clone() else {
                 continue;
             };
             live.insert(uid.clone());
+            let Some(p) = placement.bind(&store, &ctx.sched, p) else {
+                continue;
+            };
             match workers.get(&uid) {
                 Some(tx) => {
                     tx.send_if_modified(|cur| {

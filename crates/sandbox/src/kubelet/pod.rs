@@ -25,7 +25,6 @@ use super::{
 };
 use crate::config::ClusterConfig;
 use crate::events::{EventType, Recorder};
-use crate::node::NODE_NAME;
 use crate::store::{Store, StoreError};
 use crate::truth::{GroundTruth, PodMomentKind};
 
@@ -145,6 +144,10 @@ struct Worker {
     port: u16,
     image: String,
     containers: Vec<String>,
+    /// The Node the Pod was bound to (`spec.nodeName`).
+    node: String,
+    /// The kubelet's event recorder, as that Node's kubelet.
+    rec: Recorder,
     scheduled_at: Timestamp,
     state: CState,
     last_state: Option<ContainerState>,
@@ -201,6 +204,10 @@ pub(super) async fn run(
     let first = spec.containers.first();
     let port = super::pod_port(&pod);
     let now = crate::node::now();
+    let node = spec
+        .node_name
+        .clone()
+        .unwrap_or_else(|| crate::node::NODE_NAME.into());
     let mut w = Worker {
         ns: pod
             .metadata
@@ -211,6 +218,8 @@ pub(super) async fn run(
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         image: first.and_then(|c| c.image.clone()).unwrap_or_default(),
         containers: spec.containers.iter().map(|c| c.name.clone()).collect(),
+        node: node.clone(),
+        rec: sh.rec.on_node(&node),
         sh,
         watch: PodWatch { rx, pod, shutdown },
         ip,
@@ -262,7 +271,7 @@ impl Worker {
     }
 
     fn event(&self, ty: EventType, reason: &'static str, msg: String) {
-        self.sh.rec.record(&self.watch.pod, ty, reason, msg);
+        self.rec.record(&self.watch.pod, ty, reason, msg);
     }
 
     fn backoff(&self, n: i32) -> Duration {
@@ -406,8 +415,9 @@ impl Worker {
     /// Writes the Pod's status (and node) to the store.
     fn publish(&mut self) -> Result<(), Stop> {
         let st = self.status();
+        let node = self.node.clone();
         let r = self.sh.store.modify::<Pod>(&self.ns, &self.name, |p| {
-            p.spec.get_or_insert_with(Default::default).node_name = Some(NODE_NAME.into());
+            p.spec.get_or_insert_with(Default::default).node_name = Some(node);
             p.status = Some(st);
         });
         match r {
@@ -432,8 +442,8 @@ impl Worker {
             EventType::Normal,
             "Scheduled",
             format!(
-                "Successfully assigned {}/{} to {NODE_NAME}",
-                self.ns, self.name
+                "Successfully assigned {}/{} to {}",
+                self.ns, self.name, self.node
             ),
         );
         if let Some(s) = self.watch.refresh(true) {
@@ -949,8 +959,9 @@ impl Worker {
         let Some((check, cfg)) = self.readiness().filter(|_| self.ready) else {
             return (None, unready_at);
         };
-        let (sh, pod, ns, name) = (
+        let (sh, rec, pod, ns, name) = (
             self.sh.clone(),
+            self.rec.clone(),
             self.watch.pod.clone(),
             self.ns.clone(),
             self.name.clone(),
@@ -965,7 +976,7 @@ impl Worker {
                     continue;
                 };
                 failures += 1;
-                sh.rec.record(
+                rec.record(
                     &pod,
                     EventType::Warning,
                     "Unhealthy",
