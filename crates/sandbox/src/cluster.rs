@@ -43,6 +43,7 @@ pub async fn spawn(
     cfg: ClusterConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ClusterHandle> {
+    crate::kubelet::check_pod_addresses(cfg.pod_ip_base)?;
     let ground_truth = GroundTruth::default();
     let tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
