@@ -172,16 +172,31 @@ pub fn open(t: &RequestTemplate, source: Option<IpAddr>) -> Opening {
 
 fn open_socket(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<std::net::TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
+    // Linux sets both flags in socket(2) itself, saving two syscalls per
+    // request.
+    #[cfg(target_os = "linux")]
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),
         Some(Protocol::TCP),
     )?;
+    // Elsewhere (macOS) socket(2) takes no flags: socket2 sets
+    // close-on-exec (and, on Apple, SO_NOSIGPIPE) itself; O_NONBLOCK is
+    // ours to set.
+    #[cfg(not(target_os = "linux"))]
+    let socket = {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_nonblocking(true)?;
+        s
+    };
     socket.set_tcp_nodelay(true)?;
     if let Some(ip) = source {
         // Let connect(2) pick the port per 4-tuple instead of bind(2)
         // reserving one per source address: the whole point of several
-        // source addresses is more ports.
+        // source addresses is more ports. Linux only; elsewhere bind(2)
+        // picks the port, so each source address still adds its own
+        // ephemeral range, just without the per-destination reuse.
+        #[cfg(target_os = "linux")]
         let _ = nix::sys::socket::setsockopt(
             &socket,
             nix::sys::socket::sockopt::IpBindAddressNoPort,

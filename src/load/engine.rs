@@ -213,8 +213,10 @@ async fn wait_for_record_room(shared: &Shared) {
 /// start every arrival that is due and hand it to a worker. Returns the
 /// number of arrivals shed at the in-flight cap.
 fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>) -> u64 {
-    // The kernel's default timer slack (50 µs) would be added to every
-    // wake-up; ask for the least it grants.
+    // Linux's default timer slack (50 µs) would be added to every
+    // wake-up; ask for the least it grants. (prctl is Linux's alone;
+    // elsewhere the pacer keeps the platform's timer coalescing.)
+    #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_timerslack(1);
     let plan = &shared.plan;
     let template = &plan.template;

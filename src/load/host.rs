@@ -56,8 +56,25 @@ pub fn estimate_rate(port_range: (u32, u32), sources: usize, hold_secs: f64) -> 
     ports * sources.max(1) as f64 / hold_secs
 }
 
-/// Raise the soft open-files limit to the hard one; return the
-/// (soft, hard) limits in force afterwards. Safe to call repeatedly.
+/// macOS's `OPEN_MAX`: its setrlimit(2) refuses a soft open-files limit
+/// above this when the hard one is unlimited, as it is by default there
+/// (whose default soft limit, 256, is far below a load's needs).
+const OPEN_MAX: u64 = 10_240;
+
+/// The soft open-files limits to try, best first: the hard limit, then
+/// `OPEN_MAX` where that is lower.
+fn soft_limits_to_try(soft: u64, hard: u64) -> Vec<u64> {
+    let mut out: Vec<u64> = [hard, hard.min(OPEN_MAX)]
+        .into_iter()
+        .filter(|want| *want > soft)
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Raise the soft open-files limit as far as the system allows (the hard
+/// limit); return the (soft, hard) limits in force afterwards. Safe to
+/// call repeatedly.
 pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (mut soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
@@ -65,15 +82,18 @@ pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
         Err(_) => (None, None),
     };
     if let (Some(s), Some(h)) = (soft, hard)
-        && s < h
-        && setrlimit(Resource::RLIMIT_NOFILE, h, h).is_ok()
+        && let Some(want) = soft_limits_to_try(s, h)
+            .into_iter()
+            .find(|want| setrlimit(Resource::RLIMIT_NOFILE, *want, h).is_ok())
     {
-        soft = Some(h);
+        soft = Some(want);
     }
     (soft, hard)
 }
 
 /// Read the limits and raise the soft open-files limit to the hard one.
+/// The sysctls are Linux's (/proc/sys); elsewhere they read as unknown and
+/// no port estimate or port warning is made.
 pub fn inspect(target: IpAddr, sources: usize) -> HostLimits {
     let port_range =
         read_sysctl("/proc/sys/net/ipv4/ip_local_port_range").and_then(|s| parse_port_range(&s));
@@ -163,6 +183,18 @@ mod tests {
         assert_eq!(parse_port_range("32768\t60999"), Some((32768, 60999)));
         assert_eq!(parse_port_range("garbage"), None);
         assert_eq!(parse_port_range("5 1"), None);
+    }
+
+    #[test]
+    fn the_soft_limit_goes_to_the_hard_one_or_to_open_max_under_an_unlimited_one() {
+        // Linux: a finite hard limit, tried first and granted.
+        assert_eq!(soft_limits_to_try(1024, 524_288), vec![524_288, OPEN_MAX]);
+        // macOS: an unlimited hard limit is refused as a soft one.
+        assert_eq!(soft_limits_to_try(256, u64::MAX), vec![u64::MAX, OPEN_MAX]);
+        assert_eq!(soft_limits_to_try(256, 4096), vec![4096]);
+        // Already as high as it goes: nothing to try.
+        assert!(soft_limits_to_try(4096, 4096).is_empty());
+        assert_eq!(soft_limits_to_try(OPEN_MAX, u64::MAX), vec![u64::MAX]);
     }
 
     #[test]

@@ -213,11 +213,16 @@ fn parse_url(url: &str) -> Result<ParsedUrl, PlanError> {
 /// An address this host does not have would fail every connect with
 /// EADDRNOTAVAIL, which reads as port exhaustion: refused before the run.
 pub fn check_source_ip(ip: IpAddr) -> Result<(), String> {
-    std::net::UdpSocket::bind((ip, 0)).map(|_| ()).map_err(|e| {
-        format!(
-            "{ip} is not an address of this host ({e}); list its addresses with `ip -brief address`"
-        )
-    })
+    // Linux answers on all of 127.0.0.0/8; macOS only on the loopback
+    // addresses aliased on lo0.
+    let how = if cfg!(target_os = "linux") {
+        "list its addresses with `ip -brief address`"
+    } else {
+        "list its addresses with `ifconfig`; add a loopback one with `sudo ifconfig lo0 alias 127.0.0.2`"
+    };
+    std::net::UdpSocket::bind((ip, 0))
+        .map(|_| ())
+        .map_err(|e| format!("{ip} is not an address of this host ({e}); {how}"))
 }
 
 /// One `Name: value` header, as `--header` and a profile's

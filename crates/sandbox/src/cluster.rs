@@ -44,6 +44,7 @@ pub async fn spawn(
     cfg: ClusterConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ClusterHandle> {
+    crate::kubelet::check_pod_addresses(cfg.pod_ip_base)?;
     let ground_truth = GroundTruth::default();
     for name in crate::node::node_names(cfg.nodes) {
         if store.get_raw("Node", None, &name).is_none() {

@@ -195,6 +195,24 @@ impl IpAllocator {
     }
 }
 
+/// Every Pod serves on its own loopback address (`base + 1`, `+ 2`, ...).
+/// Linux answers on all of 127.0.0.0/8; macOS only on 127.0.0.1 and the
+/// addresses aliased on lo0. Where the first Pod address cannot be bound,
+/// fail at start and say so, rather than leave every Pod crash-looping.
+pub fn check_pod_addresses(base: Ipv4Addr) -> anyhow::Result<()> {
+    let first = Ipv4Addr::from(u32::from(base).wrapping_add(1));
+    match std::net::TcpListener::bind((first, 0)) {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => anyhow::bail!(
+            "the sandbox serves each Pod on its own loopback address ({first} and up), and this \
+             system cannot bind {first} ({e}): Linux answers on all of 127.0.0.0/8, macOS only on \
+             127.0.0.1 and the addresses aliased on lo0. Run the sandbox on Linux, e.g. in baton's \
+             image (`docker run --rm ghcr.io/baton-rollouts/baton demo`)"
+        ),
+        // Bound, or failing for a reason the Pods will report themselves.
+        _ => Ok(()),
+    }
+}
+
 /// Runs the kubelet until `shutdown` is cancelled; every Pod server is
 /// stopped by then.
 pub async fn run(
@@ -299,6 +317,18 @@ mod tests {
         assert_eq!(image_version("nginx"), "latest");
         assert_eq!(image_version("registry:5000/team/app:v2"), "v2");
         assert_eq!(image_version("registry:5000/team/app"), "latest");
+    }
+
+    #[test]
+    fn a_pod_range_this_host_cannot_bind_is_refused_with_the_reason() {
+        assert!(check_pod_addresses(Ipv4Addr::new(127, 0, 0, 0)).is_ok());
+        // TEST-NET-1 (RFC 5737) is on no interface: bound, never sent to.
+        let e = check_pod_addresses(Ipv4Addr::new(192, 0, 2, 0)).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("cannot bind 192.0.2.1") && e.contains("lo0"),
+            "{e}"
+        );
     }
 
     #[test]
