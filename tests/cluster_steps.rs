@@ -39,15 +39,23 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_on(1).await
+    }
+
+    /// The seed scenario on `nodes` Nodes.
+    async fn start_on(nodes: usize) -> Harness {
         let mut cfg = SandboxConfig::seed();
         cfg.cluster.propagation_delay = Duration::from_millis(100);
+        cfg.cluster.nodes = nodes;
         let sb = Sandbox::start(cfg).await.expect("sandbox starts");
         let kc = kube::config::Kubeconfig::read_from(sb.kubeconfig_path()).expect("kubeconfig");
         let kcfg =
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .expect("client config");
-        let client = Client::try_from(kcfg).expect("client");
+        // As baton's own client: what the API server says, not retried.
+        let client =
+            Client::try_from(baton::cluster::connect::no_silent_retry(kcfg)).expect("client");
         let exec = ExecEnv::prepare(Some(sb.kubeconfig_path()), None, NS, DEPLOY)
             .expect("exec kubeconfig");
         let h = Harness {
@@ -811,5 +819,122 @@ async fn await_rollout_without_a_change_fails_at_its_timeout() {
         StepOutcome::Failed(why) => assert!(why.contains("nobody changed"), "{why}"),
         other => panic!("{other:?}"),
     }
+    h.sb.shutdown().await;
+}
+
+/// `drain` as `kubectl drain` does it, against Nodes and a
+/// PodDisruptionBudget: with no disruption allowed every eviction is
+/// refused (429), the refusal is on the timeline and the step fails at
+/// its timeout naming the Pod and the budget's reason; once the budget
+/// allows one, the Node's Pod is evicted, the Node stays cordoned and
+/// the Deployment's replacement runs elsewhere; `uncordon` reopens it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_honours_a_disruption_budget_and_shows_each_refusal_then_evicts() {
+    use k8s_openapi::api::core::v1::Node;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let h = Harness::start_on(3).await;
+    let node = "sandbox-node-1";
+    let on_node = |pods: &[Pod]| -> Vec<String> {
+        pods.iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.clone())
+            .collect()
+    };
+    let before = on_node(&h.pods().await);
+    assert_eq!(before.len(), 1, "one Pod per Node: {before:?}");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(h.client.clone(), NS);
+    let budget: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web-pdb"},
+        "spec": {"minAvailable": 3, "selector": {"matchLabels": {"app": "web"}}}
+    }))
+    .unwrap();
+    pdbs.create(&Default::default(), &budget)
+        .await
+        .expect("create the budget");
+    // The budget's controller has seen it once it says how many it allows.
+    for _ in 0..100 {
+        let b = pdbs.get("web-pdb").await.unwrap();
+        if b.status
+            .is_some_and(|s| s.observed_generation == b.metadata.generation)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (report, events) = h
+        .run(&steps(&format!("- drain: {{node: {node}, timeout: 8s}}\n")))
+        .await;
+    assert!(!report.completed, "{report:#?}");
+    let failed = format!("{:?}", report.steps[0].outcome);
+    assert!(
+        failed.contains(&before[0]) && failed.contains("disruption budget"),
+        "the failure names the Pod and the budget: {failed}"
+    );
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::StepOutput)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        said.contains(&format!("cordoned node {node}").as_str()),
+        "{said:?}"
+    );
+    let refusals = said
+        .iter()
+        .filter(|l| l.starts_with("eviction of "))
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "the first refusal is shown, not every retry: {said:?}"
+    );
+    assert_eq!(on_node(&h.pods().await), before, "nothing was evicted");
+
+    let mut relaxed = pdbs.get("web-pdb").await.unwrap();
+    relaxed.spec.as_mut().unwrap().min_available =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2));
+    pdbs.replace("web-pdb", &Default::default(), &relaxed)
+        .await
+        .unwrap();
+    let (report, events) = h
+        .run(&steps(&format!(
+            "- drain: {{node: {node}, timeout: 60s}}\n"
+        )))
+        .await;
+    done(&report);
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::StepOutput)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        said.contains(&format!("evicted {NS}/{}", before[0]).as_str()),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&format!("drained node {node}").as_str()),
+        "{said:?}"
+    );
+    assert!(on_node(&h.pods().await).is_empty(), "the Node is empty");
+    let nodes: Api<Node> = Api::all(h.client.clone());
+    let cordoned = |n: &Node| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    assert!(cordoned(&nodes.get(node).await.unwrap()));
+    // The ReplicaSet's replacement runs on another Node.
+    let (report, _) = h.run(&steps("- wait_ready: {timeout: 60s}\n")).await;
+    done(&report);
+
+    let (report, events) = h
+        .run(&steps(&format!("- uncordon: {{node: {node}}}\n")))
+        .await;
+    done(&report);
+    assert!(!cordoned(&nodes.get(node).await.unwrap()));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.detail == format!("uncordoned node {node}")),
+        "{events:?}"
+    );
     h.sb.shutdown().await;
 }

@@ -26,6 +26,17 @@ pub struct Cluster {
     pub server: String,
 }
 
+/// kube-rs retries 429, 503 and 504 by itself, up to 15 times with a
+/// backoff growing to minutes. baton wants what the API server said: a
+/// budget's refusal of an eviction is a fact of the run (the `drain`
+/// step shows and retries it on its own schedule), and an API server
+/// answering 503 is one baton cannot see (its liveness probe must know
+/// at once, not after retries). Every wait in baton has its own loop.
+pub fn no_silent_retry(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+}
+
 pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
@@ -61,7 +72,7 @@ pub async fn connect(
         .map(str::to_string)
         .unwrap_or_else(|| config.default_namespace.clone());
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).map_err(ConnectError::Client)?;
+    let client = kube::Client::try_from(no_silent_retry(config)).map_err(ConnectError::Client)?;
     Ok(Cluster {
         client,
         namespace,
