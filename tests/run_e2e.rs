@@ -1090,3 +1090,37 @@ fn session_affinity_that_pins_the_load_to_one_pod_is_warned_of_and_can_fail() {
         "the threshold is named: {stdout}"
     );
 }
+
+/// The bundled node drain (3 Nodes, a budget keeping 2 of 3, a preStop
+/// sleep): the drain cordons the Node and evicts its Pod, the Deployment
+/// is whole again on the other Nodes, nothing fails, and the drain's
+/// lines are on the run's timeline.
+#[test]
+fn a_node_drain_under_a_budget_with_a_prestop_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/drain-with-pdb.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (summary, _, failures) = check_run_dir(dir.path());
+    assert_eq!(summary["requests"]["failed"], 0, "{failures:?}");
+    let events = read_csv(&dir.path().join("events.csv"));
+    let said: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "step_output")
+        .map(|e| e["detail"].as_str())
+        .collect();
+    assert!(said.contains(&"cordoned node sandbox-node-1"), "{said:?}");
+    assert!(
+        said.iter()
+            .any(|l| l.starts_with("evicted default/web-server-")),
+        "{said:?}"
+    );
+    assert!(said.contains(&"uncordoned node sandbox-node-1"), "{said:?}");
+    // The evicted Pod's replacement answered: three Pods after the drain.
+    let backends = &summary["backends_after_rollout"];
+    assert_eq!(backends.as_object().map(|m| m.len()), Some(3), "{backends}");
+}

@@ -239,6 +239,7 @@ fn sandbox_config(
     cfg.cluster.backoff_base = s.backoff_base;
     cfg.cluster.backoff_max = s.backoff_max;
     cfg.bookmark_interval = s.bookmark_interval;
+    cfg.cluster.nodes = s.nodes;
     for rel in &s.manifests {
         let path = base_dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -104,6 +104,14 @@ pub struct SandboxSection {
     /// How often a quiet watch gets a BOOKMARK.
     #[serde(default = "default_bookmark_interval", with = "humantime_serde")]
     pub bookmark_interval: Duration,
+    /// How many Nodes (1: `sandbox-node`; more: `sandbox-node-1..N`, Pods
+    /// spread over them), for profiles that drain one.
+    #[serde(default = "default_nodes")]
+    pub nodes: usize,
+}
+
+fn default_nodes() -> usize {
+    baton_sandbox::ClusterConfig::default().nodes
 }
 
 fn default_propagation() -> Duration {
@@ -426,6 +434,9 @@ impl Profile {
         }
         if self.load.timeout.is_zero() {
             return bad("load.timeout", "must be more than 0s".into());
+        }
+        if self.sandbox.as_ref().is_some_and(|s| s.nodes == 0) {
+            return bad("sandbox.nodes", "must be at least 1".into());
         }
         if self.load.connect_timeout.is_zero() {
             return bad("load.connect_timeout", "must be more than 0s".into());
