@@ -1073,6 +1073,10 @@ fn session_affinity_that_pins_the_load_to_one_pod_is_warned_of_and_can_fail() {
         "{warnings}"
     );
     assert!(stdout.contains("sessionAffinity: ClientIP"), "{stdout}");
+    // And the sandbox's proxy honours it: after the rollout, one Pod
+    // answered everything this one address sent.
+    let backends = &summary["backends_after_rollout"];
+    assert_eq!(backends.as_object().map(|m| m.len()), Some(1), "{backends}");
 
     let resolved = dir.path().join("profile.resolved.yaml");
     let profile = std::fs::read_to_string(&resolved).unwrap();
