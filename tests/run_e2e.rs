@@ -1124,6 +1124,16 @@ fn a_node_drain_under_a_budget_with_a_prestop_loses_nothing() {
         "{said:?}"
     );
     assert!(said.contains(&"uncordoned node sandbox-node-1"), "{said:?}");
+    // The simulator's own record agrees: one eviction, allowed by the budget.
+    let evictions = read_csv(&dir.path().join("sandbox-evictions.csv"));
+    assert_eq!(evictions.len(), 1, "{evictions:?}");
+    assert_eq!(
+        (
+            evictions[0]["outcome"].as_str(),
+            evictions[0]["pdb"].as_str()
+        ),
+        ("evicted", "web-pdb")
+    );
     // The evicted Pod's replacement answered: three Pods after the drain.
     let backends = &summary["backends_after_rollout"];
     assert_eq!(backends.as_object().map(|m| m.len()), Some(3), "{backends}");

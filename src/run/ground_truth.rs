@@ -1,7 +1,8 @@
 //! On the sandbox only: the simulator's own record, on the run clock, in
 //! `sandbox-ground-truth.csv` (which Pod its proxy sent each connection to
-//! and how it ended) and `sandbox-pod-truth.csv` (when each Pod's
-//! container began listening, stopped accepting, was killed...). For
+//! and how it ended), `sandbox-pod-truth.csv` (when each Pod's container
+//! began listening, stopped accepting, was killed...) and
+//! `sandbox-evictions.csv` (what its Eviction API allowed or refused). For
 //! checking attribution against, and for a person curious about a failure.
 //!
 //! Not for: anything a report shows (a real cluster has no such record).
@@ -10,7 +11,7 @@ use crate::clock::RunClock;
 use crate::rundir;
 use std::path::Path;
 
-/// Write both into the run directory `out`; a failure warns (the run's own
+/// Write them into the run directory `out`; a failure warns (the run's own
 /// files are what count).
 pub fn write(out: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
     let origin = clock
@@ -19,7 +20,8 @@ pub fn write(out: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
         .map_or(0, |d| d.as_nanos());
     let truth = sandbox.ground_truth();
     let written = write_connections(&out.join(rundir::GROUND_TRUTH_CSV), &truth, origin)
-        .and_then(|()| write_pods(&out.join(rundir::POD_TRUTH_CSV), &truth, origin));
+        .and_then(|()| write_pods(&out.join(rundir::POD_TRUTH_CSV), &truth, origin))
+        .and_then(|()| write_evictions(&out.join(rundir::EVICTION_TRUTH_CSV), &truth, origin));
     if let Err(e) = written {
         eprintln!("baton: warning: writing the sandbox's ground truth: {e}");
     }
@@ -45,6 +47,31 @@ fn write_pods(
             .unwrap_or_default();
         w.write_record([rel(m.unix_ns, origin), m.pod, kind])
             .map_err(std::io::Error::other)?;
+    }
+    w.flush()
+}
+
+fn write_evictions(
+    path: &Path,
+    truth: &baton_sandbox::truth::GroundTruth,
+    origin: u128,
+) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    w.write_record(["at_ns", "namespace", "pod", "outcome", "pdb"])
+        .map_err(std::io::Error::other)?;
+    for e in truth.evictions() {
+        let outcome = serde_json::to_value(e.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        w.write_record([
+            rel(e.unix_ns, origin),
+            e.namespace,
+            e.pod,
+            outcome,
+            e.pdb.unwrap_or_default(),
+        ])
+        .map_err(std::io::Error::other)?;
     }
     w.flush()
 }

@@ -71,6 +71,8 @@ pub const STEPS_DIR: &str = "steps";
 pub const GROUND_TRUTH_CSV: &str = "sandbox-ground-truth.csv";
 /// On the sandbox: what each Pod's container did with connections, when.
 pub const POD_TRUTH_CSV: &str = "sandbox-pod-truth.csv";
+/// On the sandbox: every eviction its Eviction API allowed or refused.
+pub const EVICTION_TRUTH_CSV: &str = "sandbox-evictions.csv";
 /// A matrix variant's settings ([`VariantRecord`]).
 pub const VARIANT_JSON: &str = "variant.json";
 
