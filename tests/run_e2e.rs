@@ -1138,3 +1138,37 @@ fn a_node_drain_under_a_budget_with_a_prestop_loses_nothing() {
     let backends = &summary["backends_after_rollout"];
     assert_eq!(backends.as_object().map(|m| m.len()), Some(3), "{backends}");
 }
+
+/// A node drain of a single-replica Deployment with no budget: the only
+/// Pod is evicted, and until its replacement (2 s to warm up) is ready no
+/// endpoint serves. The run fails with `no_ready_endpoints` and the
+/// remedy asks for a second replica and a budget, as a patch.
+#[test]
+fn a_node_drain_of_a_single_replica_fails_with_no_ready_endpoints_and_asks_for_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/drain-single-replica.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let summary = read_json(&dir.path().join("summary.json"));
+    let incidents = summary["incidents"].as_array().unwrap();
+    let gap = incidents
+        .iter()
+        .find(|i| i["cause"] == "no_ready_endpoints")
+        .unwrap_or_else(|| panic!("no no_ready_endpoints incident: {}", summary["causes"]));
+    let remedy = &gap["remedy"];
+    assert!(
+        remedy["text"]
+            .as_str()
+            .unwrap()
+            .contains("at least 2 replicas (now 1) and a PodDisruptionBudget"),
+        "{remedy}"
+    );
+    assert!(
+        remedy["patch"].as_str().unwrap().contains("replicas: 2"),
+        "{remedy}"
+    );
+}

@@ -68,6 +68,7 @@ pub(crate) fn for_incident(
     match cause {
         Cause::EndpointLagOnTermination => endpoint_lag(members, spec),
         Cause::KilledInFlight => killed_in_flight(members, spec),
+        Cause::NoReadyEndpoints => no_ready_endpoints(spec),
         Cause::ContainerCrash => {
             let what = members
                 .iter()
@@ -85,6 +86,30 @@ pub(crate) fn for_incident(
         }
         _ => Remedy {
             text: cause.remedy_template().to_string(),
+            value: None,
+            patch: None,
+        },
+    }
+}
+
+/// No endpoint was ready. With one replica that is any disruption at all
+/// (a rollout with maxUnavailable, an eviction, a node drain): two
+/// replicas and a budget that keeps one are the remedy, as a patch. With
+/// more, the general advice stands.
+fn no_ready_endpoints(spec: Option<&SpecFacts>) -> Remedy {
+    match spec {
+        Some(s) if s.replicas <= 1 => Remedy {
+            text: format!(
+                "run at least 2 replicas (now {}) and a PodDisruptionBudget with minAvailable: 1: \
+                 with one replica, any eviction, node drain or rollout that replaces it leaves no \
+                 ready endpoint until its replacement is ready",
+                s.replicas
+            ),
+            value: None,
+            patch: Some(s.replicas_patch(2)),
+        },
+        _ => Remedy {
+            text: Cause::NoReadyEndpoints.remedy_template().to_string(),
             value: None,
             patch: None,
         },
@@ -266,5 +291,29 @@ mod tests {
     fn seconds_read_whole_or_to_a_tenth() {
         assert_eq!(secs(ms(1200)), "1.2 s");
         assert_eq!(secs(ms(3000)), "3 s");
+    }
+
+    #[test]
+    fn one_replica_without_ready_endpoints_asks_for_two_and_a_budget_as_a_patch() {
+        let spec = |replicas| SpecFacts {
+            name: "web".into(),
+            container: "nginx".into(),
+            grace_period_s: 30,
+            prestop_sleep: None,
+            other_prestop: false,
+            replicas,
+        };
+        let r = no_ready_endpoints(Some(&spec(1)));
+        assert!(r.text.contains("at least 2 replicas (now 1)"), "{}", r.text);
+        assert!(r.text.contains("minAvailable: 1"), "{}", r.text);
+        assert!(
+            r.patch
+                .as_deref()
+                .is_some_and(|p| p.contains("replicas: 2")),
+            "{r:?}"
+        );
+        let general = no_ready_endpoints(Some(&spec(3)));
+        assert_eq!(general.patch, None);
+        assert_eq!(general.text, Cause::NoReadyEndpoints.remedy_template());
     }
 }

@@ -26,6 +26,8 @@ pub struct SpecFacts {
     pub prestop_sleep: Option<Duration>,
     /// It has a preStop hook that is not a plain sleep.
     pub other_prestop: bool,
+    /// `spec.replicas` (1 when unset, as Kubernetes).
+    pub replicas: i32,
 }
 
 impl SpecFacts {
@@ -41,7 +43,13 @@ impl SpecFacts {
                 .unwrap_or(DEFAULT_GRACE_S),
             prestop_sleep,
             other_prestop,
+            replicas: d.spec.replicas.unwrap_or(1),
         })
+    }
+
+    /// The strategic-merge patch that sets the replicas, as YAML.
+    pub fn replicas_patch(&self, replicas: i32) -> String {
+        yaml(json!({"spec": {"replicas": replicas}}))
     }
 
     /// The strategic-merge patch that sets a preStop sleep of `sleep`

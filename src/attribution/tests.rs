@@ -629,6 +629,7 @@ fn run_with_spec(
 
 fn spec(grace_period_s: i64, prestop_ms: Option<u64>) -> SpecFacts {
     SpecFacts {
+        replicas: 3,
         name: "web".into(),
         container: "nginx".into(),
         grace_period_s,
