@@ -7,7 +7,7 @@ use super::*;
 use crate::compare::build_table;
 use crate::compare::sparkline::{Bar, StepMark};
 use crate::matrix::{self, Comparison, cross, parse_vary};
-use quick_xml::events::Event;
+use crate::report::html::strict::parse_strict;
 use std::collections::BTreeMap;
 
 const EVIL: &str = "<script>alert(1)</script>";
@@ -115,98 +115,6 @@ fn plain(runs: &[RunColumn], files: &[RunFiles]) -> String {
     .unwrap()
 }
 
-#[derive(Debug, Default)]
-struct Parsed {
-    /// (element, attributes) in document order.
-    tags: Vec<(String, BTreeMap<String, String>)>,
-    /// Every text node and attribute value, unescaped.
-    texts: Vec<String>,
-    roots: usize,
-}
-
-impl Parsed {
-    fn with_class(&self, class: &str) -> Vec<&BTreeMap<String, String>> {
-        self.tags
-            .iter()
-            .map(|(_, a)| a)
-            .filter(|a| {
-                a.get("class")
-                    .is_some_and(|c| c.split_whitespace().any(|c| c == class))
-            })
-            .collect()
-    }
-
-    fn elements(&self, name: &str) -> Vec<&BTreeMap<String, String>> {
-        self.tags
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, a)| a)
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        self.texts.join("\n")
-    }
-}
-
-/// Parse `html` as XML, failing on anything ill-formed: mismatched or
-/// unclosed tags, bad attributes, entities XML does not know.
-fn parse_strict(html: &str) -> Parsed {
-    let mut reader = quick_xml::Reader::from_str(html);
-    reader.config_mut().check_end_names = true;
-    let mut p = Parsed::default();
-    let mut depth = 0usize;
-    let mut text = String::new();
-    let open = |e: &quick_xml::events::BytesStart<'_>, p: &mut Parsed, depth: usize| {
-        if depth == 0 {
-            p.roots += 1;
-        }
-        let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
-        let mut attrs = BTreeMap::new();
-        for a in e.attributes() {
-            let a = a.unwrap_or_else(|err| panic!("bad attribute in <{name}>: {err}"));
-            let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
-            let value = a.unescape_value().unwrap().into_owned();
-            p.texts.push(value.clone());
-            attrs.insert(key, value);
-        }
-        p.tags.push((name, attrs));
-    };
-    loop {
-        match reader.read_event().expect("well-formed") {
-            Event::Start(e) => {
-                open(&e, &mut p, depth);
-                depth += 1;
-            }
-            Event::Empty(e) => open(&e, &mut p, depth),
-            Event::End(_) => {
-                depth -= 1;
-                p.texts.push(std::mem::take(&mut text));
-            }
-            Event::Text(t) => text.push_str(&t.decode().unwrap()),
-            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
-            Event::GeneralRef(r) => {
-                let c = match r.resolve_char_ref().unwrap() {
-                    Some(c) => c,
-                    None => match r.decode().unwrap().as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => panic!("entity &{other}; is not XML's"),
-                    },
-                };
-                text.push(c);
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    assert_eq!(depth, 0, "unclosed elements at the end");
-    p
-}
-
 #[test]
 fn the_page_is_well_formed_with_the_shared_style_and_one_root() {
     let html = Matrix::new([201, 0]).html();
@@ -217,10 +125,10 @@ fn the_page_is_well_formed_with_the_shared_style_and_one_root() {
     // report.html's stylesheet, inlined.
     assert!(html.contains(".verdict.pass { background: #1a7f37; }"));
     // Its two scripts: the fetch counter and the error counter.
-    assert_eq!(p.elements("script").len(), 2);
+    assert_eq!(p.named("script").len(), 2);
     // It declares it fetches nothing, as report.html does.
     let csp = p
-        .elements("meta")
+        .named("meta")
         .into_iter()
         .find(|a| a.get("http-equiv").map(String::as_str) == Some("Content-Security-Policy"))
         .expect("a Content-Security-Policy");
@@ -392,7 +300,7 @@ fn every_run_has_a_timeline_on_one_shared_axis() {
     let html = m.html();
     let p = parse_strict(&html);
     let sparks: Vec<_> = p
-        .elements("svg")
+        .named("svg")
         .into_iter()
         .filter(|a| a.get("class").map(String::as_str) == Some("spark"))
         .collect();
@@ -418,7 +326,7 @@ fn every_run_has_a_timeline_on_one_shared_axis() {
     files[0].activity = Err("requests.csv: cannot read it".into());
     let p = parse_strict(&plain(&m.runs, &files));
     assert_eq!(
-        p.elements("svg")
+        p.named("svg")
             .iter()
             .filter(|a| a.get("class").map(String::as_str) == Some("spark"))
             .count(),
@@ -483,7 +391,7 @@ fn hostile_labels_settings_notes_and_reasons_stay_text() {
         .unwrap();
         let p = parse_strict(&html);
         // Our own two script elements only, and no attribute but ours.
-        assert_eq!(p.elements("script").len(), 2, "{evil}");
+        assert_eq!(p.named("script").len(), 2, "{evil}");
         assert!(
             p.tags.iter().all(|(_, a)| !a.contains_key("onmouseover")),
             "{evil}"

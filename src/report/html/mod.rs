@@ -25,6 +25,8 @@ mod tips;
 mod view;
 
 #[cfg(test)]
+pub(crate) mod strict;
+#[cfg(test)]
 mod tests;
 
 use crate::analyse::Bucket;

@@ -5,6 +5,7 @@
 
 use super::chart::{ms_label, nice_ceil, tick_step};
 use super::format::{keep_end, keep_start};
+use super::strict::parse_strict;
 use super::view;
 use super::*;
 use crate::analyse::BUCKET_NS;
@@ -241,100 +242,6 @@ fn run_with(text: &str, n_failures: u64) -> Run {
 }
 
 /// What a strict XML pass over the report found.
-#[derive(Default)]
-struct Parsed {
-    /// Every text node and attribute value, unescaped.
-    texts: Vec<String>,
-    /// (element, attribute, value) for every attribute.
-    attrs: Vec<(String, String, String)>,
-    elements: Vec<String>,
-    /// Every element with its attributes, in document order.
-    tags: Vec<(String, BTreeMap<String, String>)>,
-    roots: usize,
-}
-
-impl Parsed {
-    fn count_class(&self, class: &str) -> usize {
-        self.attrs
-            .iter()
-            .filter(|(_, a, v)| a == "class" && v.split_whitespace().any(|c| c == class))
-            .count()
-    }
-}
-
-/// Parse `html` as XML, failing on any ill-formedness: mismatched or
-/// unclosed tags, bad attributes, unknown entities.
-fn parse_strict(html: &str) -> Parsed {
-    let mut reader = quick_xml::Reader::from_str(html);
-    reader.config_mut().check_end_names = true;
-    reader.config_mut().check_comments = true;
-    let mut p = Parsed::default();
-    let mut stack: Vec<String> = Vec::new();
-    let mut text = String::new();
-    let attrs_of = |e: &quick_xml::events::BytesStart<'_>, p: &mut Parsed| {
-        let name = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
-        let mut map = BTreeMap::new();
-        for a in e.attributes() {
-            let a = a.unwrap_or_else(|err| panic!("bad attribute in <{name}>: {err}"));
-            let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
-            let value = a
-                .unescape_value()
-                .unwrap_or_else(|err| panic!("bad escape in <{name} {key}>: {err}"))
-                .into_owned();
-            p.texts.push(value.clone());
-            map.insert(key.clone(), value.clone());
-            p.attrs.push((name.clone(), key, value));
-        }
-        p.tags.push((name.clone(), map));
-        p.elements.push(name.clone());
-        name
-    };
-    loop {
-        let ev = reader.read_event().unwrap_or_else(|e| {
-            panic!("not well-formed at byte {}: {e}", reader.buffer_position())
-        });
-        match ev {
-            Event::Start(e) => {
-                if stack.is_empty() {
-                    p.roots += 1;
-                }
-                let name = attrs_of(&e, &mut p);
-                stack.push(name);
-            }
-            Event::Empty(e) => {
-                if stack.is_empty() {
-                    p.roots += 1;
-                }
-                attrs_of(&e, &mut p);
-            }
-            Event::End(_) => {
-                stack.pop().expect("an end tag without a start");
-                p.texts.push(std::mem::take(&mut text));
-            }
-            Event::Text(t) => text.push_str(&t.decode().unwrap()),
-            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
-            Event::GeneralRef(r) => {
-                let c = match r.resolve_char_ref().unwrap() {
-                    Some(c) => c,
-                    None => match r.decode().unwrap().as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => panic!("entity &{other}; is not XML's"),
-                    },
-                };
-                text.push(c);
-            }
-            Event::Eof => break,
-            Event::DocType(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-        }
-    }
-    assert!(stack.is_empty(), "unclosed elements at the end: {stack:?}");
-    p
-}
-
 #[test]
 fn the_report_is_well_formed_with_one_root() {
     let run = run_with("web-old-c", 3);
