@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::browser::{attr, headless};
+use common::browser::{headless, loaded_clean};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,39 +68,8 @@ fn attrs_of_class(dom: &str, class: &str, name: &str) -> Vec<String> {
 #[test]
 fn the_matrix_page_marks_the_chosen_variant_links_every_report_and_runs_clean() {
     let (_tmp, page) = matrix_page();
-    let html = std::fs::read_to_string(&page).unwrap();
-    let out = headless(&page, &["--dump-dom"]);
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && dom.contains("</html>"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        attr(&dom, "data-script-errors"),
-        Some(0),
-        "script errors on the page (or its script did not run)"
-    );
-    assert_eq!(
-        attr(&dom, "data-blocked-fetches"),
-        Some(0),
-        "the page tried to fetch something (its policy blocked it)"
-    );
-
-    // Self-contained: no src, href or url() with an http(s) or
-    // protocol-relative URL, no @import; in the file as written (where
-    // `/` may be escaped) and in the DOM the browser made of it.
-    let fetches = regex::Regex::new(
-        r#"(?i)(src|href)\s*=\s*["']?\s*(https?:)?(//|&#x2f;&#x2f;)|url\(\s*["']?\s*(https?:)?(//|&#x2f;&#x2f;)|@import"#,
-    )
-    .unwrap();
-    for (what, text) in [("compare.html", html.as_str()), ("its DOM", &dom)] {
-        assert!(
-            !fetches.is_match(text),
-            "{what} loads something from the network: {:?}",
-            fetches.find(text).map(|m| m.as_str())
-        );
-    }
+    // Clean and self-contained, in the file and in the DOM.
+    let dom = loaded_clean(&page);
 
     // The cheapest variant with zero failures is preStop-3s: its
     // timeline row and its column are marked, and nothing else.
