@@ -171,6 +171,15 @@ fn done(report: &StepsReport) {
     );
 }
 
+/// The lines the steps said on the timeline (`step_output`), in order.
+fn lines_said(events: &[LifecycleEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::StepOutput)
+        .map(|e| e.detail.as_str())
+        .collect()
+}
+
 fn step_events(events: &[LifecycleEvent]) -> Vec<(EventKind, String)> {
     events.iter().map(|e| (e.kind, e.object.clone())).collect()
 }
@@ -873,11 +882,7 @@ async fn drain_honours_a_disruption_budget_and_shows_each_refusal_then_evicts() 
         failed.contains(&before[0]) && failed.contains("disruption budget"),
         "the failure names the Pod and the budget: {failed}"
     );
-    let said: Vec<&str> = events
-        .iter()
-        .filter(|e| e.kind == EventKind::StepOutput)
-        .map(|e| e.detail.as_str())
-        .collect();
+    let said = lines_said(&events);
     assert!(
         said.contains(&format!("cordoned node {node}").as_str()),
         "{said:?}"
@@ -904,11 +909,7 @@ async fn drain_honours_a_disruption_budget_and_shows_each_refusal_then_evicts() 
         )))
         .await;
     done(&report);
-    let said: Vec<&str> = events
-        .iter()
-        .filter(|e| e.kind == EventKind::StepOutput)
-        .map(|e| e.detail.as_str())
-        .collect();
+    let said = lines_said(&events);
     assert!(
         said.contains(&format!("evicted {NS}/{}", before[0]).as_str()),
         "{said:?}"

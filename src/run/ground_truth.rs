@@ -27,6 +27,15 @@ pub fn write(out: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
     }
 }
 
+/// The name serde gives a unit enum variant (`upstream_refused`,
+/// `listening`, `evicted`): how the simulator's own types name them.
+fn serde_name(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 /// Unix ns → ns on the run clock.
 fn rel(t: u128, origin: u128) -> String {
     (t as i128 - origin as i128).to_string()
@@ -41,10 +50,7 @@ fn write_pods(
     w.write_record(["at_ns", "pod", "moment"])
         .map_err(std::io::Error::other)?;
     for m in truth.pod_moments() {
-        let kind = serde_json::to_value(m.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let kind = serde_name(&m.kind);
         w.write_record([rel(m.unix_ns, origin), m.pod, kind])
             .map_err(std::io::Error::other)?;
     }
@@ -60,10 +66,7 @@ fn write_evictions(
     w.write_record(["at_ns", "namespace", "pod", "outcome", "pdb"])
         .map_err(std::io::Error::other)?;
     for e in truth.evictions() {
-        let outcome = serde_json::to_value(e.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let outcome = serde_name(&e.outcome);
         w.write_record([
             rel(e.unix_ns, origin),
             e.namespace,
@@ -86,10 +89,7 @@ fn write_connections(
         .map_err(std::io::Error::other)?;
     let rel = |t: u128| rel(t, origin);
     for r in truth.snapshot() {
-        let outcome = serde_json::to_value(r.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let outcome = serde_name(&r.outcome);
         w.write_record([
             rel(r.accepted_unix_ns),
             r.closed_unix_ns.map(rel).unwrap_or_default(),
