@@ -154,7 +154,11 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
         propagation,
         ClusterFacts {
             active_replicasets: active_replicasets_after(dir),
-            pinned_by_affinity: pinned_by_affinity(dir, &profile),
+            pinned_by_affinity: pinned_by_affinity(
+                dir,
+                &profile,
+                cfg.spec.as_ref().map(|s| s.replicas),
+            ),
         },
     );
     run_summary::write_all(&summary, dir).map_err(Exit::from)?;
@@ -398,19 +402,21 @@ fn active_replicasets_after(dir: &Path) -> Option<Vec<String>> {
     struct List {
         items: Vec<k8s_openapi::api::apps::v1::ReplicaSet>,
     }
-    let path = rundir::cluster_file(dir, "replicasets", "after");
-    let text = std::fs::read_to_string(path).ok()?;
-    let list: List = serde_norway::from_str(&text).ok()?;
+    let list: List = cluster_snapshot(dir, "replicasets", "after")?;
     Some(crate::cluster::snapshot::active_replicasets(&list.items))
 }
 
 /// The load pinned to some Pods by the Service's session affinity
 /// (`cluster/service.before.yaml`, the Deployment's replicas and the
 /// load's source addresses); `None` when not, or not recorded.
-fn pinned_by_affinity(dir: &Path, profile: &profile::Profile) -> Option<String> {
-    let text = std::fs::read_to_string(rundir::cluster_file(dir, "service", "before")).ok()?;
-    let service: k8s_openapi::api::core::v1::Service = serde_norway::from_str(&text).ok()?;
-    let replicas = deployment_before(dir)?.spec.replicas.unwrap_or(1);
+/// `replicas`: the Deployment's, read once with the rest of its spec.
+fn pinned_by_affinity(
+    dir: &Path,
+    profile: &profile::Profile,
+    replicas: Option<i32>,
+) -> Option<String> {
+    let service: k8s_openapi::api::core::v1::Service = cluster_snapshot(dir, "service", "before")?;
+    let replicas = replicas?;
     crate::verdict::affinity::pinned(
         service.spec.as_ref()?.session_affinity.as_deref(),
         service.metadata.name.as_deref().unwrap_or("?"),
@@ -423,7 +429,16 @@ fn pinned_by_affinity(dir: &Path, profile: &profile::Profile) -> Option<String> 
 /// for remedies; `None` when the snapshot is missing or unreadable (a
 /// remedy then says what it can without it).
 fn deployment_before(dir: &Path) -> Option<k8s_openapi::api::apps::v1::Deployment> {
-    let path = rundir::cluster_file(dir, "deployment", "before");
-    let text = std::fs::read_to_string(path).ok()?;
+    cluster_snapshot(dir, "deployment", "before")
+}
+
+/// One of the run's `cluster/OBJECT.LABEL.yaml` snapshots; `None` when
+/// missing or unreadable (what needs it then says what it can without).
+fn cluster_snapshot<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    object: &str,
+    label: &str,
+) -> Option<T> {
+    let text = std::fs::read_to_string(rundir::cluster_file(dir, object, label)).ok()?;
     serde_norway::from_str(&text).ok()
 }
