@@ -87,6 +87,9 @@ pub struct Analysis {
     pub versions_after_settled: BTreeMap<String, u64>,
     /// Responses per backend (Pod) after `settled_ns`: the spread.
     pub backends_after_settled: BTreeMap<String, u64>,
+    /// Per [`Marks::windows`] entry: responses per version among requests
+    /// started in it.
+    pub versions_in_windows: Vec<BTreeMap<String, u64>>,
     /// Counts per outcome and the latency, response-time and lateness
     /// histograms, from the rows (the same figures the engine kept).
     pub stats: crate::load::stats::Stats,
@@ -111,6 +114,9 @@ pub struct Marks {
     /// first request each Pod answered while routable
     /// ([`Analysis::first_answers`], in the same order).
     pub probes: Vec<Probe>,
+    /// `[from_ns, to_ns)` spans (open-ended when `None`) whose responses
+    /// are counted per version ([`Analysis::versions_in_windows`]).
+    pub windows: Vec<(u64, Option<u64>)>,
 }
 
 /// "When did `pod` first answer a request started in `[from_ns, until_ns)`?"
@@ -155,6 +161,7 @@ impl Accumulator {
         Accumulator {
             a: Analysis {
                 first_answers: vec![None; marks.probes.len()],
+                versions_in_windows: vec![BTreeMap::new(); marks.windows.len()],
                 ..Analysis::default()
             },
             probes_of,
@@ -191,6 +198,11 @@ impl Accumulator {
             }
             if before {
                 *a.versions_before.entry(v.to_string()).or_default() += 1;
+            }
+            for (i, (from, to)) in self.marks.windows.iter().enumerate() {
+                if r.start_ns >= *from && to.is_none_or(|t| r.start_ns < t) {
+                    *a.versions_in_windows[i].entry(v.to_string()).or_default() += 1;
+                }
             }
         }
         if let (true, Some(b)) = (after, &r.backend) {
@@ -403,6 +415,7 @@ mod tests {
             before_ns: Some(100_000_000),
             settled_ns: settled,
             probes: Vec::new(),
+            windows: vec![(100_000_000, Some(300_000_000))],
         });
         for r in rows {
             acc.add(r);

@@ -38,6 +38,7 @@ fn target() -> WatchTarget {
         namespace: "default".into(),
         deployment: "web-server".into(),
         service: "web-service".into(),
+        nodes: false,
     }
 }
 

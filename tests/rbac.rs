@@ -75,7 +75,8 @@ fn everything_baton_asks() -> Vec<Permission> {
         "- set_image: {image: x}\n- patch: {patch: {}}\n- restart\n- scale: {replicas: 2}\n\
          - delete_pod: {random: true}\n- undo\n- pause\n- resume\n- wait_rollout\n- wait_ready\n\
          - sleep: 1s\n- exec: {command: [true]}\n- await_rollout\n\
-         - annotate: {change_cause: x}\n- drain: {node: n}\n- uncordon: {node: n}\n",
+         - annotate: {change_cause: x}\n- drain: {node: n}\n- uncordon: {node: n}\n\
+         - set_weight: {ingress: web-canary, weight: 10}\n",
     )
     .unwrap();
     assert_eq!(

@@ -10,6 +10,7 @@
 use super::cause::{Cause, Confidence};
 use super::remedy::{self, Remedy};
 use super::{AttributionConfig, FailedRequest, Finding, text};
+use crate::timeline::Timeline;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +41,7 @@ pub struct Incident {
 pub(crate) fn group(
     failed: &[FailedRequest],
     findings: &[Finding],
+    t: &Timeline,
     cfg: &AttributionConfig,
 ) -> (Vec<Incident>, Vec<u32>) {
     let gap = cfg.incident_gap.as_nanos() as u64;
@@ -62,7 +64,7 @@ pub(crate) fn group(
 
     let mut incidents: Vec<(Incident, Vec<usize>)> = groups
         .into_iter()
-        .map(|g| (build(&g, failed, findings, cfg), g))
+        .map(|g| (build(&g, failed, findings, t, cfg), g))
         .collect();
     incidents.sort_by_key(|(inc, _)| {
         (
@@ -91,6 +93,7 @@ fn build(
     members: &[usize],
     failed: &[FailedRequest],
     findings: &[Finding],
+    t: &Timeline,
     cfg: &AttributionConfig,
 ) -> Incident {
     let cause = findings[members[0]].cause;
@@ -133,6 +136,6 @@ fn build(
         outcomes,
         pods: pods.into_iter().collect(),
         evidence,
-        remedy: remedy::for_incident(cause, &pairs, cfg.spec.as_ref()),
+        remedy: remedy::for_incident(cause, &pairs, cfg.spec.as_ref(), t),
     }
 }

@@ -261,7 +261,7 @@ pub fn attribute(
     cfg: &AttributionConfig,
 ) -> AttributionResult {
     let findings: Vec<Finding> = failed.iter().map(|f| judge(f, timeline, cfg)).collect();
-    let (incidents, incident_of) = incident::group(failed, &findings, cfg);
+    let (incidents, incident_of) = incident::group(failed, &findings, timeline, cfg);
     let per_request = failed
         .iter()
         .zip(findings)

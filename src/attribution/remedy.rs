@@ -17,6 +17,8 @@ use super::cause::Cause;
 use super::rules::Candidate as Fit;
 use super::spec::{DEFAULT_GRACE_S, SpecFacts};
 use super::{FailedRequest, Finding, text};
+use crate::cluster::event::EventKind;
+use crate::timeline::Timeline;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +34,11 @@ pub struct Remedy {
     /// --patch-file FILE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
+    /// An object to create or replace, as YAML for `kubectl apply -f`
+    /// (a PodDisruptionBudget), when the change is not a setting of the
+    /// Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 /// `lag` plus 20%, rounded up to the next 100 ms, at least 100 ms.
@@ -64,11 +71,12 @@ pub(crate) fn for_incident(
     cause: Cause,
     members: &[(&FailedRequest, &Finding)],
     spec: Option<&SpecFacts>,
+    t: &Timeline,
 ) -> Remedy {
     match cause {
         Cause::EndpointLagOnTermination => endpoint_lag(members, spec),
         Cause::KilledInFlight => killed_in_flight(members, spec),
-        Cause::NoReadyEndpoints => no_ready_endpoints(spec),
+        Cause::NoReadyEndpoints => no_ready_endpoints(members, spec, t),
         Cause::ContainerCrash => {
             let what = members
                 .iter()
@@ -82,12 +90,14 @@ pub(crate) fn for_incident(
                 },
                 value: None,
                 patch: None,
+                manifest: None,
             }
         }
         _ => Remedy {
             text: cause.remedy_template().to_string(),
             value: None,
             patch: None,
+            manifest: None,
         },
     }
 }
@@ -95,9 +105,44 @@ pub(crate) fn for_incident(
 /// No endpoint was ready. With one replica that is any disruption at all
 /// (a rollout with maxUnavailable, an eviction, a node drain): two
 /// replicas and a budget that keeps one are the remedy, as a patch. With
-/// more, the general advice stands.
-fn no_ready_endpoints(spec: Option<&SpecFacts>) -> Remedy {
+/// more, when Pods it names were evicted (a drain), a budget that lets one
+/// go at a time, as a manifest; otherwise the general advice stands.
+fn no_ready_endpoints(
+    members: &[(&FailedRequest, &Finding)],
+    spec: Option<&SpecFacts>,
+    t: &Timeline,
+) -> Remedy {
+    // The Pods evicted shortly before or during the outage: their loss
+    // emptied the Service.
+    let first = members.iter().map(|(f, _)| f.start_ns).min().unwrap_or(0);
+    let last = members.iter().map(|(f, _)| f.start_ns).max().unwrap_or(0);
+    let evicted: Vec<&str> = t
+        .disruptions()
+        .into_iter()
+        .filter(|(_, _, at)| *at <= last && *at + EVICTION_LOOKBACK.as_nanos() as u64 >= first)
+        .map(|(pod, _, _)| pod)
+        .collect();
     match spec {
+        Some(s) if s.replicas > 1 && !evicted.is_empty() => {
+            let budgets = budgets_of(t);
+            let (name, now) = match budgets.as_slice() {
+                [] => (s.name.clone(), "there is none".to_string()),
+                [one] => (one.clone(), format!("{one} allowed it")),
+                many => (many[0].clone(), format!("{} allowed it", many.join(", "))),
+            };
+            Remedy {
+                text: format!(
+                    "give the Deployment's Pods a PodDisruptionBudget with maxUnavailable: 1 \
+                     ({now}): {} of its {} Pods were evicted while none was ready, and with the \
+                     budget an eviction waits until the Pod's replacement is ready",
+                    evicted.len(),
+                    s.replicas
+                ),
+                value: None,
+                patch: None,
+                manifest: Some(s.budget_manifest(&name, 1)),
+            }
+        }
         Some(s) if s.replicas <= 1 => Remedy {
             text: format!(
                 "run at least 2 replicas (now {}) and a PodDisruptionBudget with minAvailable: 1: \
@@ -107,13 +152,34 @@ fn no_ready_endpoints(spec: Option<&SpecFacts>) -> Remedy {
             ),
             value: None,
             patch: Some(s.replicas_patch(2)),
+            manifest: None,
         },
         _ => Remedy {
             text: Cause::NoReadyEndpoints.remedy_template().to_string(),
             value: None,
             patch: None,
+            manifest: None,
         },
     }
+}
+
+/// How long before an outage an eviction counts as one of its causes: a
+/// drain's evictions land within seconds of each other, the outage follows
+/// once the last of them stops serving (its preStop and grace period).
+const EVICTION_LOOKBACK: Duration = Duration::from_secs(120);
+
+/// The budgets covering the Deployment's Pods that the run saw, by name.
+fn budgets_of(t: &Timeline) -> Vec<String> {
+    let mut names: Vec<String> = t
+        .events()
+        .iter()
+        .filter(|e| e.kind == EventKind::DisruptionsAllowed && !e.new.is_empty())
+        .filter_map(|e| e.object.strip_prefix("poddisruptionbudget/"))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Per Pod, from its deletion to the last failure attributed to it; the
@@ -152,6 +218,7 @@ fn endpoint_lag(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFacts>
                 .to_string(),
             value: None,
             patch: None,
+            manifest: None,
         };
     };
     let v = prestop_for_lag(lag);
@@ -172,6 +239,7 @@ fn endpoint_lag(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFacts>
             ),
             value: None,
             patch: None,
+            manifest: None,
         };
     }
     let action = match now {
@@ -198,6 +266,7 @@ fn endpoint_lag(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFacts>
         text: format!("{action}{grace_text}: {why}"),
         value: Some(v),
         patch: spec.map(|s| s.prestop_patch(v, raise_grace.then_some(needed_grace))),
+        manifest: None,
     }
 }
 
@@ -235,6 +304,7 @@ fn killed_in_flight(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFa
             ),
             value: Some(Duration::from_secs(to as u64)),
             patch: spec.map(|s| s.grace_patch(to)),
+            manifest: None,
         };
     }
     let when = match exit_after {
@@ -259,6 +329,7 @@ fn killed_in_flight(members: &[(&FailedRequest, &Finding)], spec: Option<&SpecFa
         } else {
             None
         },
+        manifest: None,
     }
 }
 
@@ -302,8 +373,10 @@ mod tests {
             prestop_sleep: None,
             other_prestop: false,
             replicas,
+            match_labels: [("app".to_string(), "web".to_string())].into(),
         };
-        let r = no_ready_endpoints(Some(&spec(1)));
+        let t = Timeline::new(Vec::new());
+        let r = no_ready_endpoints(&[], Some(&spec(1)), &t);
         assert!(r.text.contains("at least 2 replicas (now 1)"), "{}", r.text);
         assert!(r.text.contains("minAvailable: 1"), "{}", r.text);
         assert!(
@@ -312,7 +385,7 @@ mod tests {
                 .is_some_and(|p| p.contains("replicas: 2")),
             "{r:?}"
         );
-        let general = no_ready_endpoints(Some(&spec(3)));
+        let general = no_ready_endpoints(&[], Some(&spec(3)), &t);
         assert_eq!(general.patch, None);
         assert_eq!(general.text, Cause::NoReadyEndpoints.remedy_template());
     }

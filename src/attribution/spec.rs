@@ -28,6 +28,9 @@ pub struct SpecFacts {
     pub other_prestop: bool,
     /// `spec.replicas` (1 when unset, as Kubernetes).
     pub replicas: i32,
+    /// The Deployment's `spec.selector.matchLabels`: what a budget for its
+    /// Pods selects.
+    pub match_labels: std::collections::BTreeMap<String, String>,
 }
 
 impl SpecFacts {
@@ -44,7 +47,23 @@ impl SpecFacts {
             prestop_sleep,
             other_prestop,
             replicas: d.spec.replicas.unwrap_or(1),
+            match_labels: d.spec.selector.match_labels.clone().unwrap_or_default(),
         })
+    }
+
+    /// A PodDisruptionBudget named `name` for the Deployment's Pods that
+    /// lets `max_unavailable` of them be evicted at once, as YAML for
+    /// `kubectl apply -f`.
+    pub fn budget_manifest(&self, name: &str, max_unavailable: i32) -> String {
+        yaml(json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": name},
+            "spec": {
+                "maxUnavailable": max_unavailable,
+                "selector": {"matchLabels": self.match_labels},
+            },
+        }))
     }
 
     /// The strategic-merge patch that sets the replicas, as YAML.

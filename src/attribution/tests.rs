@@ -331,6 +331,89 @@ fn a_deleted_pods_lagging_endpoint_beats_zero_ready_at_the_instant() {
     assert_eq!(a.cause, Cause::NoReadyEndpoints);
 }
 
+/// A drain evicts all three Pods at once (no budget): each deletion
+/// carries the `DisruptionTarget` reason; replacements are ready at 6 s.
+fn drained(budget: Option<&str>) -> Vec<LifecycleEvent> {
+    let mut ev = Vec::new();
+    if let Some(b) = budget {
+        ev.push(LifecycleEvent {
+            observed_ns: 0,
+            kind: EventKind::DisruptionsAllowed,
+            object: format!("poddisruptionbudget/{b}"),
+            new: "3".into(),
+            ..Default::default()
+        });
+    }
+    for name in ["a", "b", "c"] {
+        ev.extend(pod_already_up(0, name));
+        let mut down = pod_down(1000, name, 40, 300);
+        down[0].reason = "EvictionByEvictionAPI".into();
+        ev.extend(down);
+    }
+    for name in ["d", "e", "f"] {
+        ev.extend(pod_up(5800, name));
+    }
+    ev
+}
+
+#[test]
+fn an_outage_after_a_drain_evicted_every_pod_asks_for_a_budget_as_a_manifest() {
+    let failed: Vec<_> = (0..10).map(|i| refused(i, 3000 + i * 100)).collect();
+    let r = run_with_spec(drained(None), &failed, spec(30, Some(5000)));
+    let inc = &r.incidents[0];
+    assert_eq!(inc.cause, Cause::NoReadyEndpoints);
+    assert!(
+        inc.remedy.text.starts_with(
+            "give the Deployment's Pods a PodDisruptionBudget with maxUnavailable: 1 (there is none): \
+             3 of its 3 Pods were evicted"
+        ),
+        "{}",
+        inc.remedy.text
+    );
+    let manifest = inc.remedy.manifest.as_deref().expect("a manifest");
+    for needle in [
+        "kind: PodDisruptionBudget",
+        "name: web",
+        "maxUnavailable: 1",
+        "app: web",
+    ] {
+        assert!(manifest.contains(needle), "{needle:?} in\n{manifest}");
+    }
+    assert_eq!(inc.remedy.patch, None);
+    // A budget that allowed it is named, and the manifest replaces it.
+    let r = run_with_spec(drained(Some("web-pdb")), &failed, spec(30, Some(5000)));
+    let inc = &r.incidents[0];
+    assert!(
+        inc.remedy.text.contains("(web-pdb allowed it)"),
+        "{}",
+        inc.remedy.text
+    );
+    assert!(
+        inc.remedy
+            .manifest
+            .as_deref()
+            .is_some_and(|m| m.contains("name: web-pdb")),
+        "{:?}",
+        inc.remedy.manifest
+    );
+}
+
+#[test]
+fn an_outage_of_pods_their_owner_deleted_keeps_the_general_advice() {
+    let mut ev = drained(None);
+    for e in &mut ev {
+        e.reason.clear();
+    }
+    let failed: Vec<_> = (0..10).map(|i| refused(i, 3000 + i * 100)).collect();
+    let r = run_with_spec(ev, &failed, spec(30, Some(5000)));
+    assert_eq!(r.incidents[0].cause, Cause::NoReadyEndpoints);
+    assert_eq!(r.incidents[0].remedy.manifest, None);
+    assert_eq!(
+        r.incidents[0].remedy.text,
+        Cause::NoReadyEndpoints.remedy_template()
+    );
+}
+
 #[test]
 fn zero_ready_only_within_the_allowance_is_no_ready_endpoints_low() {
     let a = one(outage(), refused(0, 5300));
@@ -635,6 +718,7 @@ fn spec(grace_period_s: i64, prestop_ms: Option<u64>) -> SpecFacts {
         grace_period_s,
         prestop_sleep: prestop_ms.map(Duration::from_millis),
         other_prestop: false,
+        match_labels: [("app".to_string(), "web".to_string())].into(),
     }
 }
 

@@ -6,9 +6,12 @@
 //! would be violated: retried every 5 s until the step's timeout, each
 //! refusal on the timeline), then wait for the Pods to be gone.
 //!
-//! Not for: watching Nodes or budgets for the timeline (the step's own
-//! output lines say what it did and what was refused), or draining
-//! several Nodes at once (one after another, as kubectl does).
+//! What the drain does is told as [`Note`]s: lines of the step's output,
+//! and each eviction accepted or refused (the step puts those of the
+//! run's namespace on the timeline as `pod_evicted` / `eviction_refused`).
+//!
+//! Not for: watching Nodes or budgets for the timeline (`cluster::watch`),
+//! or draining several Nodes at once (one after another, as kubectl does).
 
 use super::preflight::Permission;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -148,6 +151,7 @@ pub fn permissions(d: &Drain) -> Vec<Permission> {
     let mut v = vec![
         Permission::new("get", "", "nodes"),
         Permission::new("list", "", "nodes"),
+        Permission::new("watch", "", "nodes"),
         Permission::new("patch", "", "nodes"),
         Permission::new("list", "", "pods"),
         Permission::new("get", "", "pods"),
@@ -164,6 +168,7 @@ pub fn uncordon_permissions() -> Vec<Permission> {
     vec![
         Permission::new("get", "", "nodes"),
         Permission::new("list", "", "nodes"),
+        Permission::new("watch", "", "nodes"),
         Permission::new("patch", "", "nodes"),
     ]
 }
@@ -218,8 +223,29 @@ pub fn plan(pods: &[Pod]) -> Vec<OnNode> {
         .collect()
 }
 
-/// One line of the drain's output (the step's lines on the timeline).
-pub type Say<'a> = &'a mut (dyn FnMut(String) + Send);
+/// What a drain did, as it does it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A line of the step's output.
+    Line(String),
+    /// The Eviction API accepted a Pod's eviction (or, without
+    /// `respect_pdb`, the Pod was deleted: `evicted` false).
+    Evicted {
+        namespace: String,
+        pod: String,
+        node: String,
+        evicted: bool,
+    },
+    /// The Eviction API refused (429): a budget would be violated.
+    Refused {
+        namespace: String,
+        pod: String,
+        message: String,
+    },
+}
+
+/// Where a drain tells what it does.
+pub type Say<'a> = &'a mut (dyn FnMut(Note) + Send);
 
 /// The Nodes a target names, by name, sorted.
 pub async fn nodes(client: &Client, t: &NodeTarget) -> Result<Vec<String>, String> {
@@ -285,7 +311,7 @@ pub async fn drain_node(
     say: Say<'_>,
 ) -> Result<(), String> {
     set_unschedulable(client, node, true).await?;
-    say(format!("cordoned node {node}"));
+    say(Note::Line(format!("cordoned node {node}")));
     let all: Api<Pod> = Api::all(client.clone());
     let on_node = all
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
@@ -293,12 +319,12 @@ pub async fn drain_node(
         .map_err(|e| format!("list pods on node {node:?}: {}", api_message(&e)))?;
     let planned = plan(&on_node.items);
     for p in planned.iter().filter(|p| p.left.is_some()) {
-        say(format!(
+        say(Note::Line(format!(
             "left {}/{}: {}",
             p.namespace,
             p.name,
             p.left.unwrap_or_default()
-        ));
+        )));
     }
     let mut pending: Vec<&OnNode> = planned.iter().filter(|p| p.left.is_none()).collect();
     // Per Pod: how many times a budget refused it, and the last reason.
@@ -318,22 +344,35 @@ pub async fn drain_node(
                     .map(|_| ())
             };
             match r {
-                Ok(()) => say(format!(
-                    "{} {key}",
-                    if d.respect_pdb { "evicted" } else { "deleted" }
-                )),
+                Ok(()) => {
+                    say(Note::Line(format!(
+                        "{} {key}",
+                        if d.respect_pdb { "evicted" } else { "deleted" }
+                    )));
+                    say(Note::Evicted {
+                        namespace: p.namespace.clone(),
+                        pod: p.name.clone(),
+                        node: node.to_string(),
+                        evicted: d.respect_pdb,
+                    });
+                }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(kube::Error::Api(e)) if e.code == 429 => {
                     let n = refused.entry(key.clone()).or_insert((0, String::new()));
                     n.0 += 1;
                     n.1.clone_from(&e.message);
                     if n.0 == 1 {
-                        say(format!(
+                        say(Note::Line(format!(
                             "eviction of {key} refused (will retry every {} s): {}",
                             RETRY_EVERY.as_secs(),
                             e.message
-                        ));
+                        )));
                     }
+                    say(Note::Refused {
+                        namespace: p.namespace.clone(),
+                        pod: p.name.clone(),
+                        message: e.message.clone(),
+                    });
                     still.push(p);
                 }
                 Err(e) => return Err(format!("evict {key}: {}", api_message(&e))),
@@ -392,7 +431,7 @@ pub async fn drain_node(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    say(format!("drained node {node}"));
+    say(Note::Line(format!("drained node {node}")));
     Ok(())
 }
 

@@ -37,7 +37,10 @@ pub enum EventKind {
     PodNotReady,
     /// `deletionTimestamp` set: the Pod is terminating. API time is the
     /// moment the delete was accepted (deletionTimestamp minus the grace
-    /// period); `grace_period_s` holds deletionGracePeriodSeconds.
+    /// period); `grace_period_s` holds deletionGracePeriodSeconds;
+    /// `reason` the Pod's `DisruptionTarget` condition's reason when it has
+    /// one (`EvictionByEvictionAPI`, `PreemptionByScheduler`,
+    /// `DeletionByTaintManager`, ...; format 3), empty otherwise.
     PodDeleting,
     /// A container terminated (`exit_code`, `reason`; finishedAt as API time).
     ContainerTerminated,
@@ -87,6 +90,29 @@ pub enum EventKind {
     /// A watch re-listed after a 410 or a dropped stream; `blind_ns` is how
     /// long it saw nothing. Events synthesised from the re-list carry `late`.
     WatchRestarted,
+
+    // --- Disruptions around the Deployment (format 3) ---
+    /// A Node was cordoned (`spec.unschedulable` turned true; object
+    /// `node/NAME`). Watched when the profile drains or uncordons.
+    NodeCordoned,
+    /// A Node was uncordoned.
+    NodeUncordoned,
+    /// A `drain` step's eviction of a Pod was accepted (object `pod/NAME`,
+    /// `reason` `EvictionByEvictionAPI`, or `Deleted` when the drain
+    /// deletes rather than evicts; `detail` the Node).
+    PodEvicted,
+    /// The Eviction API refused to evict a Pod (429: a
+    /// PodDisruptionBudget would be violated); `reason`
+    /// `TooManyRequests`, `detail` the API's message. The drain retries.
+    EvictionRefused,
+    /// A PodDisruptionBudget's `status.disruptionsAllowed` changed
+    /// (object `poddisruptionbudget/NAME`, `old` → `new`; `detail` its
+    /// healthy / desired / expected Pods).
+    DisruptionsAllowed,
+    /// A HorizontalPodAutoscaler's `status.desiredReplicas` changed
+    /// (object `horizontalpodautoscaler/NAME`, `old` → `new`; `detail` its
+    /// current metrics).
+    AutoscalerDesired,
 }
 
 impl EventKind {
@@ -120,6 +146,12 @@ impl EventKind {
             EventKind::StepOutput => "step_output",
             EventKind::RolloutStalled => "rollout_stalled",
             EventKind::WatchRestarted => "watch_restarted",
+            EventKind::NodeCordoned => "node_cordoned",
+            EventKind::NodeUncordoned => "node_uncordoned",
+            EventKind::PodEvicted => "pod_evicted",
+            EventKind::EvictionRefused => "eviction_refused",
+            EventKind::DisruptionsAllowed => "disruptions_allowed",
+            EventKind::AutoscalerDesired => "autoscaler_desired",
         }
     }
 }
@@ -177,6 +209,8 @@ mod tests {
             EventKind::ReplicaSetScaled,
             EventKind::EndpointNotServing,
             EventKind::WatchRestarted,
+            EventKind::EvictionRefused,
+            EventKind::AutoscalerDesired,
         ];
         for k in kinds {
             let json = serde_json::to_string(&k).unwrap();

@@ -19,6 +19,7 @@ pub mod event;
 pub mod exec;
 pub mod liveness;
 pub mod normalise;
+pub mod object_ref;
 pub mod preflight;
 pub mod restore;
 pub mod rollout;

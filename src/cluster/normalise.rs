@@ -1,5 +1,7 @@
 //! Turns successive states of the watched objects (Pods, EndpointSlices,
-//! ReplicaSets, the Deployment, core/v1 Events) into [`LifecycleEvent`]s:
+//! ReplicaSets, the Deployment, core/v1 Events, and around them the
+//! Nodes, PodDisruptionBudgets and HorizontalPodAutoscalers that disrupt
+//! or resize it) into [`LifecycleEvent`]s:
 //! the transitions between the last known state of each object and the new
 //! one, as `EventKind`'s doc comments define them.
 //!
@@ -19,8 +21,10 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ContainerStatus, Event as CoreEvent, Pod};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ContainerStatus, Event as CoreEvent, Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -51,15 +55,23 @@ pub enum Resource {
     ReplicaSets,
     Deployments,
     Events,
+    /// Watched only when the profile drains or uncordons (cluster-scoped:
+    /// the drain's ClusterRole grants it).
+    Nodes,
+    DisruptionBudgets,
+    Autoscalers,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 8] = [
         Resource::Pods,
         Resource::EndpointSlices,
         Resource::ReplicaSets,
         Resource::Deployments,
         Resource::Events,
+        Resource::Nodes,
+        Resource::DisruptionBudgets,
+        Resource::Autoscalers,
     ];
 
     /// The API's plural name (`pods`, ...), as in `watch/pods`.
@@ -70,6 +82,9 @@ impl Resource {
             Resource::ReplicaSets => "replicasets",
             Resource::Deployments => "deployments",
             Resource::Events => "events",
+            Resource::Nodes => "nodes",
+            Resource::DisruptionBudgets => "poddisruptionbudgets",
+            Resource::Autoscalers => "horizontalpodautoscalers",
         }
     }
 }
@@ -82,6 +97,9 @@ pub enum Object {
     ReplicaSet(Box<ReplicaSet>),
     Deployment(Box<Deployment>),
     Event(Box<CoreEvent>),
+    Node(Box<Node>),
+    DisruptionBudget(Box<PodDisruptionBudget>),
+    Autoscaler(Box<HorizontalPodAutoscaler>),
 }
 
 impl Object {
@@ -92,6 +110,9 @@ impl Object {
             Object::ReplicaSet(_) => Resource::ReplicaSets,
             Object::Deployment(_) => Resource::Deployments,
             Object::Event(_) => Resource::Events,
+            Object::Node(_) => Resource::Nodes,
+            Object::DisruptionBudget(_) => Resource::DisruptionBudgets,
+            Object::Autoscaler(_) => Resource::Autoscalers,
         }
     }
 
@@ -102,6 +123,9 @@ impl Object {
             Object::ReplicaSet(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
+            Object::Node(o) => &o.metadata,
+            Object::DisruptionBudget(o) => &o.metadata,
+            Object::Autoscaler(o) => &o.metadata,
         }
     }
 
@@ -141,6 +165,14 @@ pub struct Normaliser {
     /// (Event uid, count) already reported: a re-list or a repeated
     /// MODIFIED must not report the same occurrence twice.
     events_seen: HashSet<(String, i32)>,
+    /// The Deployment's Pod template labels: which budgets cover it.
+    pod_labels: BTreeMap<String, String>,
+    /// Node name → cordoned.
+    nodes: BTreeMap<String, bool>,
+    /// Budget name → disruptionsAllowed, for budgets selecting the Pods.
+    budgets: BTreeMap<String, i32>,
+    /// Autoscaler name → desiredReplicas, for those scaling the Deployment.
+    autoscalers: BTreeMap<String, i32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -155,6 +187,9 @@ struct PodState {
     ready: Option<(bool, Option<Timestamp>)>,
     /// deletionTimestamp and deletionGracePeriodSeconds, once set.
     deleting: Option<(Option<Timestamp>, Option<i64>)>,
+    /// The `DisruptionTarget` condition's reason (why the Pod is being
+    /// terminated by something other than its owner: an eviction, ...).
+    disruption: Option<String>,
     containers: BTreeMap<String, ContainerState>,
 }
 
@@ -202,7 +237,18 @@ impl Normaliser {
             replica_sets: BTreeMap::new(),
             deploy: None,
             events_seen: HashSet::new(),
+            pod_labels: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            autoscalers: BTreeMap::new(),
         }
+    }
+
+    /// The labels of the Deployment's Pods: budgets selecting them are the
+    /// Deployment's (without them, no budget is reported).
+    pub fn with_pod_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.pod_labels = labels;
+        self
     }
 
     /// An object was added or modified (a watch's ADDED / MODIFIED). A Pod
@@ -234,6 +280,9 @@ impl Normaliser {
             Object::ReplicaSet(rs) => self.replica_set(&rs, observed_ns, &mut out),
             Object::Deployment(d) => self.deployment(&d, observed_ns, &mut out),
             Object::Event(e) => self.cluster_event(&e, observed_ns, &mut out),
+            Object::Node(n) => self.node(&n, observed_ns, &mut out),
+            Object::DisruptionBudget(b) => self.budget(&b, observed_ns, &mut out),
+            Object::Autoscaler(a) => self.autoscaler(&a, observed_ns, &mut out),
         }
         out
     }
@@ -271,6 +320,9 @@ impl Normaliser {
                 .collect(),
             // Events expire; their absence means nothing.
             Resource::Events => Vec::new(),
+            Resource::Nodes => self.nodes.keys().cloned().collect(),
+            Resource::DisruptionBudgets => self.budgets.keys().cloned().collect(),
+            Resource::Autoscalers => self.autoscalers.keys().cloned().collect(),
         };
         for name in known.iter().filter(|n| !present.contains(*n)) {
             self.forget(resource, name, observed_ns, &mut out);
@@ -341,6 +393,34 @@ impl Normaliser {
                 }
             }
             Resource::Events => {}
+            // A Node leaving the cluster is not a cordon; say nothing.
+            Resource::Nodes => {
+                self.nodes.remove(name);
+            }
+            Resource::DisruptionBudgets => {
+                if let Some(n) = self.budgets.remove(name) {
+                    out.push(LifecycleEvent {
+                        observed_ns: at,
+                        kind: EventKind::DisruptionsAllowed,
+                        object: format!("poddisruptionbudget/{name}"),
+                        old: n.to_string(),
+                        detail: "PodDisruptionBudget deleted".into(),
+                        ..Default::default()
+                    });
+                }
+            }
+            Resource::Autoscalers => {
+                if let Some(n) = self.autoscalers.remove(name) {
+                    out.push(LifecycleEvent {
+                        observed_ns: at,
+                        kind: EventKind::AutoscalerDesired,
+                        object: format!("horizontalpodautoscaler/{name}"),
+                        old: n.to_string(),
+                        detail: "HorizontalPodAutoscaler deleted".into(),
+                        ..Default::default()
+                    });
+                }
+            }
         }
     }
 
@@ -450,6 +530,7 @@ impl Normaliser {
             out.push(LifecycleEvent {
                 api_ns: accepted.map(|t| self.clock.wall_to_ns(t)),
                 grace_period_s: grace,
+                reason: new.disruption.clone().unwrap_or_default(),
                 ..ev(EventKind::PodDeleting)
             });
         }
@@ -629,6 +710,123 @@ impl Normaliser {
         self.deploy = Some(new);
     }
 
+    // ---- Nodes, budgets, autoscalers ------------------------------------------
+
+    fn node(&mut self, n: &Node, at: u64, out: &mut Vec<LifecycleEvent>) {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let cordoned = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+        let old = self.nodes.insert(name.clone(), cordoned);
+        // A Node first seen schedulable is the normal state: nothing to say.
+        if old == Some(cordoned) || (old.is_none() && !cordoned) {
+            return;
+        }
+        out.push(LifecycleEvent {
+            observed_ns: at,
+            kind: if cordoned {
+                EventKind::NodeCordoned
+            } else {
+                EventKind::NodeUncordoned
+            },
+            object: format!("node/{name}"),
+            new: if cordoned {
+                "unschedulable"
+            } else {
+                "schedulable"
+            }
+            .into(),
+            ..Default::default()
+        });
+    }
+
+    fn budget(&mut self, b: &PodDisruptionBudget, at: u64, out: &mut Vec<LifecycleEvent>) {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        let selects = b
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .and_then(|sel| kube::core::Selector::try_from(sel).ok())
+            .is_some_and(|sel| {
+                use kube::core::SelectorExt;
+                !sel.selects_all() && sel.matches(&self.pod_labels)
+            });
+        if !selects || self.pod_labels.is_empty() {
+            return;
+        }
+        let st = b.status.clone().unwrap_or_default();
+        let allowed = st.disruptions_allowed.unwrap_or(0);
+        let old = self.budgets.insert(name.clone(), allowed);
+        if old == Some(allowed) {
+            return;
+        }
+        let spec = b.spec.clone().unwrap_or_default();
+        let rule = match (&spec.min_available, &spec.max_unavailable) {
+            (Some(m), _) => format!("minAvailable {}", int_or_string(m)),
+            (None, Some(m)) => format!("maxUnavailable {}", int_or_string(m)),
+            (None, None) => "no minAvailable or maxUnavailable".into(),
+        };
+        out.push(LifecycleEvent {
+            observed_ns: at,
+            kind: EventKind::DisruptionsAllowed,
+            object: format!("poddisruptionbudget/{name}"),
+            old: old.map(|n| n.to_string()).unwrap_or_default(),
+            new: allowed.to_string(),
+            detail: format!(
+                "{rule}: healthy {} of {} expected, {} desired",
+                st.current_healthy.unwrap_or(0),
+                st.expected_pods.unwrap_or(0),
+                st.desired_healthy.unwrap_or(0)
+            ),
+            ..Default::default()
+        });
+    }
+
+    fn autoscaler(&mut self, a: &HorizontalPodAutoscaler, at: u64, out: &mut Vec<LifecycleEvent>) {
+        let name = a.metadata.name.clone().unwrap_or_default();
+        let spec = a.spec.clone();
+        let target = &spec.scale_target_ref;
+        if target.kind != "Deployment" || target.name != self.deployment {
+            return;
+        }
+        let Some(st) = a.status.clone() else { return };
+        let desired = st.desired_replicas;
+        let old = self.autoscalers.insert(name.clone(), desired);
+        if old == Some(desired) {
+            return;
+        }
+        let metrics: Vec<String> = st
+            .current_metrics
+            .iter()
+            .flatten()
+            .filter_map(|m| {
+                let r = m.resource.as_ref()?;
+                let u = r.current.average_utilization?;
+                Some(format!("{} {u}%", r.name))
+            })
+            .collect();
+        out.push(LifecycleEvent {
+            observed_ns: at,
+            api_ns: self
+                .api(st.last_scale_time.as_ref().map(|t| t.0))
+                .filter(|_| old.is_some()),
+            kind: EventKind::AutoscalerDesired,
+            object: format!("horizontalpodautoscaler/{name}"),
+            old: old.map(|n| n.to_string()).unwrap_or_default(),
+            new: desired.to_string(),
+            detail: format!(
+                "current {} (min {}, max {}){}",
+                st.current_replicas.unwrap_or(0),
+                spec.min_replicas.unwrap_or(1),
+                spec.max_replicas,
+                if metrics.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", metrics.join(", "))
+                }
+            ),
+            ..Default::default()
+        });
+    }
+
     // ---- core/v1 Events ------------------------------------------------------
 
     /// Whether an Event's involved object is one of the target's: its
@@ -763,6 +961,14 @@ fn endpoint_event(
     }
 }
 
+fn int_or_string(v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    match v {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
 fn ts(t: &Option<Time>) -> Option<Timestamp> {
     t.as_ref().map(|t| t.0)
 }
@@ -793,6 +999,16 @@ fn pod_state(pod: &Pod) -> PodState {
             .deletion_timestamp
             .as_ref()
             .map(|t| (Some(t.0), m.deletion_grace_period_seconds)),
+        disruption: status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+            .map(|c| {
+                c.reason
+                    .clone()
+                    .unwrap_or_else(|| "DisruptionTarget".into())
+            }),
         containers: status
             .container_statuses
             .iter()
@@ -1124,6 +1340,100 @@ mod tests {
         assert_eq!(ev[0].grace_period_s, Some(30));
         assert_eq!(ev[0].api_ns, api(&clock, 0));
         assert!(n.applied(pod(deleting), 3).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn an_evicted_pods_deletion_carries_its_disruption_reason() {
+        let (clock, mut n) = norm();
+        n.applied(pod(json!({})), 1);
+        // The Eviction API adds the condition, then deletes: the reason
+        // seen first is the one the deletion carries.
+        let marked = json!({"status": {"conditions": [
+            {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI"}]}});
+        assert!(n.applied(pod(marked.clone()), 2).is_empty());
+        let mut deleting = marked;
+        merge(
+            &mut deleting,
+            json!({"metadata": {"deletionTimestamp": at(&clock, 30), "deletionGracePeriodSeconds": 30}}),
+        );
+        let ev = n.applied(pod(deleting), 3);
+        assert_eq!(kinds(&ev), [PodDeleting]);
+        assert_eq!(ev[0].reason, "EvictionByEvictionAPI");
+        // An owner's deletion has no reason.
+        let (clock, mut n) = norm();
+        n.applied(pod(json!({})), 1);
+        let ev = n.applied(
+            pod(json!({"metadata": {"deletionTimestamp": at(&clock, 30), "deletionGracePeriodSeconds": 30}})),
+            2,
+        );
+        assert_eq!(ev[0].reason, "");
+    }
+
+    fn node(name: &str, unschedulable: bool) -> Object {
+        Object::Node(Box::new(obj(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"unschedulable": unschedulable}}))))
+    }
+
+    #[test]
+    fn a_cordon_and_an_uncordon_are_reported_but_a_schedulable_node_is_not() {
+        let (_, mut n) = norm();
+        assert!(n.applied(node("n1", false), 1).is_empty());
+        let ev = n.applied(node("n1", true), 2);
+        assert_eq!(kinds(&ev), [NodeCordoned]);
+        assert_eq!(ev[0].object, "node/n1");
+        assert!(n.applied(node("n1", true), 3).is_empty());
+        assert_eq!(kinds(&n.applied(node("n1", false), 4)), [NodeUncordoned]);
+        // Already cordoned when first seen: that is news.
+        assert_eq!(kinds(&n.applied(node("n2", true), 5)), [NodeCordoned]);
+    }
+
+    fn budget(name: &str, app: &str, allowed: i32) -> Object {
+        Object::DisruptionBudget(Box::new(obj(json!({
+            "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": name},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": app}}},
+            "status": {"disruptionsAllowed": allowed, "currentHealthy": 3, "desiredHealthy": 2,
+                       "expectedPods": 3, "observedGeneration": 1}}))))
+    }
+
+    #[test]
+    fn only_budgets_covering_the_deployments_pods_report_their_allowed_disruptions() {
+        let clock = RunClock::start();
+        let mut n = Normaliser::new(clock, "web-server")
+            .with_pod_labels([("app".to_string(), "web".to_string())].into());
+        let ev = n.applied(budget("web-pdb", "web", 1), 1);
+        assert_eq!(kinds(&ev), [DisruptionsAllowed]);
+        assert_eq!((ev[0].old.as_str(), ev[0].new.as_str()), ("", "1"));
+        assert!(ev[0].detail.contains("minAvailable 2"), "{}", ev[0].detail);
+        assert!(n.applied(budget("web-pdb", "web", 1), 2).is_empty());
+        let ev = n.applied(budget("web-pdb", "web", 0), 3);
+        assert_eq!((ev[0].old.as_str(), ev[0].new.as_str()), ("1", "0"));
+        assert!(n.applied(budget("db-pdb", "db", 1), 4).is_empty());
+        let ev = n.deleted(budget("web-pdb", "web", 0), 5);
+        assert_eq!(kinds(&ev), [DisruptionsAllowed]);
+        assert_eq!(ev[0].new, "");
+    }
+
+    fn autoscaler(target: &str, desired: i32) -> Object {
+        Object::Autoscaler(Box::new(obj(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web-hpa"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                     "minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": 3, "desiredReplicas": desired, "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120}}}]}}))))
+    }
+
+    #[test]
+    fn an_autoscaler_of_the_deployment_reports_each_new_desired_count() {
+        let (_, mut n) = norm();
+        let ev = n.applied(autoscaler("web-server", 3), 1);
+        assert_eq!(kinds(&ev), [AutoscalerDesired]);
+        let ev = n.applied(autoscaler("web-server", 6), 2);
+        assert_eq!((ev[0].old.as_str(), ev[0].new.as_str()), ("3", "6"));
+        assert!(ev[0].detail.contains("cpu 120%"), "{}", ev[0].detail);
+        assert!(n.applied(autoscaler("web-server", 6), 3).is_empty());
+        assert!(n.applied(autoscaler("other", 4), 4).is_empty());
     }
 
     #[test]

@@ -135,7 +135,8 @@ pub fn rbac_rules(perms: &[Permission]) -> String {
 }
 
 /// What the watches (`get`, `list`, `watch` on Pods, EndpointSlices,
-/// ReplicaSets, Deployments, Events) and the snapshots (the Service) need,
+/// ReplicaSets, Deployments, Events, PodDisruptionBudgets,
+/// HorizontalPodAutoscalers) and the snapshots (the Service) need,
 /// whatever the steps.
 pub fn base_permissions() -> Vec<Permission> {
     let mut v = Vec::new();
@@ -145,6 +146,8 @@ pub fn base_permissions() -> Vec<Permission> {
         ("apps", "replicasets"),
         ("apps", "deployments"),
         ("", "events"),
+        ("policy", "poddisruptionbudgets"),
+        ("autoscaling", "horizontalpodautoscalers"),
     ] {
         for verb in ["get", "list", "watch"] {
             v.push(Permission::new(verb, group, resource));
@@ -167,8 +170,12 @@ pub fn permissions_for(steps: &[Step]) -> Vec<Permission> {
             | Step::Pause(_)
             | Step::Resume(_)
             | Step::Undo(_)
-            | Step::Annotate(_)
+            | Step::Annotate(super::steps::Annotate { object: None, .. })
             | Step::Apply(_) => Permission::new("patch", "apps", "deployments"),
+            Step::Annotate(super::steps::Annotate {
+                object: Some(o), ..
+            }) => o.patch_permission(),
+            Step::SetWeight(w) => w.object().patch_permission(),
             Step::Scale(_) => Permission::sub("patch", "apps", "deployments", "scale"),
             Step::DeletePod(_) => Permission::new("delete", "", "pods"),
             Step::Drain(d) => {

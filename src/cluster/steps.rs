@@ -59,6 +59,45 @@ pub enum Step {
     Annotate(Annotate),
     Drain(super::drain::Drain),
     Uncordon(super::drain::Uncordon),
+    SetWeight(SetWeight),
+}
+
+/// ingress-nginx's canary weight annotation: the share (of
+/// `canary-weight-total`, 100 by default) of requests a canary Ingress
+/// takes from the main one for the same host and path.
+pub const CANARY_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// `set_weight: {ingress: web-canary, weight: 10}`: the canary Ingress's
+/// weight annotation set to `weight` (a merge patch, what `kubectl
+/// annotate ingress web-canary nginx.ingress.kubernetes.io/canary-weight=10
+/// --overwrite` does). `annotation` names another controller's weight
+/// annotation (its value must be a plain number of percent too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetWeight {
+    pub ingress: String,
+    /// Percent of requests, 0 to 100.
+    #[serde(deserialize_with = "percent")]
+    pub weight: u8,
+    #[serde(default = "canary_weight")]
+    pub annotation: String,
+}
+
+fn canary_weight() -> String {
+    CANARY_WEIGHT.to_string()
+}
+
+fn percent<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let n = u64::deserialize(d)?;
+    u8::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
+        serde::de::Error::custom(format!("{n} is not a weight: give a percent, 0 to 100"))
+    })
+}
+
+impl SetWeight {
+    pub fn object(&self) -> super::object_ref::ObjectRef {
+        super::object_ref::ObjectRef::new(super::object_ref::Kind::Ingress, &self.ingress)
+    }
 }
 
 /// The annotation `kubectl rollout history` shows as CHANGE-CAUSE: the
@@ -66,18 +105,24 @@ pub enum Step {
 pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// `annotate: {change_cause: "…"}` and/or `{annotations: {key: value}}`
-/// on the Deployment (a merge patch). Before a `set_image`, the change
-/// cause lands on the new ReplicaSet and in the rollout history.
+/// on the Deployment (a merge patch), or on `object: KIND/NAME` (an
+/// Ingress, an autoscaler, ...; see [`super::object_ref`]). Before a
+/// `set_image`, the change cause lands on the new ReplicaSet and in the
+/// rollout history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "AnnotateRaw", into = "AnnotateRaw")]
 pub struct Annotate {
     /// Every annotation to set, `kubernetes.io/change-cause` included.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// `None`: the Deployment under test.
+    pub object: Option<super::object_ref::ObjectRef>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AnnotateRaw {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object: Option<super::object_ref::ObjectRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     change_cause: Option<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -102,7 +147,10 @@ impl TryFrom<AnnotateRaw> for Annotate {
                     .into(),
             );
         }
-        Ok(Annotate { annotations })
+        Ok(Annotate {
+            annotations,
+            object: r.object,
+        })
     }
 }
 
@@ -111,6 +159,7 @@ impl From<Annotate> for AnnotateRaw {
         let mut annotations = a.annotations;
         let change_cause = annotations.remove(CHANGE_CAUSE);
         AnnotateRaw {
+            object: a.object,
             change_cause,
             annotations,
         }
@@ -324,6 +373,15 @@ impl Default for Wait {
 }
 
 impl Step {
+    /// Whether it changes the cluster (rather than waiting or sleeping):
+    /// such a step ends the window in which the step before is judged.
+    pub fn changes_cluster(&self) -> bool {
+        !matches!(
+            self,
+            Step::WaitRollout(_) | Step::WaitReady(_) | Step::AwaitRollout(_) | Step::Sleep(_)
+        )
+    }
+
     /// The step's key in the profile.
     pub fn name(&self) -> &'static str {
         match self {
@@ -344,6 +402,7 @@ impl Step {
             Step::Annotate(_) => "annotate",
             Step::Drain(_) => "drain",
             Step::Uncordon(_) => "uncordon",
+            Step::SetWeight(_) => "set_weight",
         }
     }
 }
@@ -369,6 +428,7 @@ impl Serialize for Step {
             Step::Annotate(v) => m.serialize_entry(k, v)?,
             Step::Drain(v) => m.serialize_entry(k, v)?,
             Step::Uncordon(v) => m.serialize_entry(k, v)?,
+            Step::SetWeight(v) => m.serialize_entry(k, v)?,
             Step::Sleep(d) => m.serialize_entry(k, &humantime_serde::Serde::from(*d))?,
         }
         m.end()
@@ -394,6 +454,7 @@ pub const STEP_NAMES: &[&str] = &[
     "annotate",
     "drain",
     "uncordon",
+    "set_weight",
 ];
 
 /// By hand rather than derived: serde_norway reads externally tagged
@@ -461,6 +522,7 @@ impl<'de> serde::de::Visitor<'de> for StepVisitor {
             "annotate" => Step::Annotate(map.next_value()?),
             "drain" => Step::Drain(map.next_value()?),
             "uncordon" => Step::Uncordon(map.next_value()?),
+            "set_weight" => Step::SetWeight(map.next_value()?),
             "await_rollout" => {
                 Step::AwaitRollout(map.next_value::<Option<_>>()?.unwrap_or_default())
             }
@@ -538,8 +600,18 @@ impl fmt::Display for Step {
                 Ok(())
             }
             Step::Uncordon(u) => write!(f, "{k} {}", u.target),
+            Step::SetWeight(w) => {
+                write!(f, "{k} {} {}%", w.object(), w.weight)?;
+                if w.annotation != CANARY_WEIGHT {
+                    write!(f, " ({})", w.annotation)?;
+                }
+                Ok(())
+            }
             Step::Annotate(a) => {
                 write!(f, "{k}")?;
+                if let Some(o) = &a.object {
+                    write!(f, " {o}")?;
+                }
                 for (key, value) in &a.annotations {
                     let mut v: String = value.chars().take(60).collect();
                     if value.chars().count() > 60 {
@@ -693,10 +765,17 @@ impl StepContext {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    fn emit(&self, kind: EventKind, object: String, reason: &str, detail: String) {
+    /// `event` on the timeline, stamped now.
+    fn record(&self, event: LifecycleEvent) {
         // A closed timeline (the run is ending) must not stop the steps.
         let _ = self.events.send(LifecycleEvent {
             observed_ns: self.clock.now_ns(),
+            ..event
+        });
+    }
+
+    fn emit(&self, kind: EventKind, object: String, reason: &str, detail: String) {
+        self.record(LifecycleEvent {
             kind,
             object,
             reason: reason.into(),
@@ -882,7 +961,29 @@ async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
             }
             Step::Annotate(a) => {
                 let patch = serde_json::json!({"metadata": {"annotations": a.annotations}});
-                rollout::patch(&ctx.client, ns, name, PatchType::Merge, &patch).await?;
+                match &a.object {
+                    None => {
+                        rollout::patch(&ctx.client, ns, name, PatchType::Merge, &patch).await?;
+                    }
+                    Some(o) => o
+                        .merge_patch(&ctx.client, ns, &patch)
+                        .await
+                        .map_err(|reason| RolloutError::Invalid {
+                            what: "annotate".into(),
+                            reason,
+                        })?,
+                }
+            }
+            Step::SetWeight(w) => {
+                let patch = serde_json::json!({"metadata": {"annotations": {
+                    w.annotation.as_str(): w.weight.to_string()}}});
+                w.object()
+                    .merge_patch(&ctx.client, ns, &patch)
+                    .await
+                    .map_err(|reason| RolloutError::Invalid {
+                        what: "set_weight".into(),
+                        reason,
+                    })?;
             }
             Step::Restart(_) => {
                 rollout::restart(&api, ns, name, SystemTime::now()).await?;
@@ -945,7 +1046,44 @@ async fn execute(ctx: &StepContext, step: &Step, index: usize) -> StepEnd {
 async fn drain(ctx: &StepContext, d: &super::drain::Drain, index: usize) -> StepEnd {
     let until = tokio::time::Instant::now() + d.timeout;
     let object = format!("step/{index}");
-    let mut say = |line: String| ctx.emit(EventKind::StepOutput, object.clone(), "stdout", line);
+    let mut say = |note: super::drain::Note| match note {
+        super::drain::Note::Line(line) => {
+            ctx.emit(EventKind::StepOutput, object.clone(), "stdout", line)
+        }
+        // Pods of other namespaces are the drain's business, not the
+        // timeline's: their lines say what happened to them.
+        super::drain::Note::Evicted {
+            namespace,
+            pod,
+            node,
+            evicted,
+        } if namespace == ctx.namespace => ctx.record(LifecycleEvent {
+            kind: EventKind::PodEvicted,
+            object: format!("pod/{pod}"),
+            pod,
+            reason: if evicted {
+                "EvictionByEvictionAPI"
+            } else {
+                "Deleted"
+            }
+            .into(),
+            detail: format!("{object}: drain of node {node}"),
+            ..Default::default()
+        }),
+        super::drain::Note::Refused {
+            namespace,
+            pod,
+            message,
+        } if namespace == ctx.namespace => ctx.record(LifecycleEvent {
+            kind: EventKind::EvictionRefused,
+            object: format!("pod/{pod}"),
+            pod,
+            reason: "TooManyRequests".into(),
+            detail: message,
+            ..Default::default()
+        }),
+        _ => {}
+    };
     let nodes = match super::drain::nodes(&ctx.client, &d.target).await {
         Ok(n) => n,
         Err(why) => return StepEnd::Failed(why),

@@ -1,5 +1,8 @@
 //! The timeline's watches: kube-rs watchers on the target's Pods,
-//! EndpointSlices, ReplicaSets, Deployment and the namespace's Events, fed
+//! EndpointSlices, ReplicaSets, Deployment and the namespace's Events, the
+//! namespace's PodDisruptionBudgets and HorizontalPodAutoscalers (those
+//! covering or scaling the Deployment come out as events), and the Nodes
+//! when the profile drains or uncordons one, fed
 //! through one [`Normaliser`] into a channel of [`LifecycleEvent`]s stamped
 //! on the run clock.
 //!
@@ -17,8 +20,10 @@ use std::time::Duration;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, Service};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
@@ -37,6 +42,9 @@ pub struct WatchTarget {
     pub namespace: String,
     pub deployment: String,
     pub service: String,
+    /// Watch the Nodes too (cordons): only when the profile drains or
+    /// uncordons, whose ClusterRole grants it; a namespaced Role does not.
+    pub nodes: bool,
 }
 
 /// A stretch of time in which one watch saw nothing: what happened in it
@@ -83,7 +91,7 @@ pub enum WatchError {
     )]
     Selector { deployment: String, reason: String },
     #[error(
-        "listing {resource} in namespace {namespace:?} failed: {message}; baton needs list and watch permission on pods, endpointslices, replicasets, deployments and events there"
+        "listing {resource} in namespace {namespace:?} failed: {message}; baton needs list and watch permission on pods, endpointslices, replicasets, deployments, events, poddisruptionbudgets and horizontalpodautoscalers there (and on nodes when it drains; see deploy/rbac.yaml)"
     )]
     InitialList {
         resource: &'static str,
@@ -181,6 +189,46 @@ pub async fn start(
         watcher::Config::default().fields(&format!("metadata.name={}", target.deployment)),
         |o| Object::Deployment(Box::new(o)),
     ));
+    // Budgets and autoscalers name the Deployment's Pods or the Deployment
+    // in their spec, not in labels: all of the namespace's are watched and
+    // the normaliser keeps those that cover or scale it.
+    streams.push(tagged(
+        Resource::DisruptionBudgets,
+        Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+        |o| Object::DisruptionBudget(Box::new(o)),
+    ));
+    streams.push(tagged(
+        Resource::Autoscalers,
+        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+        |o| Object::Autoscaler(Box::new(o)),
+    ));
+    let mut watched = vec![
+        Resource::Pods,
+        Resource::EndpointSlices,
+        Resource::ReplicaSets,
+        Resource::Deployments,
+        Resource::DisruptionBudgets,
+        Resource::Autoscalers,
+        Resource::Events,
+    ];
+    if target.nodes {
+        streams.push(tagged(
+            Resource::Nodes,
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            |o| Object::Node(Box::new(o)),
+        ));
+        watched.push(Resource::Nodes);
+    }
+    let pod_labels = deployment
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     // Events start once the others have listed, so that the Pods and
     // ReplicaSets they name are known when the existing Events are judged.
     let later_events = tagged(
@@ -194,11 +242,11 @@ pub async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let run = Run {
         clock,
-        normaliser: Normaliser::new(clock, &target.deployment),
+        normaliser: Normaliser::new(clock, &target.deployment).with_pod_labels(pod_labels),
         events,
-        watches: Resource::ALL
-            .iter()
-            .map(|r| (*r, WatchState::default()))
+        watches: watched
+            .into_iter()
+            .map(|r| (r, WatchState::default()))
             .collect(),
         blind_spots: Vec::new(),
         ready: Some(ready_tx),

@@ -365,6 +365,10 @@ pub struct Thresholds {
     /// addresses than Pods fails the run (by default it only warns).
     #[serde(default)]
     pub fail_on_pinned_affinity: bool,
+    /// The share of answers a version gave after a step (a canary's
+    /// weight), within a tolerance; see `verdict::share`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_share: Vec<crate::verdict::share::VersionShare>,
 }
 
 fn yes() -> bool {
@@ -395,6 +399,7 @@ impl Default for Thresholds {
             rollout_must_complete: true,
             single_replicaset: false,
             fail_on_pinned_affinity: false,
+            version_share: Vec::new(),
         }
     }
 }
@@ -482,6 +487,25 @@ impl Profile {
                 return bad(
                     &format!("rollout.steps.{i}.exec.command"),
                     "must name a program, e.g. [kubectl, apply, -k, overlays/staging]".into(),
+                );
+            }
+        }
+        for (i, v) in self.thresholds.version_share.iter().enumerate() {
+            if v.step == 0 || v.step > self.rollout.steps.len() {
+                return bad(
+                    &format!("thresholds.version_share.{i}.step"),
+                    format!(
+                        "{} is not a rollout step: steps are numbered 1 to {}",
+                        v.step,
+                        self.rollout.steps.len()
+                    ),
+                );
+            }
+            if self.target.version_from.is_none() {
+                return bad(
+                    &format!("thresholds.version_share.{i}"),
+                    "needs target.version_from: which version answered is read from the responses"
+                        .into(),
                 );
             }
         }

@@ -247,6 +247,19 @@ pub fn markdown(s: &RunSummary) -> String {
                     .replace("```", "")
             );
         }
+        for i in s.incidents.iter().filter(|i| i.remedy.manifest.is_some()) {
+            let _ = writeln!(
+                out,
+                "\nIncident {}'s remedy as a manifest (kubectl apply -n {} -f budget.yaml):\n\n```yaml\n{}```",
+                i.id,
+                md(&s.namespace),
+                i.remedy
+                    .manifest
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace("```", "")
+            );
+        }
     }
     let _ = writeln!(out);
     let _ = writeln!(

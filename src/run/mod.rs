@@ -287,6 +287,8 @@ struct Site {
     namespace: String,
     deployment: String,
     service: String,
+    /// The profile drains or uncordons: the Nodes are watched too.
+    drains: bool,
     /// The cluster as `exec` steps see it, when there are any.
     exec: Option<Arc<ExecEnv>>,
     /// For `steps/N.log`.
@@ -315,6 +317,11 @@ impl Site {
             namespace,
             deployment: p.rollout.deployment.clone(),
             service: p.target.service.clone(),
+            drains: p
+                .setup
+                .iter()
+                .chain(&p.rollout.steps)
+                .any(|s| matches!(s, Step::Drain(_) | Step::Uncordon(_))),
             exec,
             run_dir: out.to_path_buf(),
         })
@@ -325,6 +332,7 @@ impl Site {
             namespace: self.namespace.clone(),
             deployment: self.deployment.clone(),
             service: self.service.clone(),
+            nodes: self.drains,
         }
     }
 

@@ -18,9 +18,9 @@ use crate::rundir::{
     TIMELINE_CSV,
 };
 use crate::timeline::{Timeline, lags};
-use crate::verdict::Verdict;
 use crate::verdict::run::{Limits, RunFacts, judge_run};
 use crate::verdict::schedule::{ScheduleFacts, ScheduleLimits};
+use crate::verdict::{Verdict, share};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -110,7 +110,12 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
     // Every endpoint that became routable during the run: its Pod's first
     // answer measures the proxies' lag.
     let additions = timeline.routable_additions();
+    let share_windows = share_windows(&profile, &record);
     let marks = analyse::Marks {
+        windows: share_windows
+            .iter()
+            .filter_map(|(from, to)| from.map(|f| (f, *to)))
+            .collect(),
         before_ns: Some(record.steps_started_ns),
         settled_ns: Some(record.steps_ended_ns.max(last_gone)),
         probes: additions
@@ -207,6 +212,36 @@ fn configured_allowance(record: &RunRecord) -> propagation::Configured {
     }
 }
 
+/// Each `version_share` threshold's window on the run clock (see
+/// `verdict::share`), from the steps as they ran.
+fn share_windows(
+    profile: &profile::Profile,
+    record: &RunRecord,
+) -> Vec<(Option<u64>, Option<u64>)> {
+    let ns = |ms: f64| (ms.max(0.0) * 1e6) as u64;
+    let spans: Vec<share::StepSpan> = record
+        .rollout
+        .steps
+        .iter()
+        .map(|st| share::StepSpan {
+            index: st.index,
+            started_ns: ns(st.started_ms),
+            ended_ns: st.outcome.is_done().then(|| ns(st.ended_ms)),
+            changes: profile
+                .rollout
+                .steps
+                .get(st.index.wrapping_sub(1))
+                .is_some_and(|s| s.changes_cluster()),
+        })
+        .collect();
+    profile
+        .thresholds
+        .version_share
+        .iter()
+        .map(|v| share::window_of(v, &spans))
+        .collect()
+}
+
 /// For each endpoint that became routable while the load ran and whose
 /// Pod then answered: how long after it became routable.
 fn propagation_samples(
@@ -258,7 +293,20 @@ fn summarise(
         .filter(|b| b.open && b.resource == crate::cluster::liveness::API)
         .map(|b| (b.resource.clone(), Duration::from_nanos(b.len_ns)))
         .max_by_key(|(_, len)| *len);
+    // Analysis counted the windows whose step ended, in order.
+    let mut counted = analysis.versions_in_windows.iter();
+    let share_windows = share_windows(profile, record)
+        .into_iter()
+        .map(|(from_ns, to_ns)| share::ShareWindow {
+            from_ns,
+            to_ns,
+            versions: from_ns
+                .and_then(|_| counted.next().cloned())
+                .unwrap_or_default(),
+        })
+        .collect();
     let facts = RunFacts {
+        share_windows,
         active_replicasets: cluster.active_replicasets,
         pinned_by_affinity: cluster.pinned_by_affinity.clone(),
         blind_at_end,
@@ -296,6 +344,7 @@ fn summarise(
         rollout_must_complete: th.rollout_must_complete,
         single_replicaset: th.single_replicaset,
         fail_on_pinned_affinity: th.fail_on_pinned_affinity,
+        version_share: th.version_share.clone(),
         schedule: ScheduleLimits {
             max_lateness: th.max_lateness,
             min_achieved: th.min_achieved_rate,

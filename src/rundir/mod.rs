@@ -48,7 +48,10 @@ pub use variant::VariantRecord;
 /// The format this baton writes. History (also in `reports/README.md`):
 /// - 1: baton 0.1.0; `run.json` has no `format_version`.
 /// - 2: `run.json` and `matrix.json` carry `format_version`; otherwise as 1.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: `events.csv` may hold the kinds of Nodes, budgets, autoscalers and
+///   evictions (`node_cordoned`, `pod_evicted`, ...), which a format 2
+///   reader would not know; `pod_deleting`'s `reason` names a disruption.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The format of a `run.json` or `matrix.json` that does not name one.
 const UNVERSIONED: u32 = 1;

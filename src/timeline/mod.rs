@@ -376,8 +376,6 @@ impl Timeline {
             .map(|&i| &self.events[i])
     }
 
-    /// Every state the Pod went through, each with the observed time it
-    /// began.
     /// The image a Pod was created with (its first container's), when the
     /// run recorded it (`pod_created`'s `new`; runs before it did not).
     pub fn pod_image(&self, pod: &str) -> Option<&str> {
@@ -386,6 +384,28 @@ impl Timeline {
             .map(|e| e.new.as_str())
     }
 
+    /// The Pods terminated by something other than their owner, with why
+    /// and when it was seen: a drain step's evictions (`pod_evicted`'s
+    /// reason) and deletions carrying the Pod's `DisruptionTarget`
+    /// condition (`pod_deleting`'s reason: an eviction by `kubectl
+    /// drain`, a preemption, a taint), first of each Pod, in time order.
+    /// Empty for runs that did not record them (format 2 and older).
+    pub fn disruptions(&self) -> Vec<(&str, &str, u64)> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.events
+            .iter()
+            .filter(|e| {
+                !e.reason.is_empty()
+                    && !e.pod.is_empty()
+                    && matches!(e.kind, EventKind::PodEvicted | EventKind::PodDeleting)
+            })
+            .filter(|e| seen.insert(e.pod.as_str()))
+            .map(|e| (e.pod.as_str(), e.reason.as_str(), e.observed_ns))
+            .collect()
+    }
+
+    /// Every state the Pod went through, each with the observed time it
+    /// began.
     pub fn pod_history(&self, pod: &str) -> impl Iterator<Item = (u64, &PodState)> {
         self.pods
             .get(pod)

@@ -9,6 +9,7 @@ pub mod affinity;
 pub mod load;
 pub mod run;
 pub mod schedule;
+pub mod share;
 
 use serde::{Deserialize, Serialize};
 

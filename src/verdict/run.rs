@@ -50,6 +50,8 @@ pub struct RunFacts {
     /// The load was pinned to some of the Pods by the Service's session
     /// affinity: why (see [`super::affinity`]).
     pub pinned_by_affinity: Option<String>,
+    /// Per `version_share` threshold, in its order: its window.
+    pub share_windows: Vec<super::share::ShareWindow>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -73,6 +75,7 @@ pub struct Limits {
     /// Session affinity that pinned the load to some of the Pods fails the
     /// run (otherwise it is a warning).
     pub fail_on_pinned_affinity: bool,
+    pub version_share: Vec<super::share::VersionShare>,
     pub schedule: ScheduleLimits,
 }
 
@@ -204,6 +207,7 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
             "no responses after the rollout settled (lengthen load.cooldown)",
         ));
     }
+    t.extend(super::share::judge(&l.version_share, &f.share_windows));
     if let Some(min) = l.min_backends {
         t.push(ThresholdResult {
             name: "min_backends".into(),
@@ -371,6 +375,7 @@ mod tests {
             rollout_must_complete: true,
             single_replicaset: false,
             fail_on_pinned_affinity: false,
+            version_share: Vec::new(),
             schedule: ScheduleLimits::default(),
         }
     }

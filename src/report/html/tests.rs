@@ -133,6 +133,7 @@ fn incident(id: u32, text: &str, failures: u64) -> Incident {
             text: format!("add a preStop sleep ({text})"),
             value: None,
             patch: None,
+            manifest: None,
         },
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct View {
     simulator: bool,
     /// The Deployment, for the remedies' `kubectl patch` line.
     deployment: String,
+    /// Its namespace, for the remedies' `kubectl apply` line.
+    namespace: String,
     baton_version: String,
     verdict: &'static str,
     verdict_class: &'static str,
@@ -111,6 +113,8 @@ struct IncidentView {
     remedy: String,
     /// The remedy as a patch of the Deployment (YAML), when it is one.
     patch: Option<String>,
+    /// The remedy as an object to apply (YAML), when it is one.
+    manifest: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -189,6 +193,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
         name: s.name.clone(),
         simulator: s.simulator,
         deployment: s.deployment.clone(),
+        namespace: s.namespace.clone(),
         baton_version: s.baton_version.clone(),
         verdict: verdict_word(s),
         verdict_class: verdict_class(s),
@@ -232,6 +237,7 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
                 evidence: i.evidence.clone(),
                 remedy: i.remedy.text.clone(),
                 patch: i.remedy.patch.clone(),
+                manifest: i.remedy.manifest.clone(),
             })
             .collect(),
         steps: s

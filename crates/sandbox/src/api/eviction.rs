@@ -4,8 +4,11 @@
 //! Kubernetes' message; otherwise one disruption is taken from the budget
 //! (recorded in its `status.disruptedPods`, atomically, so two evictions in
 //! quick succession cannot both pass on one allowed disruption) and the
-//! Pod is deleted as a DELETE would delete it (graceful). Every decision
-//! is recorded in the ground truth.
+//! Pod is deleted as a DELETE would delete it (graceful), after it gets
+//! the `DisruptionTarget` condition (reason `EvictionByEvictionAPI`) that
+//! Kubernetes adds since 1.26 so that whoever watches the Pod can tell an
+//! eviction from its owner's deletion. Every decision is recorded in the
+//! ground truth.
 //!
 //! Not for: the budget arithmetic (see [`crate::pdb`]) or keeping budgets'
 //! status (see [`crate::controllers::disruption`]).
@@ -59,7 +62,8 @@ pub fn evict(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>
     };
     let evicted = |pdb: Option<String>| -> Result<Response<Body>, ApiError> {
         if !dry {
-            delete_pod(state, t, &pod, grace)?;
+            let marked = mark_disruption_target(state, ns, name).unwrap_or_else(|| pod.clone());
+            delete_pod(state, t, &marked, grace)?;
         }
         record(EvictionOutcome::Evicted, pdb);
         Ok(json_response(
@@ -105,6 +109,36 @@ pub fn evict(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>
             Err(e)
         }
     }
+}
+
+/// The `DisruptionTarget` condition Kubernetes' eviction handler adds
+/// before it deletes (`addConditionAndDeletePod`); the Pod as it is then.
+/// A Pod already terminating keeps what it has.
+fn mark_disruption_target(state: &ApiState, ns: &str, name: &str) -> Option<Value> {
+    state
+        .store
+        .modify_raw("Pod", Some(ns), name, |p| {
+            if !p["metadata"]["deletionTimestamp"].is_null() {
+                return Ok(());
+            }
+            let condition = json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "EvictionByEvictionAPI",
+                "message": "Eviction API: evicting",
+                "lastTransitionTime": crate::store::now_value(),
+            });
+            let status = &mut p["status"];
+            if !status["conditions"].is_array() {
+                status["conditions"] = json!([]);
+            }
+            if let Some(list) = status["conditions"].as_array_mut() {
+                list.retain(|c| c["type"] != "DisruptionTarget");
+                list.push(condition);
+            }
+            Ok(())
+        })
+        .ok()
 }
 
 /// `canIgnorePDB`: a Pod that is not running (pending or finished) or is
