@@ -59,7 +59,13 @@ pub async fn spawn(
             ground_truth.clone(),
             shutdown.clone(),
         )),
-        tokio::spawn(proxy::run(store, cfg, ground_truth.clone(), shutdown)),
+        tokio::spawn(proxy::run(
+            store,
+            cfg,
+            ground_truth.clone(),
+            proxy::Tables::default(),
+            shutdown,
+        )),
     ];
     Ok(ClusterHandle {
         ground_truth,
