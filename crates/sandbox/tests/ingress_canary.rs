@@ -222,11 +222,11 @@ async fn at_weight_100_every_connection_reaches_the_canary() {
 /// Binomial(n, p): mean np, σ = √(np(1−p)). n = 2,000: at 10 %, 200 ± 13.4;
 /// at 50 %, 1,000 ± 22.4. The test allows ±5 σ (±67 and ±112): a correct
 /// controller falls outside with probability 5.7e-7 per weight (two-sided
-/// normal tail; np = 200 is large enough for the approximation), so this
-/// test fails by chance about once in 900,000 runs. A wrong share is far
-/// outside: 5 % or 15 % would be 100 or 300 (7.5 σ off), 45 % or 55 % would
-/// be 900 or 1,100 (4.5 σ off, beyond the bound only together with bad luck,
-/// but any systematic error of 6 points or more is caught).
+/// normal tail; np ≥ 200 makes the approximation good), so with two weights
+/// this test fails by chance about once in 870,000 runs. A wrong share
+/// lands far outside: at weight 10, a 5 % or 15 % share would give 100 or
+/// 300 (7.5 σ off); at weight 50, 40 % or 60 % would give 800 or 1,200
+/// (8.9 σ off).
 #[tokio::test]
 async fn weights_10_and_50_send_that_share_within_a_binomial_bound() {
     const N: usize = 2_000;
