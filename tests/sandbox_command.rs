@@ -71,6 +71,55 @@ fn sandbox_serves_the_seed_scenario_until_ctrl_c() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
+#[test]
+fn sandbox_with_an_ingress_port_serves_the_canary_example_through_its_ingress() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("sandbox.yaml");
+    let example = std::fs::read_to_string("deploy/examples/canary.yaml").unwrap();
+    std::fs::write(&cfg, format!("ingress_port: 0\n---\n{example}")).unwrap();
+    let mut child = baton()
+        .args(["sandbox", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    let addr = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("ingress:     http://"))
+        .and_then(|l| l.split_once('/'))
+        .map(|(addr, _)| addr.to_string())
+        .unwrap_or_else(|| panic!("the banner names the ingress: {banner}"));
+    // At canary-weight 0 every answer is v1's (bounded wait for the Pods).
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Ok(body) = get(&addr)
+            && body.contains("Hello from web-v1-")
+        {
+            answer = body;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(answer.contains("version v1"), "answer: {answer:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
 /// A plain HTTP/1.0 GET over a fresh socket; the whole response as text.
 fn get(addr: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};

@@ -193,25 +193,26 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
     let cluster = connect::connect(Some(&kubeconfig), None, Some(ns))
         .await
         .map_err(|e| ChooseError::Unavailable(format!("cannot reach the sandbox: {e}")))?;
-    let url = match &p.target.url {
-        Some(u) => u.clone(),
-        None => {
-            let svc = format!("{ns}/{}", p.target.service);
-            let addr = sandbox.node_port(&svc).ok_or_else(|| {
-                ChooseError::Input(format!(
-                    "{}: target.service: the sandbox has no NodePort Service {svc:?} (its manifests define: {})",
-                    loaded.file.display(),
-                    sandbox
-                        .node_ports()
-                        .iter()
-                        .map(|(s, _)| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            format!("http://{addr}/")
-        }
+    let ingress = if section.ingress {
+        sandbox.ingress_addr()
+    } else {
+        None
     };
+    let url = sandbox_url(p.target.url.as_deref(), ingress, || {
+        let svc = format!("{ns}/{}", p.target.service);
+        sandbox.node_port(&svc).ok_or_else(|| {
+            ChooseError::Input(format!(
+                "{}: target.service: the sandbox has no NodePort Service {svc:?} (its manifests define: {})",
+                loaded.file.display(),
+                sandbox
+                    .node_ports()
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    })?;
     Ok(Chosen {
         cluster,
         kubeconfig: Some(kubeconfig),
@@ -219,6 +220,22 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
         sandbox: Some(sandbox),
         label: "sandbox (simulator)".into(),
         url,
+    })
+}
+
+/// The URL the load hits on the sandbox: the profile's `target.url`,
+/// else the ingress controller (`ingress`: its address, when
+/// `sandbox.ingress` is on), else the NodePort of `target.service`
+/// (`node_port` finds it, or says why not).
+fn sandbox_url(
+    url: Option<&str>,
+    ingress: Option<std::net::SocketAddr>,
+    node_port: impl FnOnce() -> Result<std::net::SocketAddr, ChooseError>,
+) -> Result<String, ChooseError> {
+    Ok(match (url, ingress) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(addr)) => format!("http://{addr}/"),
+        (None, None) => format!("http://{}/", node_port()?),
     })
 }
 
@@ -240,6 +257,7 @@ fn sandbox_config(
     cfg.cluster.backoff_max = s.backoff_max;
     cfg.bookmark_interval = s.bookmark_interval;
     cfg.cluster.nodes = s.nodes;
+    cfg.cluster.ingress_port = s.ingress.then_some(0);
     for rel in &s.manifests {
         let path = base_dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -256,6 +274,17 @@ fn sandbox_config(
                 cfg.manifests.push(m);
             }
         }
+    }
+    if s.ingress && !cfg.manifests.iter().any(|m| m["kind"] == "Ingress") {
+        let holding = if s.manifests.is_empty() {
+            "the seed scenario (sandbox.manifests is empty) has none"
+        } else {
+            "none of sandbox.manifests defines one"
+        };
+        return Err(ChooseError::Input(format!(
+            "{}: sandbox.ingress: true needs an Ingress (networking.k8s.io/v1) to route by, and {holding}; add one (deploy/examples/canary.yaml has a main and a canary Ingress) or remove sandbox.ingress",
+            profile_file.display()
+        )));
     }
     Ok(cfg)
 }
@@ -405,6 +434,73 @@ mod tests {
         let (kubeconfig, context, _, _) = real(resolve(&p, &flags));
         assert_eq!(kubeconfig, Some("flag.kc".into()));
         assert_eq!(context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn the_url_is_the_profiles_else_the_ingress_else_the_services_node_port() {
+        let ingress: std::net::SocketAddr = "127.0.0.1:31000".parse().unwrap();
+        let node_port = || Ok("127.0.0.1:30080".parse().unwrap());
+        let unused = || -> Result<std::net::SocketAddr, ChooseError> {
+            panic!("not looked up when another URL is chosen")
+        };
+        let url = sandbox_url(Some("http://x/"), Some(ingress), unused).unwrap();
+        assert_eq!(url, "http://x/");
+        let url = sandbox_url(None, Some(ingress), unused).unwrap();
+        assert_eq!(url, "http://127.0.0.1:31000/");
+        let url = sandbox_url(None, None, node_port).unwrap();
+        assert_eq!(url, "http://127.0.0.1:30080/");
+        let e = sandbox_url(None, None, || {
+            Err(ChooseError::Input("no such Service".into()))
+        });
+        assert!(matches!(e, Err(ChooseError::Input(m)) if m == "no such Service"));
+    }
+
+    fn section(yaml: &str) -> SandboxSection {
+        let text = format!(
+            "name: t\nsandbox: {yaml}\ntarget: {{service: web}}\nrollout: {{deployment: web, steps: [{{sleep: 1s}}]}}\n"
+        );
+        crate::profile::parse(&text, Path::new("t.yaml"), &[])
+            .unwrap()
+            .sandbox
+            .unwrap()
+    }
+
+    #[test]
+    fn sandbox_ingress_turns_the_ingress_controller_on_and_needs_an_ingress() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/canary.yaml");
+        std::fs::copy(&canary, dir.path().join("canary.yaml")).unwrap();
+        let profile = Path::new("p.yaml");
+        let cfg = |yaml: &str| sandbox_config(&section(yaml), dir.path(), profile);
+        assert_eq!(
+            cfg("{manifests: [canary.yaml]}")
+                .unwrap()
+                .cluster
+                .ingress_port,
+            None,
+            "off by default"
+        );
+        let on = cfg("{manifests: [canary.yaml], ingress: true}").unwrap();
+        assert_eq!(on.cluster.ingress_port, Some(0), "a free port");
+        let ingresses = on.manifests.iter().filter(|m| m["kind"] == "Ingress");
+        assert_eq!(ingresses.count(), 2);
+
+        let e = cfg("{ingress: true}").unwrap_err();
+        assert!(matches!(e, ChooseError::Input(_)), "exit 2: {e:?}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("p.yaml: sandbox.ingress: ") && e.contains("seed scenario"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("app.yaml"),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n",
+        )
+        .unwrap();
+        let e = cfg("{manifests: [app.yaml], ingress: true}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none of sandbox.manifests defines one"), "{e}");
     }
 
     #[test]

@@ -108,6 +108,12 @@ pub struct SandboxSection {
     /// spread over them), for profiles that drain one.
     #[serde(default = "default_nodes")]
     pub nodes: usize,
+    /// Run the sandbox's ingress controller (ingress-nginx's routing and
+    /// canary weights, in front of the same lagging endpoints as the
+    /// NodePorts) on a free port; with `target.url` left out, the load
+    /// goes to it. The manifests must hold an Ingress.
+    #[serde(default)]
+    pub ingress: bool,
 }
 
 fn default_nodes() -> usize {

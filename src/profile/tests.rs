@@ -82,6 +82,25 @@ fn the_sandbox_section_sets_every_cluster_knob_a_scenario_needs() {
 }
 
 #[test]
+fn sandbox_ingress_is_off_unless_asked_and_survives_the_resolved_yaml() {
+    let p = parse_str(MINIMAL, &[]).unwrap();
+    assert!(!p.sandbox.as_ref().unwrap().ingress);
+    let on = parse_str(
+        &MINIMAL.replace("sandbox: {}", "sandbox: {ingress: true}"),
+        &[],
+    )
+    .unwrap();
+    assert!(on.sandbox.as_ref().unwrap().ingress);
+    let again = parse(&on.resolved_yaml(), Path::new("r.yaml"), &[]).unwrap();
+    assert!(again.sandbox.unwrap().ingress);
+    let e = err(
+        &MINIMAL.replace("sandbox: {}", "sandbox: {ingress: yes please}"),
+        &[],
+    );
+    assert!(e.contains("sandbox.ingress"), "{e}");
+}
+
+#[test]
 fn the_propagation_allowance_is_the_profiles_else_the_sandboxs_lag_else_the_default() {
     let ms = std::time::Duration::from_millis;
     let sandboxed = MINIMAL.replace(

@@ -1,5 +1,6 @@
-//! Starts the simulated cluster's moving parts — controllers, kubelet and
-//! Service proxy — against one [`Store`](crate::store::Store).
+//! Starts the simulated cluster's moving parts — controllers, kubelet,
+//! Service proxy and ingress controller — against one
+//! [`Store`](crate::store::Store).
 //!
 //! This is a SIMULATOR of the slice of Kubernetes that decides whether a
 //! rollout drops requests; it is not a cluster. The API server (the other
@@ -22,6 +23,9 @@ pub struct ClusterHandle {
     /// Which Pod every proxied connection went to, and what each Pod did
     /// (for tests and reports).
     pub ground_truth: GroundTruth,
+    /// Where the ingress controller listens, when one runs
+    /// ([`ClusterConfig::ingress_port`]).
+    pub ingress_addr: Option<std::net::SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -37,8 +41,9 @@ impl ClusterHandle {
 
 /// Registers the Nodes ([`ClusterConfig::nodes`]) and starts the
 /// controllers (Deployment, ReplicaSet, EndpointSlice, disruption), the
-/// kubelet (Pods as real HTTP servers) and the Service proxy. All of them
-/// stop when `shutdown` is cancelled.
+/// kubelet (Pods as real HTTP servers), the Service proxy and, with
+/// [`ClusterConfig::ingress_port`], the ingress controller (its port bound
+/// before this returns). All of them stop when `shutdown` is cancelled.
 pub async fn spawn(
     store: Arc<Store>,
     cfg: ClusterConfig,
@@ -51,7 +56,17 @@ pub async fn spawn(
             store.create_raw("Node", crate::node::node_object(&name))?;
         }
     }
-    let tasks = vec![
+    let ingress = cfg
+        .ingress_port
+        .map(|port| {
+            let addr = std::net::SocketAddr::new(cfg.node_port_bind, port);
+            crate::ingress::bind(addr)
+                .map_err(|e| anyhow::anyhow!("binding the ingress controller to {addr}: {e}"))
+        })
+        .transpose()?;
+    let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
+    let tables = proxy::Tables::default();
+    let mut tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
         tokio::spawn(crate::kubelet::run(
             store.clone(),
@@ -59,10 +74,26 @@ pub async fn spawn(
             ground_truth.clone(),
             shutdown.clone(),
         )),
-        tokio::spawn(proxy::run(store, cfg, ground_truth.clone(), shutdown)),
+        tokio::spawn(proxy::run(
+            store.clone(),
+            cfg,
+            ground_truth.clone(),
+            tables.clone(),
+            shutdown.clone(),
+        )),
     ];
+    if let Some(listener) = ingress {
+        tasks.push(tokio::spawn(crate::ingress::run(
+            listener,
+            store,
+            tables,
+            ground_truth.clone(),
+            shutdown,
+        )));
+    }
     Ok(ClusterHandle {
         ground_truth,
+        ingress_addr,
         tasks,
     })
 }

@@ -34,6 +34,12 @@ pub struct ClusterConfig {
     /// How many Nodes the cluster has (at least 1): one is named
     /// `sandbox-node`, several `sandbox-node-1` .. `sandbox-node-N`.
     pub nodes: usize,
+    /// The ingress controller's listener (see [`crate::ingress`]), on
+    /// [`ClusterConfig::node_port_bind`]: `None` runs none (no Ingress is
+    /// served, as in a cluster without a controller), `Some(0)` takes a
+    /// free port ([`Sandbox::ingress_addr`](crate::Sandbox::ingress_addr)
+    /// says which).
+    pub ingress_port: Option<u16>,
 }
 
 impl Default for ClusterConfig {
@@ -46,6 +52,7 @@ impl Default for ClusterConfig {
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
             nodes: 1,
+            ingress_port: None,
         }
     }
 }
@@ -307,6 +314,9 @@ impl SandboxConfig {
                 }
                 cfg.cluster.nodes = n;
             }
+            if s.ingress_port.is_some() {
+                cfg.cluster.ingress_port = s.ingress_port;
+            }
             if let Some(k) = s.kubeconfig_out {
                 cfg.kubeconfig_out = Some(k);
             }
@@ -363,6 +373,9 @@ pub struct FileSettings {
     /// How many Nodes (default 1, named `sandbox-node`; several are
     /// `sandbox-node-1` .. `sandbox-node-N`).
     pub nodes: Option<usize>,
+    /// Port of the ingress controller's listener (0: a free one; absent:
+    /// no ingress controller).
+    pub ingress_port: Option<u16>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -395,6 +408,7 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("v1", "Pod"),
     ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -408,7 +422,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment and policy/v1 PodDisruptionBudget"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget and networking.k8s.io/v1 Ingress"
             ),
         ));
     }
@@ -529,6 +543,14 @@ mod tests {
         assert_eq!(c.manifests[0]["kind"], "PodDisruptionBudget");
         let e = parse("history: 5\nnodes: 0\n").unwrap_err().to_string();
         assert_eq!(e, "sandbox.yaml:2: field `nodes`: must be at least 1");
+    }
+
+    #[test]
+    fn an_ingress_port_turns_the_ingress_controller_on_and_ingresses_are_manifests() {
+        assert_eq!(parse("history: 5\n").unwrap().cluster.ingress_port, None);
+        let c = parse("ingress_port: 0\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n").unwrap();
+        assert_eq!(c.cluster.ingress_port, Some(0));
+        assert_eq!(c.manifests[0]["kind"], "Ingress");
     }
 
     #[test]

@@ -31,6 +31,8 @@
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
 //! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
 //! - [`proxy`]: the Service proxy with propagation lag.
+//! - [`ingress`]: the ingress controller (ingress-nginx's routing and canary
+//!   weights) in front of the proxy's endpoint tables.
 //! - [`affinity`]: the proxy's `sessionAffinity: ClientIP` (pure).
 //! - [`truth`]: the ground truth: where each connection went, what each Pod did.
 //! - [`events`]: records core/v1 Events into the store.
@@ -42,6 +44,7 @@ pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod events;
+pub mod ingress;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;

@@ -33,6 +33,13 @@
 //! Every connection is logged in the [`GroundTruth`](crate::truth::GroundTruth), with the client's
 //! address so a load generator can match its own request (by local port) to
 //! the Pod the proxy chose.
+//!
+//! The ingress controller ([`crate::ingress`]) is a second entry point into
+//! the same machinery: it chooses a Service, then takes an endpoint from
+//! that Service's table here ([`Tables`], [`Endpoints::pick`]) and relays
+//! through the same [`relay`], so endpoint lag behind an Ingress is the lag
+//! behind a NodePort. Only how a failure reaches the client differs
+//! ([`Failures`]): an HTTP error page there, a reset here.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -77,11 +84,46 @@ struct Table {
     /// `None` for the default round robin.
     affinity: Option<Duration>,
     sessions: crate::affinity::Sessions,
+    /// The Service's ports, (name, port), from its spec (applied at once,
+    /// not lagged): how an Ingress backend's port number finds its name.
+    service_ports: Vec<(String, i32)>,
+}
+
+/// One Service's lagging endpoint table and round-robin counter: what a
+/// NodePort listener and the ingress controller choose an endpoint from.
+/// Cheap to clone; clones share the table.
+#[derive(Clone, Default)]
+pub(crate) struct Endpoints {
+    table: Arc<Mutex<Table>>,
+    rr: Arc<AtomicUsize>,
+}
+
+/// A Service port as an Ingress backend names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortRef {
+    Number(i32),
+    Name(String),
+}
+
+/// Every Service's [`Endpoints`], by (namespace, name), as the proxy last
+/// synced them; shared with the ingress controller. A Service the proxy has
+/// not seen yet has none (a fresh Service is unreachable for up to one sync,
+/// behind a NodePort too).
+#[derive(Clone, Default)]
+pub(crate) struct Tables(Arc<Mutex<HashMap<(String, String), Endpoints>>>);
+
+impl Tables {
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Endpoints> {
+        self.0
+            .lock()
+            .expect("proxy tables")
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
 }
 
 struct ServiceState {
-    table: Arc<Mutex<Table>>,
-    rr: Arc<AtomicUsize>,
+    endpoints: Endpoints,
     /// Last set scheduled for application, and its sequence number.
     scheduled: Vec<Endpoint>,
     scheduled_seq: u64,
@@ -94,8 +136,7 @@ struct ServiceState {
 impl ServiceState {
     fn new() -> ServiceState {
         ServiceState {
-            table: Arc::default(),
-            rr: Arc::default(),
+            endpoints: Endpoints::default(),
             scheduled: Vec::new(),
             scheduled_seq: 0,
             listeners: HashMap::new(),
@@ -105,16 +146,26 @@ impl ServiceState {
 }
 
 /// Runs the proxy until `shutdown` is cancelled.
-pub async fn run(
+/// `tables` is filled with every Service's endpoint table, for the ingress
+/// controller.
+pub(crate) async fn run(
     store: Arc<Store>,
     cfg: ClusterConfig,
     gt: GroundTruth,
+    tables: Tables,
     shutdown: CancellationToken,
 ) {
     let mut wakeups = store.wakeups(Duration::from_millis(100));
     let mut services: HashMap<(String, String), ServiceState> = HashMap::new();
     loop {
         sync(&store, &cfg, &gt, &shutdown, &mut services);
+        {
+            let mut t = tables.0.lock().expect("proxy tables");
+            t.retain(|k, _| services.contains_key(k));
+            for (k, st) in &services {
+                t.entry(k.clone()).or_insert_with(|| st.endpoints.clone());
+            }
+        }
         if !wakeups.next(&shutdown).await {
             break;
         }
@@ -146,11 +197,20 @@ fn sync(
         live.insert(key.clone());
         let st = services.entry(key).or_insert_with(ServiceState::new);
         let affinity = svc.spec.as_ref().and_then(crate::affinity::of_service);
+        let service_ports: Vec<(String, i32)> = svc
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .map(|p| (p.name.clone().unwrap_or_default(), p.port))
+            .collect();
         {
-            let mut t = st.table.lock().expect("proxy table");
+            let mut t = st.endpoints.table.lock().expect("proxy table");
             if t.affinity != affinity {
                 t.affinity = affinity;
                 t.sessions.clear();
+            }
+            if t.service_ports != service_ports {
+                t.service_ports = service_ports;
             }
         }
 
@@ -205,8 +265,7 @@ fn sync(
                     service: name.clone(),
                     node_port: np,
                     port_name: pname,
-                    table: st.table.clone(),
-                    rr: st.rr.clone(),
+                    endpoints: st.endpoints.clone(),
                 },
                 gt.clone(),
                 tok,
@@ -259,7 +318,7 @@ fn sync(
             st.scheduled = eps.clone();
             st.scheduled_seq += 1;
             let seq = st.scheduled_seq;
-            let table = st.table.clone();
+            let table = st.endpoints.table.clone();
             let mut lag = cfg.propagation_delay;
             if !cfg.propagation_jitter.is_zero() {
                 let j = cfg.propagation_jitter.as_nanos().min(u64::MAX as u128) as u64;
@@ -300,20 +359,22 @@ struct Target {
     service: String,
     node_port: u16,
     port_name: String,
-    table: Arc<Mutex<Table>>,
-    rr: Arc<AtomicUsize>,
+    endpoints: Endpoints,
 }
 
-impl Target {
-    /// Round robin over ready endpoints; serving-terminating ones only when
-    /// no endpoint is ready (kube-proxy's terminating-endpoint fallback).
-    fn pick(&self, client: IpAddr) -> Option<(String, SocketAddr)> {
+impl Endpoints {
+    /// The endpoint (Pod name, address) for a new connection from `client`
+    /// to the Service port named `port_name`: round robin over ready
+    /// endpoints; serving-terminating ones only when no endpoint is ready
+    /// (kube-proxy's terminating-endpoint fallback); with
+    /// `sessionAffinity: ClientIP`, the client's sticky endpoint.
+    pub(crate) fn pick(&self, port_name: &str, client: IpAddr) -> Option<(String, SocketAddr)> {
         let mut guard = self.table.lock().expect("proxy table");
         let t = &mut *guard;
         let port_of = |e: &Endpoint| {
             e.ports
                 .iter()
-                .find(|(n, _)| *n == self.port_name)
+                .find(|(n, _)| n == port_name)
                 .or(if e.ports.len() == 1 {
                     e.ports.first()
                 } else {
@@ -349,6 +410,19 @@ impl Target {
             }
         };
         Some(cands.swap_remove(i))
+    }
+
+    /// The name of the Service port `port` refers to, `None` when the
+    /// Service has no such port (ingress-nginx then has no endpoint: 503).
+    pub(crate) fn port_name(&self, port: &PortRef) -> Option<String> {
+        let t = self.table.lock().expect("proxy table");
+        t.service_ports
+            .iter()
+            .find(|(name, number)| match port {
+                PortRef::Number(n) => number == n,
+                PortRef::Name(n) => name == n,
+            })
+            .map(|(name, _)| name.clone())
     }
 }
 
@@ -390,7 +464,7 @@ async fn handle(
     stop: CancellationToken,
 ) {
     let _ = client.set_nodelay(true);
-    let pick = target.pick(peer.ip());
+    let pick = target.endpoints.pick(&target.port_name, peer.ip());
     let id = gt.open(ConnRecord {
         id: 0,
         accepted_unix_ns: unix_ns(),
@@ -404,7 +478,49 @@ async fn handle(
         bytes_up: 0,
         bytes_down: 0,
         closed_unix_ns: None,
+        ingress: None,
     });
+    relay(
+        client,
+        &[],
+        pick.map(|p| p.1),
+        Failures::Reset,
+        id,
+        &gt,
+        &stop,
+    )
+    .await;
+}
+
+/// How a connection that cannot reach its Pod ends for the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Failures {
+    /// A NodePort's: a reset (see the module doc for how that differs from
+    /// kube-proxy's refusal).
+    Reset,
+    /// An HTTP proxy's (ingress-nginx): an error page, `503` with no
+    /// endpoint, `502` when the Pod refuses or resets before answering
+    /// anything, `504` when it does not accept in time; then an orderly
+    /// close. A Pod that resets after answering part of a response still
+    /// resets the client (the status line is gone already).
+    HttpAnswer,
+}
+
+/// Relays `client` to the endpoint `to` (`None`: the Service had none):
+/// `early` (bytes already read from the client) first, then bytes both
+/// ways until both sides closed, passing half-closes and resets on; and
+/// records how it ended (outcome, bytes, close time) in the ground-truth
+/// record `id`, which the caller opened. The one relay behind NodePorts and
+/// the ingress controller.
+pub(crate) async fn relay(
+    client: TcpStream,
+    early: &[u8],
+    to: Option<SocketAddr>,
+    failures: Failures,
+    id: u64,
+    gt: &GroundTruth,
+    stop: &CancellationToken,
+) {
     let finish = |outcome: Outcome, up: u64, down: u64| {
         gt.update(id, |r| {
             r.outcome = outcome;
@@ -413,9 +529,18 @@ async fn handle(
             r.closed_unix_ns = Some(unix_ns());
         })
     };
-    let Some((pod, addr)) = pick else {
-        reset(&client);
-        drop(client);
+    // Before any byte reached the client: reset it, or answer `status`.
+    let fail = |mut client: TcpStream, status: u16| async move {
+        match failures {
+            Failures::Reset => reset(&client),
+            Failures::HttpAnswer => {
+                let (mut r, mut w) = client.split();
+                answer(&mut r, &mut w, status, stop).await;
+            }
+        }
+    };
+    let Some(addr) = to else {
+        fail(client, 503).await;
         finish(Outcome::NoEndpoints, 0, 0);
         return;
     };
@@ -426,15 +551,13 @@ async fn handle(
     let upstream = match upstream {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            tracing::debug!(%pod, %addr, error = %e, "upstream connect failed");
-            reset(&client);
-            drop(client);
+            tracing::debug!(%addr, error = %e, "upstream connect failed");
+            fail(client, 502).await;
             finish(Outcome::UpstreamRefused, 0, 0);
             return;
         }
         Err(_) => {
-            reset(&client);
-            drop(client);
+            fail(client, 504).await;
             finish(Outcome::UpstreamTimeout, 0, 0);
             return;
         }
@@ -444,8 +567,8 @@ async fn handle(
     let (mut pr, mut pw) = upstream.into_split();
     let (mut up, mut down) = (0u64, 0u64);
     let outcome = {
-        let up_f = pump(&mut cr, &mut pw, &mut up, Side::Client);
-        let down_f = pump(&mut pr, &mut cw, &mut down, Side::Pod);
+        let up_f = pump(&mut cr, &mut pw, early, &mut up, Side::Client);
+        let down_f = pump(&mut pr, &mut cw, &[], &mut down, Side::Pod);
         tokio::pin!(up_f, down_f);
         let (mut up_done, mut down_done) = (false, false);
         loop {
@@ -466,6 +589,12 @@ async fn handle(
         }
     };
     match outcome {
+        // Nothing answered yet: an HTTP proxy still can (nginx: "upstream
+        // prematurely closed" / "reset by peer" → 502).
+        Outcome::UpstreamReset if failures == Failures::HttpAnswer && down == 0 => {
+            reset(pr.as_ref());
+            answer(&mut cr, &mut cw, 502, stop).await;
+        }
         // The Pod reset: reset the client, as a DNAT'd connection would see.
         Outcome::UpstreamReset => reset(cr.as_ref()),
         Outcome::ClientReset => reset(pr.as_ref()),
@@ -500,14 +629,21 @@ impl Side {
     }
 }
 
-/// Copies `from` → `to` until EOF, then half-closes `to`. On an error,
-/// returns the side whose socket failed.
+/// Writes `first`, then copies `from` → `to` until EOF, then half-closes
+/// `to`. On an error, returns the side whose socket failed.
 async fn pump(
     r: &mut OwnedReadHalf,
     w: &mut OwnedWriteHalf,
+    first: &[u8],
     n: &mut u64,
     from: Side,
 ) -> Result<(), Side> {
+    if !first.is_empty() {
+        if w.write_all(first).await.is_err() {
+            return Err(from.other());
+        }
+        *n += first.len() as u64;
+    }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let k = match r.read(&mut buf).await {
@@ -523,4 +659,57 @@ async fn pump(
     // Pass the half-close on.
     let _ = w.shutdown().await;
     Ok(())
+}
+
+/// How long [`answer`] reads what a client still sends after its error
+/// page (nginx's `lingering_timeout` is 5 s; a client that sent its whole
+/// request closes at once).
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Answers an HTTP error page as nginx words it, then closes in order: FIN
+/// after the page, and whatever the client still sends (a request body)
+/// is read and dropped for up to [`LINGER`], so that closing with unread
+/// data does not turn into a reset that destroys the page (nginx's
+/// lingering close).
+pub(crate) async fn answer<R, W>(r: &mut R, w: &mut W, status: u16, stop: &CancellationToken)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    if w.write_all(&error_page(status)).await.is_err() {
+        return;
+    }
+    let _ = w.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(k) = r.read(&mut buf).await {
+            if k == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::timeout(LINGER, drain) => {}
+    }
+}
+
+/// A complete HTTP/1.1 response with nginx's error page for `status`.
+pub(crate) fn error_page(status: u16) -> Vec<u8> {
+    let reason = match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        502 => "Bad Gateway",
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
+        _ => "Error",
+    };
+    let body = format!(
+        "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }

@@ -1,6 +1,7 @@
 //! The [`Sandbox`] handle: starts a simulated cluster (store, API server,
-//! controllers, kubelet, Service proxy), applies its manifests, writes a
-//! kubeconfig, and stops it all again. Several can run in one process.
+//! controllers, kubelet, Service proxy, ingress controller), applies its
+//! manifests, writes a kubeconfig, and stops it all again. Several can run
+//! in one process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ pub struct Sandbox {
     store: Arc<Store>,
     ground_truth: GroundTruth,
     node_port_bind: std::net::IpAddr,
+    /// The ingress controller's listener, when the config asked for one.
+    ingress_addr: Option<SocketAddr>,
     kubeconfig_path: PathBuf,
     /// A temp dir we created for the kubeconfig (removed at shutdown).
     temp_dir: Option<PathBuf>,
@@ -90,6 +93,7 @@ impl Sandbox {
             }
         };
         let ground_truth = cluster.ground_truth.clone();
+        let ingress_addr = cluster.ingress_addr;
         let mut state = ApiState::new(store.clone(), shutdown.clone());
         state.deny = cfg.deny.clone();
         state.allow = cfg.allow.clone();
@@ -117,6 +121,7 @@ impl Sandbox {
             store,
             ground_truth,
             node_port_bind,
+            ingress_addr,
             kubeconfig_path,
             temp_dir,
             shutdown,
@@ -178,6 +183,14 @@ impl Sandbox {
         out
     }
 
+    /// Where the ingress controller listens (on the NodePorts' address),
+    /// `None` unless [`ClusterConfig::ingress_port`](crate::ClusterConfig)
+    /// was set. It routes by every Ingress in the cluster: see
+    /// [`crate::ingress`].
+    pub fn ingress_addr(&self) -> Option<SocketAddr> {
+        self.ingress_addr
+    }
+
     /// What `baton sandbox` prints at start: what this is, and how to reach it.
     pub fn banner(&self) -> String {
         let mut s = format!(
@@ -191,6 +204,11 @@ impl Sandbox {
         );
         for (svc, addr) in self.node_ports() {
             s.push_str(&format!("service:     {svc} -> http://{addr}/\n"));
+        }
+        if let Some(addr) = self.ingress_addr {
+            s.push_str(&format!(
+                "ingress:     http://{addr}/ (routes by every Ingress)\n"
+            ));
         }
         s
     }

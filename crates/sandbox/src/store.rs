@@ -43,7 +43,7 @@ use tokio::sync::broadcast;
 const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget"];
+const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget", "Ingress"];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
 pub const KINDS: &[&str] = &[
@@ -54,6 +54,7 @@ pub const KINDS: &[&str] = &[
     "Deployment",
     "ReplicaSet",
     "EndpointSlice",
+    "Ingress",
     "Node",
     "PodDisruptionBudget",
 ];
@@ -695,6 +696,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
     let api_version = match kind {
         "Deployment" | "ReplicaSet" => "apps/v1",
         "EndpointSlice" => "discovery.k8s.io/v1",
+        "Ingress" => "networking.k8s.io/v1",
         "PodDisruptionBudget" => "policy/v1",
         _ => "v1",
     };

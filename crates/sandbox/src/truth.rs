@@ -1,6 +1,6 @@
 //! The sandbox SIMULATOR's ground truth: what really happened, as only a
-//! simulator can know it. Which Pod the proxy sent each connection to and
-//! how it ended, and the moments each Pod's "container" changed what it
+//! simulator can know it. Which Service and Pod the proxy (a NodePort or
+//! the ingress) sent each connection to and how it ended, and the moments each Pod's "container" changed what it
 //! does with a connection (listening, stopped accepting, reset everything).
 //! Together they say why any one request failed, so tests can referee
 //! baton's attribution; a real cluster has no such record. Also each
@@ -28,18 +28,28 @@ pub enum Outcome {
     Open,
     /// Bytes were relayed and both sides closed normally.
     Proxied,
-    /// The proxy's copy had no endpoint: the client connection was reset.
+    /// The proxy's copy had no endpoint: the client connection was reset
+    /// (behind the ingress: answered `503`).
     NoEndpoints,
-    /// The chosen Pod refused the connection: the client connection was reset.
+    /// The chosen Pod refused the connection: the client connection was
+    /// reset (behind the ingress: answered `502`).
     UpstreamRefused,
-    /// The chosen Pod did not accept in time: the client connection was reset.
+    /// The chosen Pod did not accept in time: the client connection was
+    /// reset (behind the ingress: answered `504`).
     UpstreamTimeout,
-    /// The Pod reset the connection; the client connection was reset too.
+    /// The Pod reset the connection; the client connection was reset too
+    /// (behind the ingress, when the Pod had answered nothing yet: `502`).
     UpstreamReset,
     /// The client reset the connection; the Pod connection was reset too.
     ClientReset,
     /// The sandbox shut down while the connection was open.
     Shutdown,
+    /// The ingress found no rule for the request: answered `404`.
+    NoRoute,
+    /// The ingress got no complete, valid request head (malformed, too
+    /// large, or not in time: answered `400` or closed; or the client
+    /// closed first).
+    BadRequest,
 }
 
 /// One connection accepted by the proxy.
@@ -52,8 +62,12 @@ pub struct ConnRecord {
     /// The client's address as the proxy saw it (its local port identifies
     /// the request on the client side).
     pub client_addr: SocketAddr,
+    /// The Service the connection was sent to (empty when the ingress
+    /// found no rule, or got no request).
     pub namespace: String,
     pub service: String,
+    /// The port the connection arrived on: the Service's NodePort, or the
+    /// ingress controller's listener when `ingress` is set.
     pub node_port: u16,
     /// The Pod chosen, if any.
     pub pod: Option<String>,
@@ -65,6 +79,11 @@ pub struct ConnRecord {
     pub bytes_down: u64,
     /// When the proxy closed both sides (Unix epoch, ns); `None` while open.
     pub closed_unix_ns: Option<u128>,
+    /// Behind the ingress controller: the Ingress whose rule chose
+    /// `service` (`namespace/name`; the canary Ingress's when the canary
+    /// was chosen), or `""` before a rule was found. `None` for a NodePort
+    /// connection.
+    pub ingress: Option<String>,
 }
 
 #[derive(Default)]

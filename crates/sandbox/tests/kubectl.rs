@@ -110,6 +110,97 @@ async fn kubectl_get_pods_and_deployments_shows_the_seed_scenario() {
 }
 
 #[tokio::test]
+async fn kubectl_applies_gets_and_annotates_ingresses() {
+    let mut cfg = SandboxConfig::default();
+    cfg.cluster.ingress_port = Some(0);
+    let sb = start(cfg).await;
+    let manifest = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/examples/canary.yaml"
+    );
+    let out = kubectl(&sb, &["apply", "-f", manifest]).await;
+    assert!(out.ok, "apply: {}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("ingress.networking.k8s.io/web-canary created"),
+        "{}",
+        out.stdout
+    );
+    // ADDRESS is filled in once the ingress controller published it.
+    let out = until(&sb, &["get", "ingress"], "127.0.0.1").await;
+    assert!(out.ok, "{}", out.stderr);
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    );
+    let web = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .expect("Ingress web listed");
+    let cells: Vec<&str> = web.split_whitespace().collect();
+    assert_eq!(
+        cells[..5],
+        ["web", "nginx", "*", "127.0.0.1", "80"],
+        "{web}"
+    );
+    let out = kubectl(&sb, &["get", "ing", "web-canary"]).await;
+    assert!(
+        out.ok && out.stdout.contains("web-canary"),
+        "short name: {}{}",
+        out.stdout,
+        out.stderr
+    );
+
+    let out = kubectl(
+        &sb,
+        &[
+            "annotate",
+            "ingress",
+            "web-canary",
+            "nginx.ingress.kubernetes.io/canary-weight=50",
+            "--overwrite",
+        ],
+    )
+    .await;
+    assert!(out.ok, "annotate: {}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "ingress",
+            "web-canary",
+            "-o",
+            r"jsonpath={.metadata.annotations.nginx\.ingress\.kubernetes\.io/canary-weight}",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "50", "{}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "annotate",
+            "ingress",
+            "web-canary",
+            "nginx.ingress.kubernetes.io/canary-weight=60",
+        ],
+    )
+    .await;
+    assert!(
+        !out.ok,
+        "without --overwrite an existing annotation is kept"
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn kubectl_set_image_then_rollout_status_completes() {
     let sb = seed().await;
     let out = kubectl(

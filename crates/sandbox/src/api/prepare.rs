@@ -8,6 +8,7 @@ use std::net::{IpAddr, TcpListener};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +32,7 @@ pub fn normalize(kind: &str, obj: &Value) -> Result<Value, String> {
         "Deployment" => rt::<Deployment>(obj),
         "ReplicaSet" => rt::<ReplicaSet>(obj),
         "EndpointSlice" => rt::<EndpointSlice>(obj),
+        "Ingress" => rt::<Ingress>(obj),
         "Node" => rt::<Node>(obj),
         "PodDisruptionBudget" => rt::<PodDisruptionBudget>(obj),
         _ => Ok(obj.clone()),
@@ -90,6 +92,7 @@ pub fn prepare(
             validate_pod_spec(&obj["spec"], "spec").map_err(invalid)?;
         }
         "Service" => prepare_service(state, obj, old).map_err(invalid)?,
+        "Ingress" => crate::ingress::validate(obj).map_err(invalid)?,
         "PodDisruptionBudget" => crate::pdb::validate(obj).map_err(invalid)?,
         "Namespace" if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Active"});

@@ -204,6 +204,18 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
     },
     ResourceDef {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["ing"],
+        store_kind: Some("Ingress"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
         group: "events.k8s.io",
         version: "v1",
         plural: "events",
@@ -246,6 +258,7 @@ pub const GROUPS: &[&str] = &[
     "apps",
     "events.k8s.io",
     "discovery.k8s.io",
+    "networking.k8s.io",
     "policy",
     "authorization.k8s.io",
 ];

@@ -1,8 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get`
 //! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
 //! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
-//! Services, Nodes, PodDisruptionBudgets and Events, and NAME/AGE for the
-//! rest.
+//! Services, Ingresses, Nodes, PodDisruptionBudgets and Events, and NAME/AGE
+//! for the rest.
 
 use serde_json::{Value, json};
 
@@ -47,6 +47,14 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
             ("Port(s)", "string"),
             ("Age", "string"),
             ("Selector", "string"),
+        ],
+        "Ingress" => &[
+            ("Name", "string"),
+            ("Class", "string"),
+            ("Hosts", "string"),
+            ("Address", "string"),
+            ("Ports", "string"),
+            ("Age", "string"),
         ],
         "Namespace" => &[("Name", "string"), ("Status", "string"), ("Age", "string")],
         "Node" => &[
@@ -222,6 +230,18 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
                 }),
             ]
         }
+        "Ingress" => vec![
+            name,
+            json!(spec["ingressClassName"].as_str().unwrap_or("<none>")),
+            json!(ingress_hosts(&spec["rules"])),
+            json!(ingress_address(&status["loadBalancer"]["ingress"])),
+            json!(if spec["tls"].as_array().is_some_and(|t| !t.is_empty()) {
+                "80, 443"
+            } else {
+                "80"
+            }),
+            created,
+        ],
         "Namespace" => vec![
             name,
             json!(status["phase"].as_str().unwrap_or("Active")),
@@ -285,6 +305,32 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
         }
         _ => vec![name, created],
     }
+}
+
+/// An Ingress's HOSTS column as kubectl prints it: the rules' hosts (`*`
+/// for a rule without one), the first three and `+ N more...`.
+fn ingress_hosts(rules: &Value) -> String {
+    let hosts: Vec<&str> = rules
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["host"].as_str().filter(|h| !h.is_empty()).unwrap_or("*"))
+        .collect();
+    match hosts.len() {
+        0 => "*".into(),
+        1..=3 => hosts.join(","),
+        n => format!("{} + {} more...", hosts[..3].join(","), n - 3),
+    }
+}
+
+/// An Ingress's ADDRESS column: the load balancer's IPs and hostnames.
+fn ingress_address(lb: &Value) -> String {
+    lb.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["ip"].as_str().or(i["hostname"].as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A Node's STATUS column: `Ready` (or `NotReady`), with
