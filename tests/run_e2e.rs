@@ -1172,3 +1172,129 @@ fn a_node_drain_of_a_single_replica_fails_with_no_ready_endpoints_and_asks_for_t
         "{remedy}"
     );
 }
+
+/// The bundled drain without a budget: the setup packs all three Pods onto
+/// one Node, whose drain evicts them at once; their replacements need 8 s
+/// to be ready, longer than the 5 s preStop. The run fails with
+/// `no_ready_endpoints`, the remedy is a budget as a manifest, the
+/// evictions and the cordon are lifecycle events, and the sandbox's own
+/// record agrees with baton's causes.
+#[test]
+fn a_node_drain_without_a_budget_fails_and_asks_for_one_as_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/drain-without-pdb.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let summary = read_json(&dir.path().join("summary.json"));
+    let gap = summary["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["cause"] == "no_ready_endpoints")
+        .unwrap_or_else(|| panic!("no no_ready_endpoints incident: {}", summary["causes"]))
+        .clone();
+    let text = gap["remedy"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "give the Deployment's Pods a PodDisruptionBudget with maxUnavailable: 1 (there is none): 3 of its 3 Pods were evicted"
+        ),
+        "{text}"
+    );
+    let manifest = gap["remedy"]["manifest"].as_str().unwrap();
+    assert!(
+        manifest.contains("kind: PodDisruptionBudget") && manifest.contains("maxUnavailable: 1"),
+        "{manifest}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("summary.md"))
+            .unwrap()
+            .contains("kubectl apply -n default -f budget.yaml"),
+        "summary.md gives the manifest"
+    );
+    // The drain as lifecycle events: the cordon, three evictions, and each
+    // evicted Pod's deletion marked as an eviction.
+    let events = read_csv(&dir.path().join("events.csv"));
+    let of = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(of("node_cordoned"), 1, "the measured drain's cordon");
+    assert_eq!(of("node_uncordoned"), 1);
+    assert_eq!(of("pod_evicted"), 3);
+    let evicted_deletions = events
+        .iter()
+        .filter(|e| e["kind"] == "pod_deleting" && e["reason"] == "EvictionByEvictionAPI")
+        .count();
+    assert_eq!(
+        evicted_deletions, 3,
+        "every eviction carried DisruptionTarget"
+    );
+    let run = read_json(&dir.path().join("run.json"));
+    assert_eq!(run["format_version"], 3);
+    // Refereed: the failures the proxy saw with no endpoint at all are
+    // baton's no_ready_endpoints, and the causes are right overall.
+    let (right, _, judged) = refereed(dir.path());
+    assert!(judged > 100, "the referee judged {judged} failure(s)");
+    assert!(
+        right * 100 >= judged * 90,
+        "{right} of {judged} failures had the right cause"
+    );
+}
+
+/// The bundled weighted canary through the sandbox's ingress controller:
+/// nothing fails, and v2's share in each step's window is its weight
+/// within the tolerance; the sandbox's own record says which Service each
+/// connection went to, and agrees.
+#[test]
+fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", "profiles/canary-weighted.yaml", "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let summary = read_json(&dir.path().join("summary.json"));
+    assert_eq!(summary["requests"]["failed"], 0);
+    let shares: Vec<&serde_json::Value> = summary["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"].as_str().unwrap().starts_with("version_share"))
+        .collect();
+    assert_eq!(shares.len(), 3, "{}", summary["thresholds"]);
+    assert!(shares.iter().all(|t| t["pass"] == true), "{shares:?}");
+    // The referee: per connection, the Service the ingress chose (joined
+    // by the connection's local port, the nearest in time). Every answer's
+    // version is its Service's.
+    let mut chosen: HashMap<String, Vec<(i128, String)>> = HashMap::new();
+    for c in read_csv(&dir.path().join("sandbox-ground-truth.csv")) {
+        chosen
+            .entry(c["client_port"].clone())
+            .or_default()
+            .push((c["accepted_ns"].parse().unwrap(), c["service"].clone()));
+    }
+    let mut per_service: HashMap<String, usize> = HashMap::new();
+    for r in read_csv(&dir.path().join("requests.csv")) {
+        let start: i128 = r["start_ns"].parse().unwrap();
+        let service = chosen
+            .get(&r["local_port"])
+            .and_then(|v| v.iter().min_by_key(|(at, _)| (at - start).abs()))
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| panic!("no connection for request {}", r["seq"]));
+        assert_eq!(
+            service,
+            format!("web-{}", r["version"]),
+            "request {}: the ingress chose {service}, the answer says {}",
+            r["seq"],
+            r["version"]
+        );
+        *per_service.entry(service).or_default() += 1;
+    }
+    assert!(
+        per_service.len() == 2,
+        "both versions answered: {per_service:?}"
+    );
+}

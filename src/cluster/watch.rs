@@ -191,28 +191,41 @@ pub async fn start(
     ));
     // Budgets and autoscalers name the Deployment's Pods or the Deployment
     // in their spec, not in labels: all of the namespace's are watched and
-    // the normaliser keeps those that cover or scale it.
-    streams.push(tagged(
-        Resource::DisruptionBudgets,
-        Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns),
-        watcher::Config::default(),
-        |o| Object::DisruptionBudget(Box::new(o)),
-    ));
-    streams.push(tagged(
-        Resource::Autoscalers,
-        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns),
-        watcher::Config::default(),
-        |o| Object::Autoscaler(Box::new(o)),
-    ));
+    // the normaliser keeps those that cover or scale it. An API server that
+    // does not serve one of them (404) has none to watch.
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns);
+    let budgets_served = served(&budgets).await;
+    if budgets_served {
+        streams.push(tagged(
+            Resource::DisruptionBudgets,
+            budgets,
+            watcher::Config::default(),
+            |o| Object::DisruptionBudget(Box::new(o)),
+        ));
+    }
+    let autoscalers = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns);
+    let autoscalers_served = served(&autoscalers).await;
+    if autoscalers_served {
+        streams.push(tagged(
+            Resource::Autoscalers,
+            autoscalers,
+            watcher::Config::default(),
+            |o| Object::Autoscaler(Box::new(o)),
+        ));
+    }
     let mut watched = vec![
         Resource::Pods,
         Resource::EndpointSlices,
         Resource::ReplicaSets,
         Resource::Deployments,
-        Resource::DisruptionBudgets,
-        Resource::Autoscalers,
         Resource::Events,
     ];
+    if budgets_served {
+        watched.push(Resource::DisruptionBudgets);
+    }
+    if autoscalers_served {
+        watched.push(Resource::Autoscalers);
+    }
     if target.nodes {
         streams.push(tagged(
             Resource::Nodes,
@@ -269,6 +282,26 @@ pub async fn start(
             handle.stop().await;
             Err(WatchError::Cancelled)
         }
+    }
+}
+
+/// Whether the API server serves `api`'s resource at all: a 404 on a list
+/// means the API group or version is not there (every other answer,
+/// errors included, is the watch's to meet and report).
+async fn served<K>(api: &Api<K>) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            tracing::warn!(resource = %K::plural(&Default::default()), "not served by the API server: not watched");
+            false
+        }
+        _ => true,
     }
 }
 
