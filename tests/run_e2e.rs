@@ -1266,6 +1266,19 @@ fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
         .collect();
     assert_eq!(shares.len(), 3, "{}", summary["thresholds"]);
     assert!(shares.iter().all(|t| t["pass"] == true), "{shares:?}");
+    // The same figures with their windows, and drawn as target bands over
+    // the report's versions panel.
+    let figures = summary["version_shares"].as_array().unwrap();
+    let measured: Vec<f64> = figures
+        .iter()
+        .map(|f| f["measured"].as_f64().unwrap())
+        .collect();
+    assert!(
+        (measured[0] - 0.1).abs() <= 0.03 && (measured[1] - 0.5).abs() <= 0.05 && measured[2] == 1.0,
+        "{measured:?}"
+    );
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<path class=\"share-band\"").count(), 3);
     // The referee: per connection, the Service the ingress chose (joined
     // by the connection's local port, the nearest in time). Every answer's
     // version is its Service's.

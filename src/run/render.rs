@@ -351,6 +351,7 @@ fn summarise(
         },
     };
     let judgement = judge_run(&facts, &limits);
+    let version_shares = share::figures(&limits.version_share, &facts.share_windows);
     let mut reason = judgement.reason.clone();
     if judgement.verdict == Verdict::Invalid && facts.client_resource > 0 {
         let errnos: Vec<&str> = record.errnos.keys().map(String::as_str).collect();
@@ -375,6 +376,7 @@ fn summarise(
         deployment: profile.rollout.deployment.clone(),
         target_url: record.target_url.clone(),
         thresholds: judgement.thresholds,
+        version_shares,
         requests: RequestCounts {
             sent: record.sent,
             ok: analysis.ok,

@@ -91,6 +91,9 @@ pub struct RunSummary {
     pub deployment: String,
     pub target_url: String,
     pub thresholds: Vec<ThresholdResult>,
+    /// The `version_share` thresholds with their windows (format 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub version_shares: Vec<crate::verdict::share::ShareFigure>,
     pub requests: RequestCounts,
     /// Requests per outcome, every outcome present.
     pub outcomes: BTreeMap<String, u64>,

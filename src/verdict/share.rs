@@ -139,6 +139,50 @@ pub fn window_of(share: &VersionShare, steps: &[StepSpan]) -> (Option<u64>, Opti
     (Some(to.map_or(from, |t| from.min(t))), to)
 }
 
+/// One `version_share` threshold as measured, for `summary.json` and the
+/// report's versions panel (the target band over the window).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareFigure {
+    pub step: usize,
+    pub version: String,
+    /// The target and tolerance, as fractions.
+    pub share: f64,
+    pub tolerance: f64,
+    /// The window on the run clock; `None` when the step did not end.
+    pub from_ms: Option<f64>,
+    /// `None`: open until the load ended.
+    pub to_ms: Option<f64>,
+    /// Answers with a version in the window, and the version's share.
+    pub answers: u64,
+    pub measured: Option<f64>,
+    pub pass: bool,
+}
+
+/// The figures of every share, in order (as [`judge`] judges them).
+pub fn figures(shares: &[VersionShare], windows: &[ShareWindow]) -> Vec<ShareFigure> {
+    let ms = |ns: u64| ns as f64 / 1e6;
+    shares
+        .iter()
+        .zip(windows)
+        .map(|(s, w)| {
+            let answers: u64 = w.versions.values().sum();
+            ShareFigure {
+                step: s.step,
+                version: s.version.clone(),
+                share: s.share.0,
+                tolerance: s.tolerance.0,
+                from_ms: w.from_ns.map(ms),
+                to_ms: w.to_ns.map(ms),
+                answers,
+                measured: (answers > 0).then(|| {
+                    w.versions.get(&s.version).copied().unwrap_or(0) as f64 / answers as f64
+                }),
+                pass: one(s, w).pass,
+            }
+        })
+        .collect()
+}
+
 /// One threshold line per share, each with its window.
 pub fn judge(shares: &[VersionShare], windows: &[ShareWindow]) -> Vec<ThresholdResult> {
     shares.iter().zip(windows).map(|(s, w)| one(s, w)).collect()

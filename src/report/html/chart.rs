@@ -157,6 +157,16 @@ pub(super) struct BarPanel {
     pub yticks: Vec<YTick>,
     pub empty: bool,
     pub overlay: Option<Rect>,
+    /// Target bands, in the panel's units (versions: a `version_share`
+    /// threshold's share ± tolerance of each bucket's answers).
+    pub bands: Vec<TargetBand>,
+}
+
+/// A band drawn over a panel's bars, with what it means.
+#[derive(Serialize)]
+pub(super) struct TargetBand {
+    pub d: String,
+    pub title: String,
 }
 
 /// Latency lines, drawn in (bucket index, log10 ms) units.
@@ -439,7 +449,7 @@ pub(super) fn chart(input: &HtmlInput<'_>, shown: &[usize], has_row: &[bool]) ->
     y += requests.h + PANEL_GAP;
     let latency = latency_panel(input.buckets, scale, y);
     y += latency.h + PANEL_GAP;
-    let versions = versions_panel(input.buckets, scale, y);
+    let versions = versions_panel(input.buckets, &input.summary.version_shares, scale, y);
     y += versions.h + PANEL_GAP;
     let answered = versions_in_order(input.buckets);
     let pods = pods_panel(input.timeline, &answered, scale, end, y);
@@ -614,6 +624,7 @@ fn requests_panel(input: &HtmlInput<'_>, scale: Scale, y: f64) -> BarPanel {
         yticks: count_ticks(y, h, ymax),
         empty: buckets.is_empty(),
         overlay,
+        bands: Vec::new(),
     }
 }
 
@@ -698,7 +709,16 @@ pub(super) fn ms_label(ms: f64) -> String {
     }
 }
 
-fn versions_panel(buckets: &[Bucket], scale: Scale, y: f64) -> BarPanel {
+/// Answers per version, stacked; a version a `version_share` threshold
+/// judges is stacked first, so its bars' tops are its share, and the
+/// threshold's band (share ± tolerance of each bucket's answers, over its
+/// window) shows whether they stayed in it.
+fn versions_panel(
+    buckets: &[Bucket],
+    shares: &[crate::verdict::share::ShareFigure],
+    scale: Scale,
+    y: f64,
+) -> BarPanel {
     let h = VERSIONS_H;
     let order = versions_in_order(buckets);
     let ymax = nice_ceil(
@@ -708,12 +728,16 @@ fn versions_panel(buckets: &[Bucket], scale: Scale, y: f64) -> BarPanel {
             .max()
             .unwrap_or(0) as f64,
     );
+    // Colours keep the order versions first answered in; the stack puts
+    // judged versions at the bottom.
+    let mut stack: Vec<usize> = (0..order.len()).collect();
+    stack.sort_by_key(|&k| !shares.iter().any(|s| s.version == order[k]));
     let mut paths: Vec<String> = vec![String::new(); order.len()];
     for b in buckets {
         let i = b.start_ns / BUCKET_NS;
         let mut base = 0.0;
-        for (k, v) in order.iter().enumerate() {
-            if let Some(&n) = b.versions.get(*v)
+        for &k in &stack {
+            if let Some(&n) = b.versions.get(order[k])
                 && n > 0
             {
                 bar(&mut paths[k], i, base, n as f64);
@@ -721,6 +745,46 @@ fn versions_panel(buckets: &[Bucket], scale: Scale, y: f64) -> BarPanel {
             }
         }
     }
+    let bands = shares
+        .iter()
+        .filter_map(|s| {
+            let from = (s.from_ms? * 1e6) as u64;
+            let to = s.to_ms.map(|t| (t * 1e6) as u64);
+            // One band over the window at the window's mean answers per
+            // bucket: the threshold judges the window, not each bucket.
+            let inside: Vec<&Bucket> = buckets
+                .iter()
+                .filter(|b| b.start_ns >= from && to.is_none_or(|t| b.start_ns + BUCKET_NS <= t))
+                .collect();
+            let (first, last) = (inside.first()?, inside.last()?);
+            let mean = inside
+                .iter()
+                .map(|b| b.versions.values().sum::<u64>())
+                .sum::<u64>() as f64
+                / inside.len() as f64;
+            let (i0, i1) = (first.start_ns / BUCKET_NS, last.start_ns / BUCKET_NS + 1);
+            let lo = (s.share - s.tolerance).max(0.0) * mean;
+            let hi = (s.share + s.tolerance).min(1.0) * mean;
+            let mut d = format!("M{i0} {}H{i1}V{}H{i0}z", r2(lo), r2(hi));
+            if let Some(m) = s.measured {
+                d.push_str(&format!("M{i0} {}H{i1}", r2(m * mean)));
+            }
+            let pct = |f: f64| crate::verdict::share::Fraction(f).to_string();
+            Some(TargetBand {
+                d,
+                title: format!(
+                    "step {}: {} should answer {} ± {} here; it answered {} of {} ({})",
+                    s.step,
+                    s.version,
+                    pct(s.share),
+                    pct(s.tolerance),
+                    s.measured.map_or("none".to_string(), pct),
+                    s.answers,
+                    if s.pass { "within" } else { "outside the band" }
+                ),
+            })
+        })
+        .collect();
     BarPanel {
         title: "responses per version",
         empty_text: "no version read from the responses (see target.version_from)",
@@ -739,6 +803,7 @@ fn versions_panel(buckets: &[Bucket], scale: Scale, y: f64) -> BarPanel {
         yticks: count_ticks(y, h, ymax),
         empty: order.is_empty(),
         overlay: None,
+        bands,
     }
 }
 

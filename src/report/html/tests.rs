@@ -50,6 +50,7 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         namespace: "default".into(),
         deployment: "web-server".into(),
         target_url: "http://127.0.0.1:30000/".into(),
+        version_shares: Vec::new(),
         thresholds: vec![
             ThresholdResult {
                 name: "max_failed".into(),
