@@ -30,6 +30,8 @@
 //!   servers: probes, preStop, grace period.
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
 //! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
+//! - [`hpa`]: HorizontalPodAutoscaler defaults, the simulated metric and
+//!   the replica decision (pure).
 //! - [`proxy`]: the Service proxy with propagation lag.
 //! - [`affinity`]: the proxy's `sessionAffinity: ClientIP` (pure).
 //! - [`truth`]: the ground truth: where each connection went, what each Pod did.
@@ -42,6 +44,7 @@ pub mod cluster;
 pub mod config;
 pub mod controllers;
 pub mod events;
+pub mod hpa;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;

@@ -43,7 +43,12 @@ use tokio::sync::broadcast;
 const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget"];
+const GENERATION_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
 pub const KINDS: &[&str] = &[
@@ -56,6 +61,7 @@ pub const KINDS: &[&str] = &[
     "EndpointSlice",
     "Node",
     "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
 ];
 
 /// Store settings.
@@ -696,6 +702,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
         "Deployment" | "ReplicaSet" => "apps/v1",
         "EndpointSlice" => "discovery.k8s.io/v1",
         "PodDisruptionBudget" => "policy/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
         _ => "v1",
     };
     obj["kind"] = kind.into();
