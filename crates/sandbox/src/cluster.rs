@@ -36,7 +36,8 @@ impl ClusterHandle {
 }
 
 /// Registers the Nodes ([`ClusterConfig::nodes`]) and starts the
-/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption), the
+/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption,
+/// HorizontalPodAutoscaler), the
 /// kubelet (Pods as real HTTP servers) and the Service proxy. All of them
 /// stop when `shutdown` is cancelled.
 pub async fn spawn(
@@ -53,6 +54,11 @@ pub async fn spawn(
     }
     let tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
+        tokio::spawn(crate::controllers::autoscaler::run(
+            store.clone(),
+            cfg.hpa_sync_period,
+            shutdown.clone(),
+        )),
         tokio::spawn(crate::kubelet::run(
             store.clone(),
             cfg.clone(),

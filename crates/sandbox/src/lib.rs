@@ -24,8 +24,8 @@
 //! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
 //! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
 //! - [`cluster`]: spawns the cluster behaviour below.
-//! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice and disruption
-//!   (PodDisruptionBudget status) controllers.
+//! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice, disruption
+//!   (PodDisruptionBudget status) and HorizontalPodAutoscaler controllers.
 //! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
 //!   servers: probes, preStop, grace period.
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
