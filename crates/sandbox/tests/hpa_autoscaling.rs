@@ -555,3 +555,45 @@ async fn the_nginx_hpa_example_is_steady_at_start() {
     assert_eq!(down.stabilization_window_seconds, Some(0));
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_side_apply_of_the_hpa_manifest_moves_the_metric_as_an_apply_step_does() {
+    use kube::api::{DynamicObject, GroupVersionKind};
+    let sb = sandbox().await;
+    let client = client(&sb).await;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deps.create(&PostParams::default(), &deployment("web", 2, Some("100m")))
+        .await
+        .unwrap();
+    // baton's `apply` step: discovery, then a forced server-side apply of
+    // each document through the dynamic API.
+    let gvk = GroupVersionKind::gvk("autoscaling", "v2", "HorizontalPodAutoscaler");
+    let (ar, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let manifest = |util: &str| {
+        let mut m = serde_json::to_value(hpa("web", 2, 6, 0, Some(util))).unwrap();
+        m["apiVersion"] = json!("autoscaling/v2");
+        m["kind"] = json!("HorizontalPodAutoscaler");
+        m
+    };
+    let apply = |m: Value| {
+        let api = api.clone();
+        async move {
+            api.patch(
+                "web",
+                &PatchParams::apply("baton").force(),
+                &Patch::Apply(&m),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    apply(manifest("50")).await;
+    apply(manifest("150")).await;
+    // ceil(2 × 150/50) = 6.
+    eventually("the Deployment at 6", || async {
+        replicas(&deps, "web").await == 6
+    })
+    .await;
+    sb.shutdown().await;
+}

@@ -644,6 +644,25 @@ async fn kubectl_applies_gets_describes_patches_and_autoscales_hpas() {
     )
     .await;
     assert_eq!(out.stdout, "30", "{}", out.stderr);
+    // A second apply (kubectl's strategic merge patch) changes what changed.
+    let changed = HPA_MANIFEST
+        .replace("maxReplicas: 6", "maxReplicas: 5")
+        .replace("averageUtilization: 50", "averageUtilization: 70");
+    std::fs::write(&file, changed).unwrap();
+    let out = kubectl(&sb, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.ok, "re-apply: {}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "hpa",
+            "web-server",
+            "-o",
+            "jsonpath={.spec.maxReplicas}/{.spec.metrics[*].resource.target.averageUtilization}",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "5/70", "{}", out.stderr);
     let out = kubectl(&sb, &["delete", "hpa", "web-server"]).await;
     assert!(out.ok, "delete: {}", out.stderr);
 
