@@ -40,10 +40,11 @@ impl ClusterHandle {
 }
 
 /// Registers the Nodes ([`ClusterConfig::nodes`]) and starts the
-/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption), the
-/// kubelet (Pods as real HTTP servers), the Service proxy and, with
-/// [`ClusterConfig::ingress_port`], the ingress controller (its port bound
-/// before this returns). All of them stop when `shutdown` is cancelled.
+/// controllers (Deployment, ReplicaSet, EndpointSlice, disruption,
+/// HorizontalPodAutoscaler), the kubelet (Pods as real HTTP servers), the
+/// Service proxy and, with [`ClusterConfig::ingress_port`], the ingress
+/// controller (its port bound before this returns). All of them stop when
+/// `shutdown` is cancelled.
 pub async fn spawn(
     store: Arc<Store>,
     cfg: ClusterConfig,
@@ -68,6 +69,11 @@ pub async fn spawn(
     let tables = proxy::Tables::default();
     let mut tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
+        tokio::spawn(crate::controllers::autoscaler::run(
+            store.clone(),
+            cfg.hpa_sync_period,
+            shutdown.clone(),
+        )),
         tokio::spawn(crate::kubelet::run(
             store.clone(),
             cfg.clone(),

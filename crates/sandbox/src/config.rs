@@ -40,6 +40,10 @@ pub struct ClusterConfig {
     /// free port ([`Sandbox::ingress_addr`](crate::Sandbox::ingress_addr)
     /// says which).
     pub ingress_port: Option<u16>,
+    /// How often the HorizontalPodAutoscaler controller syncs each HPA.
+    /// Kubernetes' `--horizontal-pod-autoscaler-sync-period` is 15 s; the
+    /// sandbox uses 1 s so a profile's metric change acts within a second.
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -53,6 +57,7 @@ impl Default for ClusterConfig {
             backoff_max: Duration::from_secs(300),
             nodes: 1,
             ingress_port: None,
+            hpa_sync_period: Duration::from_secs(1),
         }
     }
 }
@@ -304,6 +309,16 @@ impl SandboxConfig {
             if let Some(d) = dur("backoff_max", &s.backoff_max)? {
                 cfg.cluster.backoff_max = d;
             }
+            if let Some(d) = dur("hpa_sync_period", &s.hpa_sync_period)? {
+                if d.is_zero() {
+                    return Err(err(
+                        find_line(doc, "hpa_sync_period", start),
+                        "hpa_sync_period",
+                        "must be more than 0".into(),
+                    ));
+                }
+                cfg.cluster.hpa_sync_period = d;
+            }
             if let Some(n) = s.nodes {
                 if n == 0 {
                     return Err(err(
@@ -376,6 +391,8 @@ pub struct FileSettings {
     /// Port of the ingress controller's listener (0: a free one; absent:
     /// no ingress controller).
     pub ingress_port: Option<u16>,
+    /// HorizontalPodAutoscaler sync period (default 1s; Kubernetes: 15s).
+    pub hpa_sync_period: Option<String>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -409,6 +426,8 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "Ingress"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -422,7 +441,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget and networking.k8s.io/v1 Ingress"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget, networking.k8s.io/v1 Ingress and autoscaling/v2 (or v1) HorizontalPodAutoscaler"
             ),
         ));
     }
@@ -533,6 +552,24 @@ mod tests {
             "no manifests means the seed scenario"
         );
         assert!(parse("manifests: []\n").unwrap().manifests.is_empty());
+    }
+
+    #[test]
+    fn hpa_sync_period_defaults_to_a_second_and_hpas_are_manifests() {
+        assert_eq!(
+            parse("history: 5\n").unwrap().cluster.hpa_sync_period,
+            Duration::from_secs(1)
+        );
+        let c = parse("hpa_sync_period: 250ms\nmanifests:\n- apiVersion: autoscaling/v2\n  kind: HorizontalPodAutoscaler\n  metadata: {name: web}\n  spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 4}\n").unwrap();
+        assert_eq!(c.cluster.hpa_sync_period, Duration::from_millis(250));
+        assert_eq!(c.manifests[0]["kind"], "HorizontalPodAutoscaler");
+        let e = parse("history: 5\nhpa_sync_period: 0s\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "sandbox.yaml:2: field `hpa_sync_period`: must be more than 0"
+        );
     }
 
     #[test]

@@ -24,12 +24,14 @@
 //! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
 //! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
 //! - [`cluster`]: spawns the cluster behaviour below.
-//! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice and disruption
-//!   (PodDisruptionBudget status) controllers.
+//! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice, disruption
+//!   (PodDisruptionBudget status) and HorizontalPodAutoscaler controllers.
 //! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
 //!   servers: probes, preStop, grace period.
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
 //! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
+//! - [`hpa`]: HorizontalPodAutoscaler defaults, the simulated metric and
+//!   the replica decision (pure).
 //! - [`proxy`]: the Service proxy with propagation lag.
 //! - [`ingress`]: the ingress controller (ingress-nginx's routing and canary
 //!   weights) in front of the proxy's endpoint tables.
@@ -45,6 +47,7 @@ pub mod config;
 pub mod controllers;
 pub mod events;
 pub mod ingress;
+pub mod hpa;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;

@@ -43,7 +43,13 @@ use tokio::sync::broadcast;
 const CLUSTER_SCOPED: &[&str] = &["Namespace", "Node"];
 
 /// Kinds whose `metadata.generation` tracks `.spec` changes.
-const GENERATION_KINDS: &[&str] = &["Deployment", "ReplicaSet", "PodDisruptionBudget", "Ingress"];
+const GENERATION_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "PodDisruptionBudget",
+    "Ingress",
+    "HorizontalPodAutoscaler",
+];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
 pub const KINDS: &[&str] = &[
@@ -57,6 +63,7 @@ pub const KINDS: &[&str] = &[
     "Ingress",
     "Node",
     "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
 ];
 
 /// Store settings.
@@ -698,6 +705,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
         "EndpointSlice" => "discovery.k8s.io/v1",
         "Ingress" => "networking.k8s.io/v1",
         "PodDisruptionBudget" => "policy/v1",
+        "HorizontalPodAutoscaler" => "autoscaling/v2",
         _ => "v1",
     };
     obj["kind"] = kind.into();

@@ -639,3 +639,150 @@ async fn kubectl_drain_under_a_budget_allowing_nothing_retries_until_its_timeout
     assert_eq!(node["spec"]["unschedulable"], true);
     sb.shutdown().await;
 }
+
+const HPA_MANIFEST: &str = "apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web-server
+  annotations:
+    sandbox.baton.dev/cpu-utilization: \"120\"
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web-server}
+  minReplicas: 2
+  maxReplicas: 6
+  metrics:
+    - type: Resource
+      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 0}
+";
+
+#[tokio::test]
+async fn kubectl_applies_gets_describes_patches_and_autoscales_hpas() {
+    let sb = seed().await;
+    let file = sb.kubeconfig_path().with_file_name("hpa.yaml");
+    std::fs::write(&file, HPA_MANIFEST).unwrap();
+    let out = kubectl(&sb, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.ok, "apply: {}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("horizontalpodautoscaler.autoscaling/web-server created"),
+        "{}",
+        out.stdout
+    );
+    let out = kubectl(&sb, &["get", "hpa"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]
+    );
+    assert!(
+        out.stdout.contains("Deployment/web-server") && out.stdout.contains("cpu: "),
+        "{}",
+        out.stdout
+    );
+    // The seed's nginx requests no CPU, so a utilisation means nothing:
+    // the HPA says so, as a real one does.
+    let out = until(
+        &sb,
+        &["describe", "hpa", "web-server"],
+        "missing request for cpu",
+    )
+    .await;
+    assert!(
+        out.stdout.contains("FailedGetResourceMetric") && out.stdout.contains("Min replicas"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let out = kubectl(
+        &sb,
+        &[
+            "patch",
+            "hpa",
+            "web-server",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"annotations":{"sandbox.baton.dev/cpu-utilization":"30"}}}"#,
+        ],
+    )
+    .await;
+    assert!(out.ok, "patch: {}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "hpa",
+            "web-server",
+            "-o",
+            r"jsonpath={.metadata.annotations.sandbox\.baton\.dev/cpu-utilization}",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "30", "{}", out.stderr);
+    // A second apply (kubectl's strategic merge patch) changes what changed.
+    let changed = HPA_MANIFEST
+        .replace("maxReplicas: 6", "maxReplicas: 5")
+        .replace("averageUtilization: 50", "averageUtilization: 70");
+    std::fs::write(&file, changed).unwrap();
+    let out = kubectl(&sb, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.ok, "re-apply: {}", out.stderr);
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "hpa",
+            "web-server",
+            "-o",
+            "jsonpath={.spec.maxReplicas}/{.spec.metrics[*].resource.target.averageUtilization}",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "5/70", "{}", out.stderr);
+    let out = kubectl(&sb, &["delete", "hpa", "web-server"]).await;
+    assert!(out.ok, "delete: {}", out.stderr);
+
+    // kubectl autoscale sends protobuf (autoscaling/v2, else v1).
+    let out = kubectl(
+        &sb,
+        &[
+            "autoscale",
+            "deployment",
+            "web-server",
+            "--min=2",
+            "--max=6",
+            "--cpu-percent=50",
+        ],
+    )
+    .await;
+    assert!(out.ok, "autoscale: {}", out.stderr);
+    assert!(out.stdout.contains("autoscaled"), "{}", out.stdout);
+    let out = kubectl(
+        &sb,
+        &[
+            "get",
+            "hpa",
+            "web-server",
+            "-o",
+            "jsonpath={.spec.minReplicas}/{.spec.maxReplicas}/{.spec.metrics[0].resource.target.averageUtilization}/{.spec.scaleTargetRef.name}",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "2/6/50/web-server", "{}", out.stderr);
+    sb.shutdown().await;
+}

@@ -32,12 +32,13 @@ fn name(t: &Target) -> &str {
 }
 
 /// Converts a stored object to what `res` serves (core/v1 Events become
-/// events.k8s.io/v1 Events for that group).
+/// events.k8s.io/v1 Events for that group; autoscaling/v2
+/// HorizontalPodAutoscalers become autoscaling/v1 ones for that version).
 pub fn to_wire(res: &ResourceDef, obj: Value) -> Value {
-    if res.group == "events.k8s.io" {
-        core_event_to_v1(&obj)
-    } else {
-        obj
+    match (res.group, res.version) {
+        ("events.k8s.io", _) => core_event_to_v1(&obj),
+        ("autoscaling", "v1") => super::autoscaling::v2_to_v1(&obj),
+        _ => obj,
     }
 }
 
@@ -117,17 +118,29 @@ fn v1_event_to_core(e: &Value) -> Value {
     out
 }
 
-fn from_wire(res: &ResourceDef, obj: Value) -> Value {
-    if res.group == "events.k8s.io" {
-        v1_event_to_core(&obj)
-    } else {
-        obj
+fn from_wire(res: &ResourceDef, obj: Value) -> Result<Value, ApiError> {
+    match (res.group, res.version) {
+        ("events.k8s.io", _) => Ok(v1_event_to_core(&obj)),
+        ("autoscaling", "v1") => super::autoscaling::v1_to_v2(&obj).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                res.kind, res.version, res.kind
+            ))
+        }),
+        _ => Ok(obj),
     }
 }
 
 /// Decodes a request body (JSON, or YAML when the Content-Type says so)
 /// into an object of `res`'s kind.
 fn decode(res: &ResourceDef, call: &Call) -> Result<Value, ApiError> {
+    if call.content_type.contains("protobuf") && res.kind == "HorizontalPodAutoscaler" {
+        // `kubectl autoscale` sends its HPA as protobuf, whatever the server.
+        let v =
+            super::protobuf::decode_hpa(&call.body, res.version).map_err(ApiError::bad_request)?;
+        check_type(res, &v)?;
+        return Ok(v);
+    }
     if call.content_type.contains("protobuf") || call.content_type.contains("cbor") {
         return Err(ApiError::new(
             415,
@@ -282,7 +295,7 @@ pub fn create_object(
     dry: bool,
     strict: bool,
 ) -> Result<(u16, Value), ApiError> {
-    let mut obj = from_wire(t.res, obj);
+    let mut obj = from_wire(t.res, obj)?;
     place(t, &mut obj)?;
     require_namespace(state, t)?;
     prepare(state, t.res, &mut obj, None, strict)?;
@@ -321,7 +334,7 @@ pub fn update(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body
         })?;
         return set_scale(state, t, &scale).map(|v| json_response(200, &v));
     }
-    let mut obj = from_wire(t.res, decode(t.res, call)?);
+    let mut obj = from_wire(t.res, decode(t.res, call)?)?;
     match obj["metadata"]["name"].as_str() {
         Some(n) if n == name(t) => {}
         Some(n) => {
@@ -397,7 +410,7 @@ pub fn patch(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>
             check_type(t.res, &manifest)?;
         }
         let patched = patch::apply(&wire, &call.body, ty).map_err(|m| patch_error(t, m))?;
-        let mut obj = from_wire(t.res, patched);
+        let mut obj = from_wire(t.res, patched)?;
         if !obj.is_object() || !obj["metadata"].is_object() {
             return Err(ApiError::invalid(
                 t.res,

@@ -14,6 +14,7 @@
 //! See [`serve`] for the entry point; [`handlers`] has the verbs and
 //! [`watch`] the list/watch semantics.
 
+pub mod autoscaling;
 pub mod eviction;
 pub mod handlers;
 pub mod openapi;

@@ -6,14 +6,15 @@
 
 use serde_json::{Map, Value, json};
 
-use super::resources::{GROUPS, RESOURCES};
+use super::resources::{GROUPS, RESOURCES, versions};
 
 /// `GET /openapi/v3`: where each group-version's document is.
 pub fn root() -> Value {
     let mut paths = Map::new();
-    for gv in
-        std::iter::once("api/v1".to_string()).chain(GROUPS.iter().map(|g| format!("apis/{g}/v1")))
-    {
+    let groups = GROUPS
+        .iter()
+        .flat_map(|g| versions(g).iter().map(move |v| format!("apis/{g}/{v}")));
+    for gv in std::iter::once("api/v1".to_string()).chain(groups) {
         paths.insert(
             gv.clone(),
             json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash=baton-sandbox")}),
@@ -22,24 +23,24 @@ pub fn root() -> Value {
     json!({"paths": paths})
 }
 
-/// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/<group>/v1`.
+/// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`.
 pub fn group_version(gv: &str) -> Option<Value> {
-    let group = match gv {
-        "api/v1" => "",
-        _ => gv.strip_prefix("apis/")?.strip_suffix("/v1")?,
+    let (group, version) = match gv {
+        "api/v1" => ("", "v1"),
+        _ => gv.strip_prefix("apis/")?.rsplit_once('/')?,
     };
-    if !group.is_empty() && !GROUPS.contains(&group) {
+    if !group.is_empty() && !GROUPS.contains(&group) || !versions(group).contains(&version) {
         return None;
     }
     let mut paths = Map::new();
     for r in RESOURCES
         .iter()
-        .filter(|r| r.group == group && r.allows("patch"))
+        .filter(|r| r.group == group && r.version == version && r.allows("patch"))
     {
         let prefix = if group.is_empty() {
             "/api/v1".to_string()
         } else {
-            format!("/apis/{group}/v1")
+            format!("/apis/{group}/{version}")
         };
         let path = if r.namespaced {
             format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
@@ -83,5 +84,11 @@ mod tests {
         let d = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(d["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert!(group_version("apis/batch/v1").is_none());
+        assert!(group_version("apis/apps/v2").is_none());
+        let hpa = group_version("apis/autoscaling/v2").unwrap();
+        let p = &hpa["paths"]["/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{name}"]
+            ["patch"];
+        assert_eq!(p["x-kubernetes-group-version-kind"]["version"], "v2");
+        assert!(r["paths"]["apis/autoscaling/v1"].is_object());
     }
 }

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, TcpListener};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -35,6 +36,7 @@ pub fn normalize(kind: &str, obj: &Value) -> Result<Value, String> {
         "Ingress" => rt::<Ingress>(obj),
         "Node" => rt::<Node>(obj),
         "PodDisruptionBudget" => rt::<PodDisruptionBudget>(obj),
+        "HorizontalPodAutoscaler" => rt::<HorizontalPodAutoscaler>(obj),
         _ => Ok(obj.clone()),
     }
 }
@@ -94,6 +96,7 @@ pub fn prepare(
         "Service" => prepare_service(state, obj, old).map_err(invalid)?,
         "Ingress" => crate::ingress::validate(obj).map_err(invalid)?,
         "PodDisruptionBudget" => crate::pdb::validate(obj).map_err(invalid)?,
+        "HorizontalPodAutoscaler" => crate::hpa::prepare(obj).map_err(invalid)?,
         "Namespace" if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Active"});
         }

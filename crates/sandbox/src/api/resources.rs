@@ -239,6 +239,33 @@ pub static RESOURCES: &[ResourceDef] = &[
         store_kind: Some("PodDisruptionBudget"),
         subresources: &[STATUS],
     },
+    // autoscaling/v2 first: the stored version, and the one `for_kind`
+    // finds. autoscaling/v1 is the same objects converted on the way in
+    // and out (`api::autoscaling`), as Kubernetes serves both.
+    ResourceDef {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["hpa"],
+        store_kind: Some("HorizontalPodAutoscaler"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
+        group: "autoscaling",
+        version: "v1",
+        plural: "horizontalpodautoscalers",
+        singular: "horizontalpodautoscaler",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &["hpa"],
+        store_kind: Some("HorizontalPodAutoscaler"),
+        subresources: &[STATUS],
+    },
     ResourceDef {
         group: "authorization.k8s.io",
         version: "v1",
@@ -261,7 +288,17 @@ pub const GROUPS: &[&str] = &[
     "networking.k8s.io",
     "policy",
     "authorization.k8s.io",
+    "autoscaling",
 ];
+
+/// The versions served of a group (core or not), preferred first: `v1`
+/// for all but `autoscaling`, which has `v2` (preferred) and `v1`.
+pub fn versions(group: &str) -> &'static [&'static str] {
+    match group {
+        "autoscaling" => &["v2", "v1"],
+        _ => &["v1"],
+    }
+}
 
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
@@ -308,24 +345,30 @@ pub fn group_list() -> Value {
 
 /// `GET /apis/<group>`: APIGroup.
 pub fn group(name: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    let gvs: Vec<Value> = versions(name)
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
         "name": name,
-        "versions": [gv.clone()],
-        "preferredVersion": gv,
+        "versions": gvs.clone(),
+        "preferredVersion": gvs[0],
     })
 }
 
 /// `GET /api/v1` or `/apis/<group>/<version>`: APIResourceList, or `None`
 /// for a group/version the sandbox does not serve.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    if version != "v1" || !(group.is_empty() || GROUPS.contains(&group)) {
+    if !versions(group).contains(&version) || !(group.is_empty() || GROUPS.contains(&group)) {
         return None;
     }
     let mut out = Vec::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut e = json!({
             "name": r.plural,
             "singularName": r.singular,
@@ -398,8 +441,36 @@ mod tests {
     #[test]
     fn every_group_in_the_group_list_has_a_resource_list() {
         for g in GROUPS {
-            assert!(resource_list(g, "v1").is_some(), "{g}");
+            for v in versions(g) {
+                assert!(resource_list(g, v).is_some(), "{g}/{v}");
+            }
         }
         assert!(resource_list("", "v1").is_some());
+        assert!(resource_list("apps", "v2").is_none());
+    }
+
+    #[test]
+    fn autoscaling_serves_hpas_in_v2_preferred_and_v1() {
+        let g = group("autoscaling");
+        assert_eq!(g["preferredVersion"]["groupVersion"], "autoscaling/v2");
+        assert_eq!(g["versions"][1]["groupVersion"], "autoscaling/v1");
+        for v in ["v2", "v1"] {
+            let l = resource_list("autoscaling", v).unwrap();
+            let names: Vec<&str> = l["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "horizontalpodautoscalers",
+                    "horizontalpodautoscalers/status"
+                ]
+            );
+            assert_eq!(l["resources"][0]["shortNames"][0], "hpa");
+        }
+        assert_eq!(for_kind("HorizontalPodAutoscaler").unwrap().version, "v2");
     }
 }

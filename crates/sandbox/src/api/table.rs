@@ -1,8 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` Table that `kubectl get`
 //! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
 //! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
-//! Services, Ingresses, Nodes, PodDisruptionBudgets and Events, and NAME/AGE
-//! for the rest.
+//! Services, Ingresses, Nodes, PodDisruptionBudgets,
+//! HorizontalPodAutoscalers and Events, and NAME/AGE for the rest.
 
 use serde_json::{Value, json};
 
@@ -74,6 +74,15 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
             ("Min Available", "string"),
             ("Max Unavailable", "string"),
             ("Allowed Disruptions", "integer"),
+            ("Age", "string"),
+        ],
+        "HorizontalPodAutoscaler" => &[
+            ("Name", "string"),
+            ("Reference", "string"),
+            ("Targets", "string"),
+            ("MinPods", "string"),
+            ("MaxPods", "integer"),
+            ("Replicas", "integer"),
             ("Age", "string"),
         ],
         _ if res.kind == "Event" && res.group.is_empty() => &[
@@ -287,6 +296,34 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
                 created,
             ]
         }
+        "HorizontalPodAutoscaler" => {
+            // A v1 list shows the same columns as v2's.
+            let v2;
+            let o = if o["apiVersion"] == "autoscaling/v1" {
+                v2 = super::autoscaling::v1_to_v2(o).unwrap_or_else(|_| o.clone());
+                &v2
+            } else {
+                o
+            };
+            let (spec, status) = (&o["spec"], &o["status"]);
+            let target = &spec["scaleTargetRef"];
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    target["kind"].as_str().unwrap_or(""),
+                    target["name"].as_str().unwrap_or("")
+                )),
+                json!(hpa_targets(&spec["metrics"], &status["currentMetrics"])),
+                json!(match spec["minReplicas"].as_i64() {
+                    Some(m) => m.to_string(),
+                    None => "<unset>".into(),
+                }),
+                int(&spec["maxReplicas"]),
+                int(&status["currentReplicas"]),
+                created,
+            ]
+        }
         "Event" if res.group.is_empty() => {
             let io = &o["involvedObject"];
             vec![
@@ -331,6 +368,76 @@ fn ingress_address(lb: &Value) -> String {
         .filter_map(|i| i["ip"].as_str().or(i["hostname"].as_str()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The TARGETS column (`formatHPAMetrics`): `cpu: 120%/50%` per metric,
+/// `<unknown>` for a reading not (yet) there, two at most then `+ N
+/// more...`. Readings pair with metrics by position, as in Kubernetes.
+fn hpa_targets(metrics: &Value, current: &Value) -> String {
+    let specs = metrics.as_array().map(Vec::as_slice).unwrap_or_default();
+    if specs.is_empty() {
+        return "<none>".into();
+    }
+    let quantity = |v: &Value| v.as_str().map(str::to_string);
+    let list: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let cur = &current[i];
+            let ty = m["type"].as_str().unwrap_or("");
+            let (src, cur_src) = match ty {
+                "Resource" => (&m["resource"], &cur["resource"]),
+                "ContainerResource" => (&m["containerResource"], &cur["containerResource"]),
+                "Pods" => (&m["pods"], &cur["pods"]),
+                "Object" => (&m["object"], &cur["object"]),
+                "External" => (&m["external"], &cur["external"]),
+                _ => return "<unknown type>".into(),
+            };
+            let target = &src["target"];
+            let now = &cur_src["current"];
+            let unknown = || "<unknown>".to_string();
+            match ty {
+                "Resource" | "ContainerResource" => {
+                    let name = src["name"].as_str().unwrap_or("");
+                    let (c, t) = match quantity(&target["averageValue"]) {
+                        Some(t) => (quantity(&now["averageValue"]).unwrap_or_else(unknown), t),
+                        None => (
+                            now["averageUtilization"]
+                                .as_i64()
+                                .map(|u| format!("{u}%"))
+                                .unwrap_or_else(unknown),
+                            target["averageUtilization"]
+                                .as_i64()
+                                .map(|u| format!("{u}%"))
+                                .unwrap_or_else(|| "<auto>".into()),
+                        ),
+                    };
+                    format!("{name}: {c}/{t}")
+                }
+                _ => {
+                    let avg = quantity(&target["averageValue"]);
+                    let (c, t, suffix) = match avg {
+                        Some(t) => (
+                            quantity(&now["averageValue"]),
+                            t,
+                            if ty == "Pods" { "" } else { " (avg)" },
+                        ),
+                        None => (
+                            quantity(&now["value"]),
+                            quantity(&target["value"]).unwrap_or_default(),
+                            "",
+                        ),
+                    };
+                    format!("{}/{t}{suffix}", c.unwrap_or_else(unknown))
+                }
+            }
+        })
+        .collect();
+    if list.len() > 2 {
+        format!("{} + {} more...", list[..2].join(", "), list.len() - 2)
+    } else {
+        list.join(", ")
+    }
 }
 
 /// A Node's STATUS column: `Ready` (or `NotReady`), with
@@ -380,5 +487,34 @@ fn age(ts: Option<&str>) -> String {
         120..7200 => format!("{}m", s / 60),
         7200..172_800 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hpa_targets_read_like_kubectls() {
+        let cpu = json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}});
+        let reading = json!({"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 120, "averageValue": "120m"}}});
+        assert_eq!(
+            hpa_targets(&json!([cpu]), &Value::Null),
+            "cpu: <unknown>/50%"
+        );
+        assert_eq!(
+            hpa_targets(&json!([cpu]), &json!([{"type": ""}])),
+            "cpu: <unknown>/50%"
+        );
+        assert_eq!(
+            hpa_targets(&json!([cpu]), &json!([reading])),
+            "cpu: 120%/50%"
+        );
+        let pods = json!({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "10"}}});
+        assert_eq!(
+            hpa_targets(&json!([cpu, pods, cpu]), &json!([reading])),
+            "cpu: 120%/50%, <unknown>/10 + 1 more..."
+        );
+        assert_eq!(hpa_targets(&json!([]), &Value::Null), "<none>");
     }
 }

@@ -879,65 +879,23 @@ impl Ctx<'_> {
         if !is_rolling(d) {
             return Ok(());
         }
-        let total: i32 = active.iter().map(|&i| rs_replicas(&rss[i])).sum();
-        let allowed = if desired > 0 {
-            desired + max_surge(d)
-        } else {
-            0
-        };
-        let to_add = allowed - total;
-        let mut order = active.clone();
-        order.sort_by(|&a, &b| {
-            let by_size = rs_replicas(&rss[b]).cmp(&rs_replicas(&rss[a]));
-            let by_age = rss[a]
-                .metadata
-                .creation_timestamp
-                .cmp(&rss[b].metadata.creation_timestamp);
-            // Equal sizes: newer first when scaling up, older first when down.
-            by_size.then(if to_add > 0 { by_age.reverse() } else { by_age })
-        });
+        let shares: Vec<Share> = active
+            .iter()
+            .map(|&i| Share {
+                name: rss[i].metadata.name.as_deref().unwrap_or_default(),
+                created: rss[i].metadata.creation_timestamp.as_ref().map(|t| t.0),
+                replicas: rs_replicas(&rss[i]),
+                max_replicas_annotation: rss[i]
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(MAX_REPLICAS))
+                    .and_then(|v| v.parse::<i32>().ok()),
+            })
+            .collect();
         let status_replicas = d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let mut added = 0;
-        let mut sizes: Vec<(usize, i32)> = Vec::new();
-        for &i in &order {
-            let cur = rs_replicas(&rss[i]);
-            let proportion = if to_add == 0 || cur == 0 || to_add == added {
-                0
-            } else {
-                // getReplicaSetFraction
-                let fraction = if desired == 0 {
-                    -cur
-                } else {
-                    let before = rss[i]
-                        .metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(MAX_REPLICAS))
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .filter(|v| *v != 0)
-                        .unwrap_or(status_replicas);
-                    if before == 0 {
-                        0
-                    } else {
-                        ((cur as f64 * allowed as f64) / before as f64).round() as i32 - cur
-                    }
-                };
-                let left = to_add - added;
-                if to_add > 0 {
-                    fraction.min(left)
-                } else {
-                    fraction.max(left)
-                }
-            };
-            added += proportion;
-            sizes.push((i, cur + proportion));
-        }
-        if let Some(first) = sizes.first_mut()
-            && to_add != 0
-        {
-            first.1 = (first.1 + to_add - added).max(0);
-        }
-        for (i, size) in sizes {
+        let sizes = proportional_sizes(&shares, desired, max_surge(d), status_replicas);
+        for (&i, size) in active.iter().zip(sizes) {
             self.scale(d, &mut rss[i], size)?;
         }
         Ok(())
@@ -1042,6 +1000,85 @@ impl Ctx<'_> {
     }
 }
 
+/// One active ReplicaSet as the proportional arithmetic sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Share<'a> {
+    pub name: &'a str,
+    pub created: Option<Timestamp>,
+    /// `spec.replicas` (more than 0: only active ReplicaSets share).
+    pub replicas: i32,
+    /// `deployment.kubernetes.io/max-replicas`: the Deployment's
+    /// replicas + maxSurge when this ReplicaSet was last sized.
+    pub max_replicas_annotation: Option<i32>,
+}
+
+/// The RollingUpdate half of `scale` in sync.go, as pure arithmetic: the
+/// new size of each active ReplicaSet (in the order given) when the
+/// Deployment's `replicas` changed to `desired` in the middle of a
+/// rollout. The change in allowed Pods (desired + maxSurge, 0 when
+/// desired is 0) is shared out largest ReplicaSet first (equal sizes:
+/// newer first when scaling up, older first when down; equal ages by
+/// name, as `ReplicaSetsBySizeNewer`/`Older` sort), each getting
+/// round(size × allowed / its max-replicas annotation) − size
+/// (`getReplicaSetFraction`; the Deployment's `status.replicas` when the
+/// annotation is missing or 0, nothing when that is 0 too), never more
+/// than is left to share; what rounding leaves over goes to the first,
+/// the largest (`GetProportion` and the leftover rule).
+pub fn proportional_sizes(
+    active: &[Share],
+    desired: i32,
+    max_surge: i32,
+    status_replicas: i32,
+) -> Vec<i32> {
+    let allowed = if desired > 0 { desired + max_surge } else { 0 };
+    let total: i32 = active.iter().map(|s| s.replicas).sum();
+    let to_add = allowed - total;
+    let mut sizes: Vec<i32> = active.iter().map(|s| s.replicas).collect();
+    if to_add == 0 {
+        return sizes;
+    }
+    let mut order: Vec<usize> = (0..active.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&active[a], &active[b]);
+        let by_size = b.replicas.cmp(&a.replicas);
+        let by_age = a.created.cmp(&b.created).then_with(|| a.name.cmp(b.name));
+        by_size.then(if to_add > 0 { by_age.reverse() } else { by_age })
+    });
+    let mut added = 0;
+    for &i in &order {
+        let cur = active[i].replicas;
+        if cur == 0 || to_add == added {
+            continue;
+        }
+        let fraction = if desired == 0 {
+            -cur
+        } else {
+            let before = active[i]
+                .max_replicas_annotation
+                .filter(|v| *v != 0)
+                .unwrap_or(status_replicas);
+            if before == 0 {
+                0
+            } else {
+                // Go's math.Round: halves away from zero, as f64::round.
+                ((f64::from(cur) * f64::from(allowed)) / f64::from(before)).round() as i32 - cur
+            }
+        };
+        let left = to_add - added;
+        let proportion = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
+        added += proportion;
+        sizes[i] = cur + proportion;
+    }
+    if let Some(&first) = order.first() {
+        sizes[first] = (sizes[first] + to_add - added).max(0);
+    }
+    sizes
+}
+
 /// `calculateStatus`: counts from the ReplicaSets' status, conditions
 /// carried over, Available set from minimum availability.
 fn calculate_status(d: &Deployment, rss: &[ReplicaSet], new_i: Option<usize>) -> DeploymentStatus {
@@ -1119,6 +1156,190 @@ mod tests {
             IntOrString::String("25%".into()),
         );
         assert_eq!(resolve_fenceposts(&d), (1, 0));
+    }
+
+    /// ReplicaSets oldest first: (name, age rank, replicas, max-replicas
+    /// annotation).
+    fn shares(v: &[(&'static str, i64, i32, Option<i32>)]) -> Vec<Share<'static>> {
+        v.iter()
+            .map(|&(name, age, replicas, max)| Share {
+                name,
+                created: Some(Timestamp::from_second(1_700_000_000 + age).unwrap()),
+                replicas,
+                max_replicas_annotation: max,
+            })
+            .collect()
+    }
+
+    /// The cases of Kubernetes' `TestScale` (sync_test.go): the old
+    /// Deployment's replicas + maxSurge is every ReplicaSet's annotation.
+    #[test]
+    fn proportional_sizes_match_kubernetes_test_scale() {
+        // (name, old replicas + surge, new replicas, new surge,
+        //  [ (rs, age, size) ], expected sizes)
+        type Case = (
+            &'static str,
+            i32,
+            i32,
+            i32,
+            Vec<(&'static str, i64, i32)>,
+            Vec<i32>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "5 -> 10",
+                5,
+                10,
+                0,
+                vec![("v1", 1, 3), ("v2", 2, 2)],
+                vec![6, 4],
+            ),
+            (
+                "5 -> 3",
+                5,
+                3,
+                0,
+                vec![("v1", 1, 3), ("v2", 2, 2)],
+                vec![2, 1],
+            ),
+            (
+                "9 -> 4",
+                9,
+                4,
+                0,
+                vec![("v1", 1, 1), ("v2", 2, 8)],
+                vec![0, 4],
+            ),
+            (
+                "7 -> 10",
+                7,
+                10,
+                0,
+                vec![("v1", 0, 2), ("v2", 1, 3), ("v3", 2, 2)],
+                vec![3, 4, 3],
+            ),
+            (
+                "13 -> 8",
+                13,
+                8,
+                0,
+                vec![("v1", 0, 3), ("v2", 1, 8), ("v3", 2, 2)],
+                vec![2, 5, 1],
+            ),
+            // Leftovers: up to the newest of equals, down from the oldest.
+            (
+                "3 -> 4",
+                3,
+                4,
+                0,
+                vec![("v1", 0, 1), ("v2", 1, 1), ("v3", 2, 1)],
+                vec![1, 1, 2],
+            ),
+            (
+                "3 -> 2",
+                3,
+                2,
+                0,
+                vec![("v1", 0, 1), ("v2", 1, 1), ("v3", 2, 1)],
+                vec![0, 1, 1],
+            ),
+            (
+                "4 -> 5, no new rs",
+                4,
+                5,
+                0,
+                vec![("v1", 0, 2), ("v2", 1, 2)],
+                vec![2, 3],
+            ),
+            (
+                "6 -> 0",
+                6,
+                0,
+                0,
+                vec![("v1", 0, 1), ("v2", 1, 2), ("v3", 2, 3)],
+                vec![0, 0, 0],
+            ),
+            (
+                "surge 2: 10 -> 20",
+                12,
+                20,
+                2,
+                vec![("v1", 1, 6), ("v2", 2, 6)],
+                vec![11, 11],
+            ),
+            (
+                "10+3 -> 50+6",
+                13,
+                50,
+                6,
+                vec![("v1", 1, 8), ("v2", 2, 5)],
+                vec![34, 22],
+            ),
+            (
+                "10 -> 14, template too",
+                10,
+                14,
+                0,
+                vec![("v1", 1, 3), ("v2", 2, 7)],
+                vec![4, 10],
+            ),
+            // The HPA scenario: 4 replicas, surge 1, a stalled rollout at
+            // old 4 + new 1, scaled to 8: 4·9/5 = 7.2 → 7, 1·9/5 = 1.8 → 2.
+            (
+                "4+1 -> 8+1",
+                5,
+                8,
+                1,
+                vec![("old", 1, 4), ("new", 2, 1)],
+                vec![7, 2],
+            ),
+            // ... and back down to 2: 7·3/9 = 2.33 → 2, 2·3/9 = 0.67 → 1.
+            (
+                "8+1 -> 2+1",
+                9,
+                2,
+                1,
+                vec![("old", 1, 7), ("new", 2, 2)],
+                vec![2, 1],
+            ),
+        ];
+        for (name, before, desired, surge, rss, want) in cases {
+            let v: Vec<_> = rss
+                .iter()
+                .map(|&(n, a, r)| (n, a, r, Some(before)))
+                .collect();
+            let got = proportional_sizes(&shares(&v), desired, surge, 0);
+            assert_eq!(got, want, "{name}");
+            let total: i32 = got.iter().sum();
+            let allowed = if desired > 0 { desired + surge } else { 0 };
+            assert_eq!(
+                total, allowed,
+                "{name}: the sizes add up to replicas + surge"
+            );
+        }
+    }
+
+    #[test]
+    fn proportional_sizes_fall_back_to_status_replicas_then_to_the_largest() {
+        // No annotation: the Deployment's status.replicas (5) stands in.
+        let s = shares(&[("v1", 1, 3, None), ("v2", 2, 2, Some(0))]);
+        assert_eq!(proportional_sizes(&s, 10, 0, 5), vec![6, 4]);
+        // Neither: no fraction, the whole change goes to the largest.
+        assert_eq!(proportional_sizes(&s, 10, 0, 0), vec![8, 2]);
+        // Down: the largest takes it all but stops at 0; what it cannot
+        // take is lost for this pass, as in Kubernetes.
+        assert_eq!(proportional_sizes(&s, 1, 0, 0), vec![0, 2]);
+        // Nothing to add: sizes as they are.
+        assert_eq!(proportional_sizes(&s, 5, 0, 5), vec![3, 2]);
+    }
+
+    #[test]
+    fn equal_sizes_and_ages_are_ordered_by_name_as_kubernetes_sorts() {
+        // Same creation second (the sandbox's timestamps have seconds):
+        // up, "newer" first means the greater name; down, the lesser.
+        let s = shares(&[("web-a", 1, 1, Some(2)), ("web-b", 1, 1, Some(2))]);
+        assert_eq!(proportional_sizes(&s, 3, 0, 0), vec![1, 2]);
+        assert_eq!(proportional_sizes(&s, 1, 0, 0), vec![0, 1]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The sandbox SIMULATOR's controllers: Deployment, ReplicaSet,
-//! EndpointSlice and disruption (PodDisruptionBudget status), with the Kubernetes rules that decide a rollout's safety
+//! EndpointSlice, disruption (PodDisruptionBudget status) and
+//! HorizontalPodAutoscaler, with the Kubernetes rules that decide a rollout's safety
 //! (see each module for the rules it mirrors, and where they come from in
 //! `kubernetes/kubernetes`).
 //!
@@ -11,7 +12,11 @@
 //! that reflects the previous pass's scaling, which the real controllers
 //! only get eventually; it removes a race, it does not add a guarantee
 //! Kubernetes lacks.
+//!
+//! The HorizontalPodAutoscaler controller ([`autoscaler`]) runs apart, on
+//! its own sync period, as the real one does.
 
+pub mod autoscaler;
 pub mod deployment;
 pub mod disruption;
 pub mod endpointslice;
