@@ -170,6 +170,20 @@ fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> (usize, usize) {
     (checked, first)
 }
 
+/// `baton run profiles/NAME.yaml` into a fresh directory, exiting with
+/// `code`; the directory and what the run printed.
+fn run_bundled(name: &str, code: i32) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = baton()
+        .args(["run", &format!("profiles/{name}.yaml"), "-q", "-o"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stdout}");
+    (dir, stdout)
+}
+
 /// Every failure refereed by the sandbox's ground truth: how many had the
 /// right cause, how many the true Pod first among the candidates, and how
 /// many the referee could judge.
@@ -1058,14 +1072,7 @@ async fn ephemeral_namespace_run(interrupt: bool) {
 /// (judged again from the same record by `baton report`).
 #[test]
 fn session_affinity_that_pins_the_load_to_one_pod_is_warned_of_and_can_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = baton()
-        .args(["run", "profiles/session-affinity.yaml", "-q", "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (dir, stdout) = run_bundled("session-affinity", 0);
     let summary = read_json(&dir.path().join("summary.json"));
     let warnings = summary["warnings"].to_string();
     assert!(
@@ -1101,14 +1108,7 @@ fn session_affinity_that_pins_the_load_to_one_pod_is_warned_of_and_can_fail() {
 /// lines are on the run's timeline.
 #[test]
 fn a_node_drain_under_a_budget_with_a_prestop_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = baton()
-        .args(["run", "profiles/drain-with-pdb.yaml", "-q", "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (dir, _) = run_bundled("drain-with-pdb", 0);
     let (summary, _, failures) = check_run_dir(dir.path());
     assert_eq!(summary["requests"]["failed"], 0, "{failures:?}");
     let events = read_csv(&dir.path().join("events.csv"));
@@ -1145,14 +1145,7 @@ fn a_node_drain_under_a_budget_with_a_prestop_loses_nothing() {
 /// remedy asks for a second replica and a budget, as a patch.
 #[test]
 fn a_node_drain_of_a_single_replica_fails_with_no_ready_endpoints_and_asks_for_two() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = baton()
-        .args(["run", "profiles/drain-single-replica.yaml", "-q", "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (dir, _) = run_bundled("drain-single-replica", 1);
     let summary = read_json(&dir.path().join("summary.json"));
     let incidents = summary["incidents"].as_array().unwrap();
     let gap = incidents
@@ -1181,14 +1174,7 @@ fn a_node_drain_of_a_single_replica_fails_with_no_ready_endpoints_and_asks_for_t
 /// record agrees with baton's causes.
 #[test]
 fn a_node_drain_without_a_budget_fails_and_asks_for_one_as_a_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = baton()
-        .args(["run", "profiles/drain-without-pdb.yaml", "-q", "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (dir, _) = run_bundled("drain-without-pdb", 1);
     let summary = read_json(&dir.path().join("summary.json"));
     let gap = summary["incidents"]
         .as_array()
@@ -1248,14 +1234,7 @@ fn a_node_drain_without_a_budget_fails_and_asks_for_one_as_a_manifest() {
 /// connection went to, and agrees.
 #[test]
 fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = baton()
-        .args(["run", "profiles/canary-weighted.yaml", "-q", "-o"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (dir, _) = run_bundled("canary-weighted", 0);
     let summary = read_json(&dir.path().join("summary.json"));
     assert_eq!(summary["requests"]["failed"], 0);
     let shares: Vec<&serde_json::Value> = summary["thresholds"]
@@ -1274,7 +1253,9 @@ fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
         .map(|f| f["measured"].as_f64().unwrap())
         .collect();
     assert!(
-        (measured[0] - 0.1).abs() <= 0.03 && (measured[1] - 0.5).abs() <= 0.05 && measured[2] == 1.0,
+        (measured[0] - 0.1).abs() <= 0.03
+            && (measured[1] - 0.5).abs() <= 0.05
+            && measured[2] == 1.0,
         "{measured:?}"
     );
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
@@ -1310,4 +1291,43 @@ fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
         per_service.len() == 2,
         "both versions answered: {per_service:?}"
     );
+}
+
+/// The bundled autoscaler during a rollout: two seconds into it the
+/// autoscaler wants 2 Pods instead of 3, the Deployment resizes its
+/// ReplicaSets proportionally mid-rollout, and with a preStop sleep
+/// nothing fails; the autoscaler's decision is on the timeline inside the
+/// rollout, followed by the ReplicaSets it resized.
+#[test]
+fn an_autoscaler_scaling_down_mid_rollout_is_on_the_timeline_and_loses_nothing() {
+    let (dir, _) = run_bundled("hpa-during-rollout", 0);
+    let events = read_csv(&dir.path().join("events.csv"));
+    let at = |e: &HashMap<String, String>| e["observed_ns"].parse::<u64>().unwrap();
+    let step = |kind: &str, n: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && e["object"] == format!("step/{n}"))
+            .map(at)
+            .unwrap_or_else(|| panic!("no {kind} of step {n}"))
+    };
+    let (rollout_from, rollout_to) = (step("step_started", "1"), step("step_ended", "4"));
+    let down = events
+        .iter()
+        .find(|e| e["kind"] == "autoscaler_desired" && e["old"] == "3" && e["new"] == "2")
+        .unwrap_or_else(|| panic!("no 3 -> 2 decision"));
+    assert_eq!(down["object"], "horizontalpodautoscaler/web-server");
+    assert!(
+        (rollout_from..=rollout_to).contains(&at(down)),
+        "the autoscaler decided inside the rollout"
+    );
+    let resized_after = events
+        .iter()
+        .filter(|e| e["kind"] == "replica_set_scaled" && at(e) >= at(down))
+        .count();
+    assert!(
+        resized_after >= 1,
+        "a ReplicaSet resized after the decision"
+    );
+    let summary = read_json(&dir.path().join("summary.json"));
+    assert_eq!(summary["requests"]["failed"], 0);
 }

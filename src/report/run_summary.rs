@@ -232,33 +232,29 @@ pub fn markdown(s: &RunSummary) -> String {
                 md(&p.from)
             );
         }
-        for i in s.incidents.iter().filter(|i| i.remedy.patch.is_some()) {
-            let _ = writeln!(
-                out,
-                "\nIncident {}'s remedy as a patch (kubectl patch deployment {} --patch-file patch.yaml):\n\n```yaml\n{}```",
-                i.id,
-                md(&s.deployment),
+        // Each remedy that is a change to paste, as a YAML block: a patch
+        // of the Deployment, or a manifest to apply.
+        let patch_cmd = format!(
+            "kubectl patch deployment {} --patch-file patch.yaml",
+            md(&s.deployment)
+        );
+        let apply_cmd = format!("kubectl apply -n {} -f budget.yaml", md(&s.namespace));
+        for i in &s.incidents {
+            let blocks = [
+                ("a patch", &patch_cmd, &i.remedy.patch),
+                ("a manifest", &apply_cmd, &i.remedy.manifest),
+            ];
+            for (what, cmd, yaml) in blocks {
+                let Some(yaml) = yaml else { continue };
                 // Our own YAML of Kubernetes names: it cannot hold a fence,
                 // but a fence inside would end the block, so none passes.
-                i.remedy
-                    .patch
-                    .as_deref()
-                    .unwrap_or_default()
-                    .replace("```", "")
-            );
-        }
-        for i in s.incidents.iter().filter(|i| i.remedy.manifest.is_some()) {
-            let _ = writeln!(
-                out,
-                "\nIncident {}'s remedy as a manifest (kubectl apply -n {} -f budget.yaml):\n\n```yaml\n{}```",
-                i.id,
-                md(&s.namespace),
-                i.remedy
-                    .manifest
-                    .as_deref()
-                    .unwrap_or_default()
-                    .replace("```", "")
-            );
+                let _ = writeln!(
+                    out,
+                    "\nIncident {}'s remedy as {what} ({cmd}):\n\n```yaml\n{}```",
+                    i.id,
+                    yaml.replace("```", "")
+                );
+            }
         }
     }
     let _ = writeln!(out);
