@@ -133,10 +133,18 @@ pub(crate) fn new_connection_failed(f: &FailedRequest) -> bool {
     }
 }
 
-fn deletion_what(grace_period_s: Option<i64>) -> String {
+/// "got its deletionTimestamp from an eviction (grace 60 s)": the
+/// deletion, and who caused it when not the Pod's owner (its
+/// `DisruptionTarget` reason).
+fn deletion_what(grace_period_s: Option<i64>, disruption: &str) -> String {
+    let by = match disruption {
+        "" => String::new(),
+        "EvictionByEvictionAPI" => " from an eviction".to_string(),
+        other => format!(" ({other})"),
+    };
     match grace_period_s {
-        Some(g) => format!("got its deletionTimestamp (grace {g} s)"),
-        None => "got its deletionTimestamp".to_string(),
+        Some(g) => format!("got its deletionTimestamp{by} (grace {g} s)"),
+        None => format!("got its deletionTimestamp{by}"),
     }
 }
 
@@ -204,7 +212,7 @@ pub(crate) fn killed_in_flight(
                 continue;
             }
             let what = if at_deletion {
-                deletion_what(e.grace_period_s)
+                deletion_what(e.grace_period_s, &e.reason)
             } else {
                 termination_what(e)
             };
@@ -300,12 +308,7 @@ pub(crate) fn endpoint_lag(
             .or_else(|| {
                 t.pod_events(pod)
                     .find(|e| e.kind == EventKind::PodDeleting && e.observed_ns > at)
-                    .map(|e| Deletion {
-                        observed_ns: e.observed_ns,
-                        api_ns: e.api_ns,
-                        grace_period_s: e.grace_period_s,
-                        late: e.late,
-                    })
+                    .map(Deletion::of)
             });
         let Some(d) = deletion else {
             continue;
@@ -323,7 +326,11 @@ pub(crate) fn endpoint_lag(
         if routability == Routability::No {
             continue;
         }
-        let mut c = Candidate::new(pod, d.observed_ns, deletion_what(d.grace_period_s));
+        let mut c = Candidate::new(
+            pod,
+            d.observed_ns,
+            deletion_what(d.grace_period_s, &d.disruption),
+        );
         c.by_fallback = fallback;
         if at < d.observed_ns {
             c = c.loose(format!(

@@ -380,6 +380,16 @@ fn an_outage_after_a_drain_evicted_every_pod_asks_for_a_budget_as_a_manifest() {
         assert!(manifest.contains(needle), "{needle:?} in\n{manifest}");
     }
     assert_eq!(inc.remedy.patch, None);
+    // A failure while the evicted Pods' endpoints still route says who
+    // deleted them.
+    let a = one(drained(None), refused(0, 1020));
+    assert_eq!(a.cause, Cause::EndpointLagOnTermination);
+    assert!(
+        a.evidence
+            .contains("got its deletionTimestamp from an eviction (grace 30 s)"),
+        "{}",
+        a.evidence
+    );
     // A budget that allowed it is named, and the manifest replaces it.
     let r = run_with_spec(drained(Some("web-pdb")), &failed, spec(30, Some(5000)));
     let inc = &r.incidents[0];

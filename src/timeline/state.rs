@@ -70,6 +70,23 @@ pub struct Deletion {
     /// Synthesised from a re-list: the deletion happened while the watch
     /// was blind, some time before `observed_ns`.
     pub late: bool,
+    /// The Pod's `DisruptionTarget` reason (`EvictionByEvictionAPI`, ...)
+    /// when something other than its owner deleted it; empty otherwise.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub disruption: String,
+}
+
+impl Deletion {
+    /// The deletion a `pod_deleting` event says.
+    pub fn of(e: &LifecycleEvent) -> Deletion {
+        Deletion {
+            observed_ns: e.observed_ns,
+            api_ns: e.api_ns,
+            grace_period_s: e.grace_period_s,
+            late: e.late,
+            disruption: e.reason.clone(),
+        }
+    }
 }
 
 /// The last time a container of the Pod terminated.
@@ -193,12 +210,7 @@ impl PodState {
             EventKind::PodDeleting => {
                 // The first one counts: a re-list repeats it.
                 if self.deletion.is_none() {
-                    self.deletion = Some(Deletion {
-                        observed_ns: ns,
-                        api_ns: e.api_ns,
-                        grace_period_s: e.grace_period_s,
-                        late: e.late,
-                    });
+                    self.deletion = Some(Deletion::of(e));
                 }
             }
             EventKind::ContainerTerminated => {

@@ -967,6 +967,7 @@ fn pods_panel(timeline: &Timeline, versions: &[&str], scale: Scale, end: u64, y:
                         _ => None,
                     }
                 })
+                .chain(eviction_marks(timeline, pod, scale, ly))
                 .collect();
             let (label, tag, tag_fill) = lane_label(timeline, pod, versions);
             Lane {
@@ -991,6 +992,42 @@ fn pods_panel(timeline: &Timeline, versions: &[&str], scale: Scale, end: u64, y:
         empty: lanes.is_empty(),
         lanes,
     }
+}
+
+/// A drain's evictions of `pod`, accepted and refused, as marks above its
+/// lane (they are not Pod events: the drain step records them).
+fn eviction_marks<'a>(
+    timeline: &'a Timeline,
+    pod: &'a str,
+    scale: Scale,
+    ly: f64,
+) -> impl Iterator<Item = Mark> + 'a {
+    timeline
+        .events()
+        .iter()
+        .filter(move |e| e.pod == pod)
+        .filter_map(move |e| {
+            let (cls, what) = match e.kind {
+                EventKind::PodEvicted => ("evicted", "evicted"),
+                EventKind::EvictionRefused => ("evict-refused", "eviction refused"),
+                _ => return None,
+            };
+            Some(Mark {
+                x: scale.x(e.observed_ns),
+                y1: r2(ly - 4.0),
+                y2: r2(ly + LANE_H / 2.0),
+                cls,
+                title: format!(
+                    "{pod}: {what} at {} s ({})",
+                    secs(e.observed_ns),
+                    if e.detail.is_empty() {
+                        &e.reason
+                    } else {
+                        &e.detail
+                    }
+                ),
+            })
+        })
 }
 
 /// An endpoint's drawn state: class and words; `None` when not listed.

@@ -465,7 +465,7 @@ fn cause_keys(s: &RunSummary) -> Vec<Key> {
 }
 
 /// What the lanes' classes mean, in the legend's order.
-const POD_KEYS: [(&str, &str); 8] = [
+const POD_KEYS: [(&str, &str); 10] = [
     ("l-pending", "pending"),
     ("l-running", "running, not ready"),
     ("l-ready", "ready"),
@@ -474,6 +474,8 @@ const POD_KEYS: [(&str, &str); 8] = [
     ("waiting-sw", "waiting (ErrImagePull, CrashLoopBackOff…)"),
     ("mk-restart", "container restarted"),
     ("mk-exit", "container exited"),
+    ("mk-evicted", "evicted (a drain)"),
+    ("mk-evict-refused", "eviction refused (a budget)"),
 ];
 const ENDPOINT_KEYS: [(&str, &str); 5] = [
     ("e-ready", "ready"),
