@@ -41,6 +41,7 @@ pub mod cluster;
 pub mod commands;
 pub mod compare;
 pub mod exit;
+pub mod fleet;
 pub mod interrupt;
 pub mod load;
 pub mod matrix;

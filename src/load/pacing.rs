@@ -10,6 +10,12 @@
 //! `now`?" and fires every one of them, stamped with its own due instant,
 //! not with the instant it was picked up.
 //!
+//! Several load hosts (in-cluster workers) share one open model by
+//! interleaving: worker `w` of `n` takes global arrivals `w`, `w + n`,
+//! `w + 2n`, ... ([`Schedule::share`]), each due at its own global
+//! instant, so the workers together send the planned rate and every
+//! request keeps one `seq` and one `scheduled_ns` on the run's clock.
+//!
 //! Also [`split_evenly`], the closed model's share of the in-flight cap
 //! per worker.
 
@@ -24,6 +30,8 @@ pub struct Schedule {
     max_requests: Option<u64>,
     /// No arrival is due at or after this offset (`--duration`), if any.
     end_ns: Option<u64>,
+    /// Global arrivals between two of this schedule's (1: all of them).
+    stride: u64,
 }
 
 /// What the schedule says at a given instant.
@@ -46,6 +54,28 @@ impl Schedule {
             next: 0,
             max_requests,
             end_ns,
+            stride: 1,
+        }
+    }
+
+    /// Worker `worker`'s share (0-based) of `workers` interleaved shares
+    /// of the schedule: global arrivals `worker`, `worker + workers`, ...
+    /// `rate`, `max_requests` and `end_ns` are the whole run's.
+    pub fn share(
+        rate: f64,
+        max_requests: Option<u64>,
+        end_ns: Option<u64>,
+        worker: u64,
+        workers: u64,
+    ) -> Self {
+        assert!(
+            workers > 0 && worker < workers,
+            "worker {worker} of {workers}"
+        );
+        Schedule {
+            next: worker,
+            stride: workers,
+            ..Schedule::new(rate, max_requests, end_ns)
         }
     }
 
@@ -66,7 +96,7 @@ impl Schedule {
             return Next::Done;
         }
         if due_ns <= now_ns {
-            self.next += 1;
+            self.next += self.stride;
             Next::Due { index, due_ns }
         } else {
             Next::WaitUntil(due_ns)
@@ -104,6 +134,24 @@ mod tests {
             vec![(0, 0), (1, 1_000_000), (2, 2_000_000), (3, 3_000_000)]
         );
         assert_eq!(s.poll(3_500_000), Next::WaitUntil(4_000_000));
+    }
+
+    #[test]
+    fn interleaved_shares_together_are_the_whole_schedule_exactly_once() {
+        let whole: Vec<(u64, u64)> = drain(&mut Schedule::new(300.0, Some(100), None), u64::MAX);
+        let mut merged: Vec<(u64, u64)> = (0..3)
+            .flat_map(|w| drain(&mut Schedule::share(300.0, Some(100), None, w, 3), u64::MAX))
+            .collect();
+        merged.sort();
+        assert_eq!(merged, whole);
+        // Worker 1 of 3 at 300/s: every third arrival, 10 ms apart.
+        let mut one = Schedule::share(300.0, None, Some(35_000_000), 1, 3);
+        let fired = drain(&mut one, u64::MAX);
+        assert_eq!(
+            fired.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1, 4, 7, 10]
+        );
+        assert_eq!(fired[1].1 - fired[0].1, 10_000_000);
     }
 
     #[test]
