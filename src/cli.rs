@@ -49,6 +49,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// The same rollout once per variant (--vary rollout.preStop=0s,2s,5s ...), then a comparison naming the cheapest variant with zero failures
     Matrix(MatrixArgs),
+    /// One in-cluster load worker, as baton's Job runs it: reads its plan from BATON_WORKER_PLAN and its number from JOB_COMPLETION_INDEX, talks to the coordinator on stdin and stdout (a line protocol: PING, START, STOP in; HELLO, PONG, REC, END out)
+    Worker,
 }
 
 #[derive(Debug, Args)]

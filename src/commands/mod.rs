@@ -32,6 +32,7 @@ pub mod matrix;
 pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod worker;
 
 /// Claim an explicit `--out` first thing, so that `--force` clears an
 /// earlier run's reports even when this run then stops on bad input (a
@@ -72,5 +73,6 @@ pub async fn dispatch(command: crate::cli::Command) -> anyhow::Result<u8> {
         crate::cli::Command::Sandbox(args) => sandbox::run(args).await,
         crate::cli::Command::Compare(args) => compare::run(args),
         crate::cli::Command::Matrix(args) => matrix::run(args).await,
+        crate::cli::Command::Worker => worker::run().await,
     }
 }

@@ -220,7 +220,14 @@ fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>)
     let _ = nix::sys::prctl::set_timerslack(1);
     let plan = &shared.plan;
     let template = &plan.template;
-    let mut schedule = Schedule::new(rate, plan.max_requests, plan.duration.map(ns));
+    let end_ns = plan.duration.map(ns);
+    let mut schedule = match plan.share {
+        Some(s) => Schedule::share(rate, plan.max_requests, end_ns, s.worker, s.workers),
+        None => Schedule::new(rate, plan.max_requests, end_ns),
+    };
+    // Arrivals handed out, for dealing them round robin to the workers (a
+    // share's global indices step by the number of shares).
+    let mut dealt = 0u64;
     let cap = plan.concurrency as u64;
     let mut shed = 0;
     let mut next_source = 0usize;
@@ -245,12 +252,18 @@ fn pacer(shared: &Shared, rate: f64, lanes: Vec<mpsc::UnboundedSender<Arrival>>)
                 shared.live.in_flight.fetch_add(1, Relaxed);
                 shared.live.sent.fetch_add(1, Relaxed);
                 let arrival = Arrival {
-                    seq: shared.seq.fetch_add(1, Relaxed),
+                    // A share numbers by the global arrival: unique across
+                    // the shares (with gaps where one shed).
+                    seq: match plan.share {
+                        Some(_) => index,
+                        None => shared.seq.fetch_add(1, Relaxed),
+                    },
                     scheduled_ns: due_ns + shared.schedule_offset_ns,
                     opening,
                 };
                 // Fails only if that worker is gone, which fails the run.
-                let _ = lanes[(index % lanes.len() as u64) as usize].send(arrival);
+                let _ = lanes[(dealt % lanes.len() as u64) as usize].send(arrival);
+                dealt += 1;
             }
             Next::WaitUntil(due_ns) => {
                 let at = shared.schedule_start + Duration::from_nanos(due_ns);

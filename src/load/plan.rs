@@ -65,6 +65,19 @@ pub struct LoadPlan {
     /// `duration` is only a safety bound (`baton run` stops the load
     /// itself), so the status line does not show it as the planned length.
     pub duration_is_bound: bool,
+    /// This host's share of a load several hosts send together (an
+    /// in-cluster worker); `None`: the whole schedule.
+    pub share: Option<Share>,
+}
+
+/// Worker `worker` (0-based) of `workers` interleaved shares of one open
+/// model (see [`super::pacing::Schedule::share`]). A share's records carry
+/// the global arrival index as `seq`, so the shares' records merge into
+/// one run without two rows sharing a `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub worker: u64,
+    pub workers: u64,
 }
 
 /// Text shared with the status line, updated by whoever knows more.
@@ -371,6 +384,7 @@ impl LoadPlan {
             concurrency_capped_from,
             status_note: StatusNote::default(),
             duration_is_bound: false,
+            share: None,
         })
     }
 
