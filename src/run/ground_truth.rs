@@ -1,6 +1,6 @@
 //! On the sandbox only: the simulator's own record, on the run clock, in
 //! `sandbox-ground-truth.csv` (which Pod its proxy sent each connection to,
-//! through which Service, and how it ended), `sandbox-pod-truth.csv` (when each Pod's container
+//! through which Service and door, and how it ended), `sandbox-pod-truth.csv` (when each Pod's container
 //! began listening, stopped accepting, was killed...) and
 //! `sandbox-evictions.csv` (what its Eviction API allowed or refused). For
 //! checking attribution against, and for a person curious about a failure.
@@ -85,8 +85,9 @@ fn write_connections(
     origin: u128,
 ) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
-    // `service` came last (the ingress chooses among Services): readers go
-    // by column name, and older files without it still read.
+    // `service` came last (the ingress chooses among Services), then
+    // `entry` (the door: node_port, cluster_ip, ingress): readers go by
+    // column name, and older files without them still read.
     w.write_record([
         "accepted_ns",
         "closed_ns",
@@ -94,11 +95,13 @@ fn write_connections(
         "pod",
         "outcome",
         "service",
+        "entry",
     ])
     .map_err(std::io::Error::other)?;
     let rel = |t: u128| rel(t, origin);
     for r in truth.snapshot() {
         let outcome = serde_name(&r.outcome);
+        let entry = serde_name(&r.entry);
         w.write_record([
             rel(r.accepted_unix_ns),
             r.closed_unix_ns.map(rel).unwrap_or_default(),
@@ -106,6 +109,7 @@ fn write_connections(
             r.pod.unwrap_or_default(),
             outcome,
             r.service,
+            entry,
         ])
         .map_err(std::io::Error::other)?;
     }

@@ -23,6 +23,11 @@ pub struct ClusterConfig {
     /// Pods get `pod_ip_base + 1`, `+ 2`, ... (each its own loopback address),
     /// so several sandboxes in one process must use distinct bases.
     pub pod_ip_base: Ipv4Addr,
+    /// The Service range is `service_ip_base/24`
+    /// ([`crate::clusterip::ServiceIpRange`]): ClusterIPs are loopback
+    /// addresses the proxy listens on, so several sandboxes must use
+    /// distinct bases ([`next_service_ip_base`] hands them out).
+    pub service_ip_base: Ipv4Addr,
     /// Where the NodePort listeners bind.
     pub node_port_bind: IpAddr,
     /// First delay of the kubelet's restart and image-pull back-off; it
@@ -52,6 +57,7 @@ impl Default for ClusterConfig {
             propagation_delay: Duration::from_secs(1),
             propagation_jitter: Duration::ZERO,
             pod_ip_base: Ipv4Addr::new(127, 10, 0, 0),
+            service_ip_base: Ipv4Addr::new(127, 250, 0, 0),
             node_port_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
@@ -128,14 +134,49 @@ pub fn next_pod_ip_base() -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(127, 10 + k as u8, 0, 0)
 }
 
+/// How many `/24` Service ranges [`next_service_ip_base`] hands out:
+/// 127.250.0.0/24 up to 127.255.255.0/24.
+const SERVICE_RANGES: u32 = 6 * 256;
+
+/// A Service (ClusterIP) range per sandbox, so several sandboxes never hand
+/// out the same ClusterIP: 127.250.0.0/24, 127.250.1.0/24, ...,
+/// 127.255.255.0/24, then round again. That region of 127.0.0.0/8 is apart
+/// from the Pod ranges [`next_pod_ip_base`] hands out (127.10.0.0/16 up to
+/// 127.249.0.0/16) and from 127.0.0.0/16 (127.0.0.1, where the API server
+/// and NodePorts listen, and the 127.0.0.53 / 127.0.1.1 some systems use).
+/// A `/24` each (254 Services) leaves room for 1536 sandboxes before two
+/// meet. Like the Pod ranges, the first is picked from the process id, so
+/// test binaries run side by side tend not to meet either; an address some
+/// other process already listens on is skipped when a ClusterIP is handed
+/// out.
+pub fn next_service_ip_base() -> std::net::Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        // Seven apart per process id: consecutive ids, each starting a few
+        // sandboxes, do not meet.
+        std::process::id().wrapping_mul(7) % SERVICE_RANGES,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    service_ip_base(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The `k`-th Service range's base (wrapping after [`SERVICE_RANGES`]).
+fn service_ip_base(k: u32) -> Ipv4Addr {
+    let k = k % SERVICE_RANGES;
+    Ipv4Addr::new(127, 250 + (k / 256) as u8, (k % 256) as u8, 0)
+}
+
 impl Default for SandboxConfig {
-    /// No manifests; a fresh pod IP range; a free API port.
+    /// No manifests; a fresh pod IP range and Service range; a free API port.
     fn default() -> Self {
         SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store: StoreConfig::default(),
             cluster: ClusterConfig {
                 pod_ip_base: next_pod_ip_base(),
+                service_ip_base: next_service_ip_base(),
                 ..ClusterConfig::default()
             },
             manifests: Vec::new(),
@@ -615,6 +656,23 @@ mod tests {
         );
         let e = parse("history: [\n").unwrap_err().to_string();
         assert!(e.starts_with("sandbox.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn service_ranges_are_distinct_per_sandbox_and_apart_from_pod_ranges() {
+        let bases: Vec<Ipv4Addr> = (0..SERVICE_RANGES + 1).map(service_ip_base).collect();
+        let distinct: std::collections::HashSet<_> =
+            bases[..SERVICE_RANGES as usize].iter().collect();
+        assert_eq!(distinct.len(), SERVICE_RANGES as usize);
+        assert_eq!(bases[0], bases[SERVICE_RANGES as usize], "then round again");
+        for b in &bases {
+            let o = b.octets();
+            assert_eq!((o[0], o[3]), (127, 0), "{b}");
+            assert!(o[1] >= 250, "{b}: outside 127.10-127.249, the Pod ranges");
+        }
+        let (a, b) = (next_service_ip_base(), next_service_ip_base());
+        assert_ne!(a, b);
+        assert!(a.octets()[1] >= 250 && b.octets()[1] >= 250);
     }
 
     #[test]

@@ -716,6 +716,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, ctx: &Ctx) {
         bytes_down: 0,
         closed_unix_ns: None,
         ingress: Some(String::new()),
+        entry: crate::truth::Entry::Ingress,
     });
     let finish = |outcome: Outcome| {
         ctx.gt.update(id, |r| {

@@ -24,6 +24,7 @@
 //! - [`kubeconfig`]: writes the kubeconfig that points clients at the sandbox.
 //! - [`sandbox`]: the [`Sandbox`] handle that starts and stops everything.
 //! - [`cluster`]: spawns the cluster behaviour below.
+//! - [`clusterip`]: the Service range and ClusterIP allocation (pure).
 //! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice, disruption
 //!   (PodDisruptionBudget status) and HorizontalPodAutoscaler controllers.
 //! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
@@ -43,6 +44,7 @@
 pub mod affinity;
 pub mod api;
 pub mod cluster;
+pub mod clusterip;
 pub mod config;
 pub mod controllers;
 pub mod events;

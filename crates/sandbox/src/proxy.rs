@@ -1,7 +1,13 @@
 //! The Service proxy of the sandbox SIMULATOR: a stand-in for kube-proxy.
 //!
 //! One real TCP listener per Service port that has a `nodePort`, on
-//! [`ClusterConfig::node_port_bind`](crate::config::ClusterConfig). Each NEW
+//! [`ClusterConfig::node_port_bind`](crate::config::ClusterConfig), and one
+//! per TCP Service port on the Service's ClusterIP (a loopback address from
+//! [`crate::clusterip`], so a worker process on this machine calls a
+//! Service as a Pod would, `http://CLUSTER_IP:PORT/`). Both doors lead to
+//! the same per-Service table below; the ground truth says which was used
+//! ([`Entry`]). Listeners open when the proxy first sees a Service (or a
+//! port) and close when it is gone. Each NEW
 //! connection is sent to one endpoint, chosen round robin from the proxy's
 //! OWN copy of the Service's ready endpoints. That copy applies every
 //! EndpointSlice change only after
@@ -41,7 +47,7 @@
 //! behind a NodePort. Only how a failure reaches the client differs
 //! ([`Failures`]): an HTTP error page there, a reset here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +62,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
 use crate::store::Store;
-use crate::truth::{ConnRecord, GroundTruth, Outcome, unix_ns};
+use crate::truth::{ConnRecord, Entry, GroundTruth, Outcome, unix_ns};
 
 /// How long the proxy waits for a Pod to accept before resetting the client.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -127,9 +133,13 @@ struct ServiceState {
     /// Last set scheduled for application, and its sequence number.
     scheduled: Vec<Endpoint>,
     scheduled_seq: u64,
-    /// nodePort → (Service port name, listener stop token).
-    listeners: HashMap<u16, (String, CancellationToken)>,
-    /// Accept loops, awaited at shutdown so no NodePort outlives the proxy.
+    /// Where this Service is listened on (a NodePort, or its ClusterIP and
+    /// a port) → (Service port name, door, listener stop token).
+    listeners: HashMap<SocketAddr, (String, Entry, CancellationToken)>,
+    /// Addresses whose bind failed and was reported: a failure is retried
+    /// on every pass but logged as a warning once.
+    bind_failures: HashSet<SocketAddr>,
+    /// Accept loops, awaited at shutdown so no listener outlives the proxy.
     accept_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -140,6 +150,7 @@ impl ServiceState {
             scheduled: Vec::new(),
             scheduled_seq: 0,
             listeners: HashMap::new(),
+            bind_failures: HashSet::new(),
             accept_tasks: Vec::new(),
         }
     }
@@ -171,7 +182,7 @@ pub(crate) async fn run(
         }
     }
     for st in services.values_mut() {
-        for (_, tok) in st.listeners.values() {
+        for (_, _, tok) in st.listeners.values() {
             tok.cancel();
         }
         for t in st.accept_tasks.drain(..) {
@@ -214,56 +225,35 @@ fn sync(
             }
         }
 
-        // Listeners: one per port with a nodePort.
-        let mut wanted: HashMap<u16, String> = HashMap::new();
-        for p in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-            if let Some(np) = p.node_port {
-                let proto = p.protocol.as_deref().unwrap_or("TCP");
-                if proto == "TCP" && (1..=65535).contains(&np) {
-                    wanted.insert(np as u16, p.name.clone().unwrap_or_default());
-                }
-            }
-        }
-        st.listeners.retain(|np, (pname, tok)| {
-            let keep = wanted.get(np) == Some(pname);
+        // Listeners: one per port with a nodePort, one per port on the
+        // ClusterIP.
+        let wanted = wanted_listeners(svc, cfg.node_port_bind);
+        st.listeners.retain(|addr, (pname, entry, tok)| {
+            let keep = wanted.get(addr) == Some(&(pname.clone(), *entry));
             if !keep {
                 tok.cancel();
             }
             keep
         });
-        for (np, pname) in wanted {
-            if st.listeners.contains_key(&np) {
+        st.bind_failures.retain(|addr| wanted.contains_key(addr));
+        for (addr, (pname, entry)) in wanted {
+            if st.listeners.contains_key(&addr) {
                 continue;
             }
-            let addr = SocketAddr::new(cfg.node_port_bind, np);
-            // Bound synchronously so a Service is reachable as soon as the
-            // proxy has seen it; a failure is retried on the next pass.
-            let std_listener = match std::net::TcpListener::bind(addr)
-                .and_then(|l| l.set_nonblocking(true).map(|_| l))
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(%addr, error = %e, service = %name, "cannot bind NodePort; retrying");
-                    continue;
-                }
+            let Some(listener) = listen(addr, entry, &name, &mut st.bind_failures) else {
+                continue;
             };
-            let listener = match TcpListener::from_std(std_listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(%addr, error = %e, "cannot register NodePort listener");
-                    continue;
-                }
-            };
-            tracing::info!(%addr, service = %name, "NodePort listening");
             let tok = shutdown.child_token();
-            st.listeners.insert(np, (pname.clone(), tok.clone()));
+            st.listeners
+                .insert(addr, (pname.clone(), entry, tok.clone()));
             st.accept_tasks.retain(|t| !t.is_finished());
             st.accept_tasks.push(tokio::spawn(accept_loop(
                 listener,
                 Target {
                     namespace: ns.clone(),
                     service: name.clone(),
-                    node_port: np,
+                    port: addr.port(),
+                    entry,
                     port_name: pname,
                     endpoints: st.endpoints.clone(),
                 },
@@ -344,7 +334,7 @@ fn sync(
     services.retain(|k, st| {
         let keep = live.contains(k);
         if !keep {
-            for (_, tok) in st.listeners.values() {
+            for (_, _, tok) in st.listeners.values() {
                 tok.cancel();
             }
         }
@@ -352,12 +342,90 @@ fn sync(
     });
 }
 
-/// What a NodePort listener sends to.
+/// Where `svc` should be listened on → (Service port name, door): each TCP
+/// port with a `nodePort` on `node_port_bind`, and each TCP port on the
+/// ClusterIP (none when headless).
+fn wanted_listeners(svc: &Service, node_port_bind: IpAddr) -> HashMap<SocketAddr, (String, Entry)> {
+    let spec = svc.spec.as_ref();
+    let cluster_ip: Option<IpAddr> = spec
+        .and_then(|s| s.cluster_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
+    let mut wanted = HashMap::new();
+    for p in spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+        if p.protocol.as_deref().unwrap_or("TCP") != "TCP" {
+            continue;
+        }
+        let pname = p.name.clone().unwrap_or_default();
+        if let Some(np) = p.node_port.and_then(|np| u16::try_from(np).ok())
+            && np != 0
+        {
+            wanted.insert(
+                SocketAddr::new(node_port_bind, np),
+                (pname.clone(), Entry::NodePort),
+            );
+        }
+        if let (Some(ip), Ok(port)) = (cluster_ip, u16::try_from(p.port))
+            && port != 0
+        {
+            wanted
+                .entry(SocketAddr::new(ip, port))
+                .or_insert((pname, Entry::ClusterIp));
+        }
+    }
+    wanted
+}
+
+/// Binds `addr` for `service`'s door `entry`, synchronously so a Service is
+/// reachable as soon as the proxy has seen it. A failure is retried on the
+/// next pass, and reported once per address (`reported`).
+fn listen(
+    addr: SocketAddr,
+    entry: Entry,
+    service: &str,
+    reported: &mut HashSet<SocketAddr>,
+) -> Option<TcpListener> {
+    let bound = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .and_then(TcpListener::from_std);
+    match bound {
+        Ok(l) => {
+            reported.remove(&addr);
+            tracing::info!(%addr, service, ?entry, "proxy listening");
+            Some(l)
+        }
+        Err(e) if !reported.insert(addr) => {
+            tracing::debug!(%addr, error = %e, service, ?entry, "still cannot listen");
+            None
+        }
+        // Linux answers on all of 127.0.0.0/8; macOS only on 127.0.0.1 and
+        // the addresses aliased on lo0.
+        Err(e) if entry == Entry::ClusterIp && e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            tracing::warn!(
+                %addr, error = %e, service,
+                "cannot listen on the Service's ClusterIP: this system does not answer on {} \
+                 (Linux answers on all of 127.0.0.0/8; macOS only on 127.0.0.1 and the addresses \
+                 aliased on lo0, e.g. `sudo ifconfig lo0 alias {}`); the Service is reachable by \
+                 its NodePort only. Retrying",
+                addr.ip(),
+                addr.ip()
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, service, ?entry, "cannot listen; retrying");
+            None
+        }
+    }
+}
+
+/// What a listener (a NodePort, or a ClusterIP and port) sends to.
 #[derive(Clone)]
 struct Target {
     namespace: String,
     service: String,
-    node_port: u16,
+    /// The port listened on (the nodePort, or the Service port).
+    port: u16,
+    entry: Entry,
     port_name: String,
     endpoints: Endpoints,
 }
@@ -438,7 +506,7 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!(error = %e, "NodePort accept failed");
+                    tracing::warn!(error = %e, "proxy accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -471,7 +539,7 @@ async fn handle(
         client_addr: peer,
         namespace: target.namespace.clone(),
         service: target.service.clone(),
-        node_port: target.node_port,
+        node_port: target.port,
         pod: pick.as_ref().map(|p| p.0.clone()),
         pod_addr: pick.as_ref().map(|p| p.1),
         outcome: Outcome::Open,
@@ -479,6 +547,7 @@ async fn handle(
         bytes_down: 0,
         closed_unix_ns: None,
         ingress: None,
+        entry: target.entry,
     });
     relay(
         client,

@@ -100,6 +100,10 @@ impl Sandbox {
         state.ground_truth = Some(ground_truth.clone());
         state.bookmark_interval = cfg.bookmark_interval;
         state.node_port_bind = node_port_bind;
+        state.service_ips = crate::clusterip::ServiceIpRange::new(
+            cfg.cluster.service_ip_base,
+            crate::clusterip::SERVICE_IP_PREFIX,
+        );
         let state = Arc::new(state);
         for m in &cfg.manifests {
             if let Err(e) = api::handlers::apply_manifest(&state, m) {
@@ -183,6 +187,33 @@ impl Sandbox {
         out
     }
 
+    /// Where the Service's first port listens on its ClusterIP, as a Pod
+    /// (or a load worker on this machine) calls it: `service` is `name`
+    /// (namespace `default`) or `namespace/name`. `None` for a headless or
+    /// ExternalName Service.
+    pub fn cluster_ip(&self, service: &str) -> Option<SocketAddr> {
+        let (ns, name) = service.split_once('/').unwrap_or(("default", service));
+        let svc = self.store.get_raw("Service", Some(ns), name)?;
+        cluster_ip_ports(&svc).into_iter().next()
+    }
+
+    /// Every Service port on a ClusterIP: (`namespace/name`, address).
+    pub fn cluster_ips(&self) -> Vec<(String, SocketAddr)> {
+        let (services, _) = self.store.list_raw("Service", None);
+        let mut out = Vec::new();
+        for s in services {
+            let name = format!(
+                "{}/{}",
+                s["metadata"]["namespace"].as_str().unwrap_or("default"),
+                s["metadata"]["name"].as_str().unwrap_or("")
+            );
+            for addr in cluster_ip_ports(&s) {
+                out.push((name.clone(), addr));
+            }
+        }
+        out
+    }
+
     /// Where the ingress controller listens (on the NodePorts' address),
     /// `None` unless [`ClusterConfig::ingress_port`](crate::ClusterConfig)
     /// was set. It routes by every Ingress in the cluster: see
@@ -204,6 +235,11 @@ impl Sandbox {
         );
         for (svc, addr) in self.node_ports() {
             s.push_str(&format!("service:     {svc} -> http://{addr}/\n"));
+        }
+        for (svc, addr) in self.cluster_ips() {
+            s.push_str(&format!(
+                "cluster IP:  {svc} -> http://{addr}/ (from this machine)\n"
+            ));
         }
         if let Some(addr) = self.ingress_addr {
             s.push_str(&format!(
@@ -237,6 +273,25 @@ impl Sandbox {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+/// A Service's ClusterIP with each of its TCP ports, in order (none when
+/// it is headless or has no ClusterIP): where the proxy listens.
+fn cluster_ip_ports(svc: &serde_json::Value) -> Vec<SocketAddr> {
+    let Some(ip) = svc["spec"]["clusterIP"]
+        .as_str()
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+    else {
+        return Vec::new();
+    };
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["protocol"].as_str().is_none_or(|p| p == "TCP"))
+        .filter_map(|p| u16::try_from(p["port"].as_u64()?).ok())
+        .map(|port| SocketAddr::new(ip, port))
+        .collect()
 }
 
 impl Drop for Sandbox {

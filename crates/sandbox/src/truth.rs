@@ -1,6 +1,6 @@
 //! The sandbox SIMULATOR's ground truth: what really happened, as only a
-//! simulator can know it. Which Service and Pod the proxy (a NodePort or
-//! the ingress) sent each connection to and how it ended, and the moments each Pod's "container" changed what it
+//! simulator can know it. Which Service and Pod the proxy (a NodePort, a
+//! ClusterIP or the ingress) sent each connection to and how it ended, and the moments each Pod's "container" changed what it
 //! does with a connection (listening, stopped accepting, reset everything).
 //! Together they say why any one request failed, so tests can referee
 //! baton's attribution; a real cluster has no such record. Also each
@@ -66,8 +66,9 @@ pub struct ConnRecord {
     /// found no rule, or got no request).
     pub namespace: String,
     pub service: String,
-    /// The port the connection arrived on: the Service's NodePort, or the
-    /// ingress controller's listener when `ingress` is set.
+    /// The port the connection arrived on: the Service's NodePort, its
+    /// port on its ClusterIP (see `entry`), or the ingress controller's
+    /// listener when `ingress` is set.
     pub node_port: u16,
     /// The Pod chosen, if any.
     pub pod: Option<String>,
@@ -84,6 +85,22 @@ pub struct ConnRecord {
     /// was chosen), or `""` before a rule was found. `None` for a NodePort
     /// connection.
     pub ingress: Option<String>,
+    /// How the connection came in: by a NodePort, a ClusterIP or the
+    /// ingress controller.
+    pub entry: Entry,
+}
+
+/// The door a connection came in by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entry {
+    /// A Service's NodePort, on the node address.
+    NodePort,
+    /// A Service's ClusterIP and port: a caller inside the "cluster" (a
+    /// worker process on this machine).
+    ClusterIp,
+    /// The ingress controller's listener.
+    Ingress,
 }
 
 #[derive(Default)]

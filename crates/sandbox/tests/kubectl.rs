@@ -110,6 +110,37 @@ async fn kubectl_get_pods_and_deployments_shows_the_seed_scenario() {
 }
 
 #[tokio::test]
+async fn kubectl_get_svc_shows_each_services_cluster_ip() {
+    let sb = seed().await;
+    let cip = sb.cluster_ip("web-service").expect("a ClusterIP");
+    let out = kubectl(&sb, &["get", "svc"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let header = out.stdout.lines().next().unwrap_or("");
+    assert!(header.contains("CLUSTER-IP"), "{}", out.stdout);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web-service "))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[1], "NodePort", "{row}");
+    assert_eq!(cols[2], cip.ip().to_string(), "{row}");
+    let headless = "apiVersion: v1\nkind: Service\nmetadata: {name: web-headless}\nspec: {clusterIP: None, selector: {app: web}, ports: [{port: 80}]}\n";
+    let file = sb.kubeconfig_path().with_file_name("headless.yaml");
+    std::fs::write(&file, headless).unwrap();
+    let out = kubectl(&sb, &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let out = kubectl(&sb, &["get", "svc", "web-headless"]).await;
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("web-headless "))
+        .unwrap_or_else(|| panic!("{}{}", out.stdout, out.stderr));
+    assert_eq!(row.split_whitespace().nth(2), Some("None"), "{row}");
+    sb.shutdown().await;
+}
+
+#[tokio::test]
 async fn kubectl_applies_gets_and_annotates_ingresses() {
     let mut cfg = SandboxConfig::default();
     cfg.cluster.ingress_port = Some(0);

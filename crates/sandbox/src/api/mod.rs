@@ -30,8 +30,7 @@ pub mod watch;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clusterip::{SERVICE_IP_PREFIX, ServiceIpRange};
 use crate::config::AccessRule;
 use crate::store::Store;
 use crate::truth::GroundTruth;
@@ -71,8 +71,11 @@ pub struct ApiState {
     pub bookmark_interval: Duration,
     /// Where NodePorts are allocated (the proxy binds them there).
     pub node_port_bind: IpAddr,
-    /// Next ClusterIP to hand out (10.96.0.0/12, as kubeadm's default).
-    next_ip: AtomicU32,
+    /// Where ClusterIPs come from (the proxy listens on them).
+    pub service_ips: ServiceIpRange,
+    /// Where the next ClusterIP search starts ([`ServiceIpRange::next_free`]);
+    /// the lock also keeps two concurrent creates from picking one address.
+    pub(crate) service_ip_cursor: Mutex<u32>,
     /// Stops watches when the sandbox shuts down.
     pub shutdown: CancellationToken,
 }
@@ -86,14 +89,13 @@ impl ApiState {
             ground_truth: None,
             bookmark_interval: Duration::from_secs(5),
             node_port_bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            next_ip: AtomicU32::new(10),
+            service_ips: ServiceIpRange::new(
+                crate::config::ClusterConfig::default().service_ip_base,
+                SERVICE_IP_PREFIX,
+            ),
+            service_ip_cursor: Mutex::new(0),
             shutdown,
         }
-    }
-
-    pub(crate) fn next_cluster_ip(&self) -> String {
-        let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
-        format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
     }
 
     fn denied(&self, verb: &str, group: &str, resource: &str) -> bool {

@@ -1,7 +1,8 @@
 //! What the API server does to an object between decoding and storing it:
 //! normalise it through its k8s-openapi type (unknown fields dropped, wrong
 //! types rejected with 400), fill the defaults Kubernetes fills, allocate a
-//! Service's clusterIP and nodePorts, and validate (422).
+//! Service's clusterIP (from [`crate::clusterip`]) and nodePorts, and
+//! validate (422).
 
 use std::net::{IpAddr, TcpListener};
 
@@ -93,7 +94,7 @@ pub fn prepare(
             default_pod_spec(&mut obj["spec"]);
             validate_pod_spec(&obj["spec"], "spec").map_err(invalid)?;
         }
-        "Service" => prepare_service(state, obj, old).map_err(invalid)?,
+        "Service" => prepare_service(state, obj, old, invalid)?,
         "Ingress" => crate::ingress::validate(obj).map_err(invalid)?,
         "PodDisruptionBudget" => crate::pdb::validate(obj).map_err(invalid)?,
         "HorizontalPodAutoscaler" => crate::hpa::prepare(obj).map_err(invalid)?,
@@ -267,7 +268,24 @@ fn validate_workload(obj: &Value, old: Option<&Value>) -> Result<(), String> {
     validate_pod_spec(&spec["template"]["spec"], "spec.template.spec")
 }
 
-fn prepare_service(state: &ApiState, obj: &mut Value, old: Option<&Value>) -> Result<(), String> {
+fn prepare_service(
+    state: &ApiState,
+    obj: &mut Value,
+    old: Option<&Value>,
+    invalid: impl Fn(String) -> ApiError,
+) -> Result<(), ApiError> {
+    // Every other Service: the ClusterIPs and nodePorts they hold.
+    let me = (
+        obj["metadata"]["namespace"].clone(),
+        obj["metadata"]["name"].clone(),
+    );
+    let (mut others, _) = state.store.list_raw("Service", None);
+    others.retain(|s| {
+        (
+            s["metadata"]["namespace"].clone(),
+            s["metadata"]["name"].clone(),
+        ) != me
+    });
     let spec = &mut obj["spec"];
     set_default(spec, "type", json!("ClusterIP"));
     set_default(spec, "sessionAffinity", json!("None"));
@@ -276,30 +294,117 @@ fn prepare_service(state: &ApiState, obj: &mut Value, old: Option<&Value>) -> Re
         ty.as_str(),
         "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName"
     ) {
-        return Err(format!(
+        return Err(invalid(format!(
             "spec.type: Unsupported value: \"{ty}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
-        ));
+        )));
     }
     let old_spec = old.map(|o| &o["spec"]);
-    // clusterIP is immutable once allocated.
+    assign_cluster_ip(state, spec, old_spec, &ty, &others, &invalid)?;
+    prepare_service_ports(state, obj, old_spec, &ty, &others).map_err(invalid)
+}
+
+/// `spec.clusterIP` and `spec.clusterIPs` as the API server sets them: an
+/// address from the Service range when none is asked for; one asked for
+/// kept if it is in the range and free (422 otherwise); `None` (headless)
+/// kept; on an update, the old one kept (422 when another is asked for).
+/// An ExternalName Service has none. A deleted Service's address is free
+/// again because nothing else holds it: the Services in the store are the
+/// allocation table.
+fn assign_cluster_ip(
+    state: &ApiState,
+    spec: &mut Value,
+    old_spec: Option<&Value>,
+    ty: &str,
+    others: &[Value],
+    invalid: &impl Fn(String) -> ApiError,
+) -> Result<(), ApiError> {
+    if ty == "ExternalName" {
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("clusterIP");
+            o.remove("clusterIPs");
+        }
+        return Ok(());
+    }
+    let requested = spec["clusterIP"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .or(spec["clusterIPs"][0].as_str())
+        .unwrap_or("")
+        .to_string();
     let old_ip = old_spec
         .and_then(|s| s["clusterIP"].as_str())
-        .map(str::to_string);
-    match (old_ip, spec["clusterIP"].as_str()) {
-        (Some(ip), Some(new)) if new != ip && !new.is_empty() => {
-            return Err(format!(
-                "spec.clusterIP: Invalid value: \"{new}\": field is immutable"
-            ));
+        .filter(|s| !s.is_empty());
+    let held = || -> Vec<std::net::Ipv4Addr> {
+        others
+            .iter()
+            .filter_map(|s| s["spec"]["clusterIP"].as_str()?.parse().ok())
+            .collect()
+    };
+    let ip = match old_ip {
+        Some(old) if !requested.is_empty() && requested != old => {
+            return Err(invalid(format!(
+                "spec.clusterIP: Invalid value: \"{requested}\": field is immutable"
+            )));
         }
-        (Some(ip), _) => spec["clusterIP"] = json!(ip),
-        (None, Some(ip)) if !ip.is_empty() => {}
-        (None, _) => spec["clusterIP"] = json!(state.next_cluster_ip()),
-    }
-    spec["clusterIPs"] = json!([spec["clusterIP"].clone()]);
+        Some(old) => old.to_string(),
+        None if requested == "None" => requested,
+        None if !requested.is_empty() => state
+            .service_ips
+            .check(&requested, &held())
+            .map_err(|e| invalid(e.message(&state.service_ips)))?
+            .to_string(),
+        None => {
+            // Skip an address some other process (another sandbox, in a
+            // test binary beside this one) already listens on at one of
+            // this Service's ports: the proxy could not listen there.
+            let ports: Vec<u16> = spec["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["protocol"].as_str().is_none_or(|p| p == "TCP"))
+                .filter_map(|p| u16::try_from(p["port"].as_u64()?).ok())
+                .collect();
+            let free_here = |ip: std::net::Ipv4Addr| {
+                ports.iter().all(|&port| {
+                    !matches!(
+                        TcpListener::bind((ip, port)),
+                        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+                    )
+                })
+            };
+            let mut cursor = state.service_ip_cursor.lock().expect("ClusterIP cursor");
+            let (ip, next) = state
+                .service_ips
+                .next_free(*cursor, &held(), free_here)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        500,
+                        "InternalError",
+                        "Internal error occurred: failed to allocate a serviceIP: range is full",
+                    )
+                })?;
+            *cursor = next;
+            ip.to_string()
+        }
+    };
+    spec["clusterIP"] = json!(ip);
+    spec["clusterIPs"] = json!([ip]);
+    Ok(())
+}
+
+/// Service defaults, and each port's protocol, targetPort and nodePort.
+fn prepare_service_ports(
+    state: &ApiState,
+    obj: &mut Value,
+    old_spec: Option<&Value>,
+    ty: &str,
+    others: &[Value],
+) -> Result<(), String> {
+    let spec = &mut obj["spec"];
     set_default(spec, "ipFamilies", json!(["IPv4"]));
     set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
     set_default(spec, "internalTrafficPolicy", json!("Cluster"));
-    let node_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
+    let node_ports = matches!(ty, "NodePort" | "LoadBalancer");
     if node_ports {
         set_default(spec, "externalTrafficPolicy", json!("Cluster"));
     }
@@ -308,20 +413,8 @@ fn prepare_service(state: &ApiState, obj: &mut Value, old: Option<&Value>) -> Re
         return Err("spec.ports: Required value".into());
     }
     // Node ports of every other Service, bound by the proxy yet or not.
-    let me = (
-        obj["metadata"]["namespace"].clone(),
-        obj["metadata"]["name"].clone(),
-    );
-    let (services, _) = state.store.list_raw("Service", None);
-    let spec = &mut obj["spec"];
-    let mut taken: Vec<i64> = services
+    let mut taken: Vec<i64> = others
         .iter()
-        .filter(|s| {
-            (
-                s["metadata"]["namespace"].clone(),
-                s["metadata"]["name"].clone(),
-            ) != me
-        })
         .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
         .filter_map(|p| p["nodePort"].as_i64())
         .collect();

@@ -229,7 +229,7 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
             vec![
                 name,
                 json!(spec["type"].as_str().unwrap_or("ClusterIP")),
-                json!(spec["clusterIP"].as_str().unwrap_or("")),
+                json!(spec["clusterIP"].as_str().unwrap_or("<none>")),
                 json!("<none>"),
                 json!(ports.join(",")),
                 created,
