@@ -44,6 +44,24 @@ pub struct ClusterConfig {
     /// Kubernetes' `--horizontal-pod-autoscaler-sync-period` is 15 s; the
     /// sandbox uses 1 s so a profile's metric change acts within a second.
     pub hpa_sync_period: Duration,
+    /// Images the kubelet runs as real child processes instead of
+    /// simulating them (see [`ProcessImage`]): how baton's own in-cluster
+    /// load workers run on the sandbox.
+    pub process_images: Vec<ProcessImage>,
+}
+
+/// A container image the sandbox's kubelet runs as a real child process:
+/// a Pod all of whose containers' images start with an `image_prefix` runs
+/// each container as `program` (the image's entrypoint) with the
+/// container's `args`, or as the container's `command` when it has one,
+/// with the container's env (see [`crate::kubelet::process`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessImage {
+    /// `ghcr.io/baton-rollout/baton` matches every tag and digest of it.
+    pub image_prefix: String,
+    /// The executable the image's entrypoint stands for.
+    pub program: PathBuf,
 }
 
 impl Default for ClusterConfig {
@@ -58,6 +76,7 @@ impl Default for ClusterConfig {
             nodes: 1,
             ingress_port: None,
             hpa_sync_period: Duration::from_secs(1),
+            process_images: Vec::new(),
         }
     }
 }
@@ -329,6 +348,9 @@ impl SandboxConfig {
                 }
                 cfg.cluster.nodes = n;
             }
+            cfg.cluster
+                .process_images
+                .extend(s.process_images.iter().cloned());
             if s.ingress_port.is_some() {
                 cfg.cluster.ingress_port = s.ingress_port;
             }
@@ -393,6 +415,9 @@ pub struct FileSettings {
     pub ingress_port: Option<u16>,
     /// HorizontalPodAutoscaler sync period (default 1s; Kubernetes: 15s).
     pub hpa_sync_period: Option<String>,
+    /// Images run as real child processes: `[{image_prefix, program}]`.
+    #[serde(default)]
+    pub process_images: Vec<ProcessImage>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -428,6 +453,7 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("networking.k8s.io/v1", "Ingress"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("batch/v1", "Job"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -441,7 +467,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget, networking.k8s.io/v1 Ingress and autoscaling/v2 (or v1) HorizontalPodAutoscaler"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget, networking.k8s.io/v1 Ingress, autoscaling/v2 (or v1) HorizontalPodAutoscaler and batch/v1 Job"
             ),
         ));
     }
@@ -606,9 +632,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("deny[0]") && e.contains("nope"), "{e}");
-        let e = parse("history: 1\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse("history: 1\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: j}\n")
+                .unwrap_err()
+                .to_string();
         assert!(
             e.starts_with("sandbox.yaml:3:") && e.contains("kind"),
             "{e}"

@@ -29,6 +29,8 @@
 //! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
 //!   servers: probes, preStop, grace period.
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
+//! - [`job`]: batch/v1 Job defaults, validation and the Job controller's
+//!   decisions (pure).
 //! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
 //! - [`hpa`]: HorizontalPodAutoscaler defaults, the simulated metric and
 //!   the replica decision (pure).
@@ -48,6 +50,7 @@ pub mod controllers;
 pub mod events;
 pub mod hpa;
 pub mod ingress;
+pub mod job;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
@@ -58,6 +61,6 @@ pub mod scheduler;
 pub mod store;
 pub mod truth;
 
-pub use config::{AccessRule, ClusterConfig, ConfigError, SandboxConfig};
+pub use config::{AccessRule, ClusterConfig, ConfigError, ProcessImage, SandboxConfig};
 pub use sandbox::Sandbox;
 pub use store::{Change, ChangeType, Store, StoreConfig, StoreError};

@@ -100,6 +100,7 @@ impl Sandbox {
         state.ground_truth = Some(ground_truth.clone());
         state.bookmark_interval = cfg.bookmark_interval;
         state.node_port_bind = node_port_bind;
+        state.processes = cluster.processes.clone();
         let state = Arc::new(state);
         for m in &cfg.manifests {
             if let Err(e) = api::handlers::apply_manifest(&state, m) {

@@ -591,6 +591,8 @@ pub fn delete(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body
         .map_err(|e| ApiError::from_store(e, t.res, name(t)))?;
     if policy != "Orphan" {
         collect_dependents(state, &gone);
+    } else {
+        orphan_dependents(state, &gone);
     }
     Ok(json_response(200, &to_wire(t.res, gone)))
 }
@@ -638,8 +640,8 @@ pub(super) fn delete_pod(
 }
 
 /// The garbage collector's part the sandbox needs: a deleted Deployment's
-/// ReplicaSets go with it. (Pods of a vanished ReplicaSet are the
-/// ReplicaSet controller's business.)
+/// ReplicaSets go with it. (Pods of a vanished ReplicaSet or Job are the
+/// ReplicaSet or Job controller's business: they delete them gracefully.)
 fn collect_dependents(state: &ApiState, gone: &Value) {
     let Some(uid) = gone["metadata"]["uid"].as_str() else {
         return;
@@ -655,6 +657,34 @@ fn collect_dependents(state: &ApiState, gone: &Value) {
             .is_some_and(|o| o.iter().any(|r| r["uid"] == uid));
         if owned && let Some(n) = rs["metadata"]["name"].as_str() {
             let _ = state.store.remove_raw("ReplicaSet", ns, n);
+        }
+    }
+}
+
+/// `propagationPolicy: Orphan` on a Job: its Pods lose their
+/// ownerReference and live on (otherwise the Job controller's garbage
+/// collection would delete them). (Orphaned ReplicaSets keep theirs: the
+/// sandbox's Deployment controller never adopts or collects them.)
+fn orphan_dependents(state: &ApiState, gone: &Value) {
+    let Some(uid) = gone["metadata"]["uid"].as_str() else {
+        return;
+    };
+    if gone["kind"] != "Job" {
+        return;
+    }
+    let ns = gone["metadata"]["namespace"].as_str();
+    let (pods, _) = state.store.list_raw("Pod", ns);
+    for p in pods {
+        let owned = p["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|r| r["uid"] == uid));
+        if owned && let Some(n) = p["metadata"]["name"].as_str() {
+            let _ = state.store.modify_raw("Pod", ns, n, |p| {
+                if let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| r["uid"] != uid);
+                }
+                Ok(())
+            });
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct ApiState {
     next_ip: AtomicU32,
     /// Stops watches when the sandbox shuts down.
     pub shutdown: CancellationToken,
+    /// Process containers' output and stdin, for `pods/log` and `pods/attach`.
+    pub processes: crate::kubelet::process::ProcessTable,
 }
 
 impl ApiState {
@@ -88,6 +90,7 @@ impl ApiState {
             node_port_bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             next_ip: AtomicU32::new(10),
             shutdown,
+            processes: Default::default(),
         }
     }
 
