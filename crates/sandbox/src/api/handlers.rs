@@ -241,18 +241,8 @@ pub fn get(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>, 
         return Ok(json_response(200, &scale_of(&obj)));
     }
     if t.sub.as_deref() == Some("log") {
-        // Simulated Pods run no container, so there is no log to show.
-        let text = format!(
-            "baton sandbox: pod {} is simulated (an HTTP server inside baton, not a container); it has no logs. See `kubectl describe pod {}` for its events.\n",
-            name(t),
-            name(t)
-        );
-        return Ok(Response::builder()
-            .header(http::header::CONTENT_TYPE, "text/plain")
-            .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
-                bytes::Bytes::from(text),
-            )))
-            .unwrap_or_default());
+        // Process containers' output; simulated Pods have none.
+        return super::podio::log(state, t, &call.query);
     }
     if wants_table(call) && t.sub.is_none() {
         let rv = obj["metadata"]["resourceVersion"]

@@ -201,6 +201,11 @@ impl ContainerIo {
         log.lines.iter().filter(|l| l.seq >= seq).cloned().collect()
     }
 
+    /// The position the next line will get.
+    pub fn next_seq(&self) -> u64 {
+        self.log.lock().expect("log").next_seq
+    }
+
     pub fn log_changes(&self) -> watch::Receiver<u64> {
         self.log_seq.subscribe()
     }
