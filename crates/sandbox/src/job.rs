@@ -497,10 +497,10 @@ pub fn decide(job: &Job, pods: &[PodView], now: Timestamp) -> Decision {
         for p in &active {
             match p.index {
                 Some(i) if (0..n).contains(&i) && !completed.contains(&i) => {
-                    if running.contains_key(&i) {
-                        d.delete.push(p.name.clone());
+                    if let std::collections::btree_map::Entry::Vacant(e) = running.entry(i) {
+                        e.insert(p);
                     } else {
-                        running.insert(i, p);
+                        d.delete.push(p.name.clone());
                     }
                 }
                 // No index, out of range, or done already: not needed.

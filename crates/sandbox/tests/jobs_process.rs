@@ -436,3 +436,67 @@ async fn follow_streams_the_log_until_the_process_exits() {
     assert_eq!(tail, "three\n");
     sb.shutdown().await;
 }
+
+fn kubectl(sb: &Sandbox, args: &[&str]) -> (bool, String, String) {
+    let cache = sb.kubeconfig_path().with_file_name("kubectl-cache");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sb.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(args)
+        .output()
+        .expect("kubectl on PATH (Debian: apt-get install kubernetes-client)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_gets_jobs_reads_logs_and_deletes_a_job() {
+    let sb = sandbox(vec![]).await;
+    let jobs: Api<Job> = Api::default_namespaced(client(&sb).await);
+    let j = job(
+        "kjob",
+        "echo hi from $JOB_COMPLETION_INDEX",
+        json!({"completionMode": "Indexed", "completions": 2, "parallelism": 2}),
+    );
+    jobs.create(&PostParams::default(), &j).await.unwrap();
+    until("the job to complete", || async {
+        condition(&jobs.get("kjob").await.unwrap(), "Complete")
+    })
+    .await;
+    let (ok, out, err) = kubectl(&sb, &["get", "jobs"]);
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["kjob", "Complete", "2/2"], "{out}");
+    let (ok, out, err) = kubectl(
+        &sb,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "batch.kubernetes.io/job-completion-index=1",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(ok, "{err}");
+    let pod = out.trim().to_string();
+    assert!(pod.starts_with("pod/kjob-1-"), "{out}");
+    let (ok, out, err) = kubectl(&sb, &["logs", &pod]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "hi from 1\n");
+    let (ok, _, err) = kubectl(&sb, &["delete", "job", "kjob"]);
+    assert!(ok, "{err}");
+    let pods: Api<Pod> = Api::default_namespaced(client(&sb).await);
+    until("the job's pods to go", || async {
+        job_pods(&pods, "kjob").await.is_empty().then_some(())
+    })
+    .await;
+    sb.shutdown().await;
+}

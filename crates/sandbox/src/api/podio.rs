@@ -316,10 +316,8 @@ async fn session(
             },
             msg = rx.next() => match msg {
                 Some(Ok(Message::Binary(b))) => match b.first() {
-                    Some(&STDIN) if stdin => {
-                        if !io.write_stdin(b.slice(1..)).await {
-                            tracing::debug!("attach: stdin of an exited process");
-                        }
+                    Some(&STDIN) if stdin && !io.write_stdin(b.slice(1..)).await => {
+                        tracing::debug!("attach: stdin of an exited process");
                     }
                     // v5: the client closed its stdin. Only `stdinOnce`
                     // containers see EOF (the runtime keeps stdin open for

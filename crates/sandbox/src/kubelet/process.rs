@@ -273,7 +273,10 @@ impl ContainerIo {
 
 /// Every process container of the sandbox, by (Pod uid, container name).
 #[derive(Clone, Default)]
-pub struct ProcessTable(Arc<Mutex<HashMap<(String, String), Arc<ContainerIo>>>>);
+pub struct ProcessTable(Arc<Mutex<Containers>>);
+
+/// (Pod uid, container name) → its process's I/O.
+type Containers = HashMap<(String, String), Arc<ContainerIo>>;
 
 impl ProcessTable {
     pub fn get(&self, pod_uid: &str, container: &str) -> Option<Arc<ContainerIo>> {
