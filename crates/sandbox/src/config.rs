@@ -609,6 +609,23 @@ mod tests {
     }
 
     #[test]
+    fn process_images_map_an_image_prefix_to_a_program_and_jobs_are_manifests() {
+        let c = parse("process_images:\n- {image_prefix: ghcr.io/baton-rollout/baton, program: /usr/local/bin/baton}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: load}\n").unwrap();
+        assert_eq!(
+            c.cluster.process_images,
+            [ProcessImage {
+                image_prefix: "ghcr.io/baton-rollout/baton".into(),
+                program: "/usr/local/bin/baton".into(),
+            }]
+        );
+        assert_eq!(c.manifests[0]["kind"], "Job");
+        let e = parse("process_images:\n- {image_prefix: x, program: /bin/sh, shell: true}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shell"), "{e}");
+    }
+
+    #[test]
     fn an_ingress_port_turns_the_ingress_controller_on_and_ingresses_are_manifests() {
         assert_eq!(parse("history: 5\n").unwrap().cluster.ingress_port, None);
         let c = parse("ingress_port: 0\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n").unwrap();
