@@ -26,6 +26,8 @@ pub struct ClusterHandle {
     /// Where the ingress controller listens, when one runs
     /// ([`ClusterConfig::ingress_port`]).
     pub ingress_addr: Option<std::net::SocketAddr>,
+    /// Process containers' output and stdin (`pods/log`, `pods/attach`).
+    pub processes: crate::kubelet::process::ProcessTable,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -67,6 +69,7 @@ pub async fn spawn(
         .transpose()?;
     let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
     let tables = proxy::Tables::default();
+    let processes = crate::kubelet::process::ProcessTable::default();
     let mut tasks = vec![
         tokio::spawn(crate::controllers::run(store.clone(), shutdown.clone())),
         tokio::spawn(crate::controllers::autoscaler::run(
@@ -78,6 +81,7 @@ pub async fn spawn(
             store.clone(),
             cfg.clone(),
             ground_truth.clone(),
+            processes.clone(),
             shutdown.clone(),
         )),
         tokio::spawn(proxy::run(
@@ -100,6 +104,7 @@ pub async fn spawn(
     Ok(ClusterHandle {
         ground_truth,
         ingress_addr,
+        processes,
         tasks,
     })
 }

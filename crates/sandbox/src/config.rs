@@ -49,6 +49,24 @@ pub struct ClusterConfig {
     /// Kubernetes' `--horizontal-pod-autoscaler-sync-period` is 15 s; the
     /// sandbox uses 1 s so a profile's metric change acts within a second.
     pub hpa_sync_period: Duration,
+    /// Images the kubelet runs as real child processes instead of
+    /// simulating them (see [`ProcessImage`]): how baton's own in-cluster
+    /// load workers run on the sandbox.
+    pub process_images: Vec<ProcessImage>,
+}
+
+/// A container image the sandbox's kubelet runs as a real child process:
+/// a Pod all of whose containers' images start with an `image_prefix` runs
+/// each container as `program` (the image's entrypoint) with the
+/// container's `args`, or as the container's `command` when it has one,
+/// with the container's env (see [`crate::kubelet::process`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessImage {
+    /// `ghcr.io/baton-rollout/baton` matches every tag and digest of it.
+    pub image_prefix: String,
+    /// The executable the image's entrypoint stands for.
+    pub program: PathBuf,
 }
 
 impl Default for ClusterConfig {
@@ -64,6 +82,7 @@ impl Default for ClusterConfig {
             nodes: 1,
             ingress_port: None,
             hpa_sync_period: Duration::from_secs(1),
+            process_images: Vec::new(),
         }
     }
 }
@@ -370,6 +389,9 @@ impl SandboxConfig {
                 }
                 cfg.cluster.nodes = n;
             }
+            cfg.cluster
+                .process_images
+                .extend(s.process_images.iter().cloned());
             if s.ingress_port.is_some() {
                 cfg.cluster.ingress_port = s.ingress_port;
             }
@@ -434,6 +456,9 @@ pub struct FileSettings {
     pub ingress_port: Option<u16>,
     /// HorizontalPodAutoscaler sync period (default 1s; Kubernetes: 15s).
     pub hpa_sync_period: Option<String>,
+    /// Images run as real child processes: `[{image_prefix, program}]`.
+    #[serde(default)]
+    pub process_images: Vec<ProcessImage>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -469,6 +494,7 @@ const MANIFEST_KINDS: &[(&str, &str)] = &[
     ("networking.k8s.io/v1", "Ingress"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("batch/v1", "Job"),
 ];
 
 fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
@@ -482,7 +508,7 @@ fn check_manifest(m: &Value, at: &str) -> Result<(), (String, String)> {
         return Err((
             format!("{at}.kind"),
             format!(
-                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget, networking.k8s.io/v1 Ingress and autoscaling/v2 (or v1) HorizontalPodAutoscaler"
+                "the sandbox cannot apply {av} {kind}; it applies v1 Namespace, Service, Pod, apps/v1 Deployment, policy/v1 PodDisruptionBudget, networking.k8s.io/v1 Ingress, autoscaling/v2 (or v1) HorizontalPodAutoscaler and batch/v1 Job"
             ),
         ));
     }
@@ -624,6 +650,23 @@ mod tests {
     }
 
     #[test]
+    fn process_images_map_an_image_prefix_to_a_program_and_jobs_are_manifests() {
+        let c = parse("process_images:\n- {image_prefix: ghcr.io/baton-rollout/baton, program: /usr/local/bin/baton}\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: load}\n").unwrap();
+        assert_eq!(
+            c.cluster.process_images,
+            [ProcessImage {
+                image_prefix: "ghcr.io/baton-rollout/baton".into(),
+                program: "/usr/local/bin/baton".into(),
+            }]
+        );
+        assert_eq!(c.manifests[0]["kind"], "Job");
+        let e = parse("process_images:\n- {image_prefix: x, program: /bin/sh, shell: true}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shell"), "{e}");
+    }
+
+    #[test]
     fn an_ingress_port_turns_the_ingress_controller_on_and_ingresses_are_manifests() {
         assert_eq!(parse("history: 5\n").unwrap().cluster.ingress_port, None);
         let c = parse("ingress_port: 0\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n").unwrap();
@@ -647,9 +690,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("deny[0]") && e.contains("nope"), "{e}");
-        let e = parse("history: 1\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse("history: 1\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: j}\n")
+                .unwrap_err()
+                .to_string();
         assert!(
             e.starts_with("sandbox.yaml:3:") && e.contains("kind"),
             "{e}"

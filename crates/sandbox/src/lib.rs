@@ -8,7 +8,8 @@
 //! through the same kube-rs client path used against real clusters. It is not
 //! a cluster: its Nodes are names Pods are bound to (cordon and
 //! PodDisruptionBudget-honouring evictions are simulated, taints and node
-//! lifecycle are not), no containers, no TLS, no RBAC beyond a deny list.
+//! lifecycle are not), no containers (Pods of configured `process_images`
+//! run as plain child processes), no TLS, no RBAC beyond a deny list.
 //! The product targets real clusters.
 //!
 //! See [`Sandbox`] for the entry point.
@@ -28,8 +29,11 @@
 //! - [`controllers`]: Deployment, ReplicaSet, EndpointSlice, disruption
 //!   (PodDisruptionBudget status) and HorizontalPodAutoscaler controllers.
 //! - [`kubelet`]: schedules Pods onto Nodes, and runs them as real HTTP
-//!   servers: probes, preStop, grace period.
+//!   servers (probes, preStop, grace period), or as child processes for
+//!   the `process_images` (`pods/log`, `pods/attach`).
 //! - [`scheduler`]: which Node a new Pod goes to (pure).
+//! - [`job`]: batch/v1 Job defaults, validation and the Job controller's
+//!   decisions (pure).
 //! - [`pdb`]: PodDisruptionBudget arithmetic and eviction decisions (pure).
 //! - [`hpa`]: HorizontalPodAutoscaler defaults, the simulated metric and
 //!   the replica decision (pure).
@@ -50,6 +54,7 @@ pub mod controllers;
 pub mod events;
 pub mod hpa;
 pub mod ingress;
+pub mod job;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
@@ -60,6 +65,6 @@ pub mod scheduler;
 pub mod store;
 pub mod truth;
 
-pub use config::{AccessRule, ClusterConfig, ConfigError, SandboxConfig};
+pub use config::{AccessRule, ClusterConfig, ConfigError, ProcessImage, SandboxConfig};
 pub use sandbox::Sandbox;
 pub use store::{Change, ChangeType, Store, StoreConfig, StoreError};

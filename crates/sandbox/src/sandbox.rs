@@ -104,6 +104,7 @@ impl Sandbox {
             cfg.cluster.service_ip_base,
             crate::clusterip::SERVICE_IP_PREFIX,
         );
+        state.processes = cluster.processes.clone();
         let state = Arc::new(state);
         for m in &cfg.manifests {
             if let Err(e) = api::handlers::apply_manifest(&state, m) {

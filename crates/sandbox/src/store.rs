@@ -49,6 +49,7 @@ const GENERATION_KINDS: &[&str] = &[
     "PodDisruptionBudget",
     "Ingress",
     "HorizontalPodAutoscaler",
+    "Job",
 ];
 
 /// The kinds the store accepts, so a [`Change`] can carry a `&'static str`.
@@ -64,7 +65,13 @@ pub const KINDS: &[&str] = &[
     "Node",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
+    "Job",
 ];
+
+/// Kinds whose uid the API server assigns before the store sees them: a
+/// Job's generated selector carries its own uid (Kubernetes fills the uid
+/// before the Job strategy generates the selector).
+const UID_PRESET_KINDS: &[&str] = &["Job"];
 
 /// Store settings.
 #[derive(Clone, Debug)]
@@ -425,7 +432,14 @@ impl Store {
         let rv = inner.rv + 1;
         {
             let meta = obj["metadata"].as_object_mut().expect("ensured");
-            meta.insert("uid".into(), random_uid().into());
+            let preset = UID_PRESET_KINDS.contains(&kind)
+                && meta
+                    .get("uid")
+                    .and_then(Value::as_str)
+                    .is_some_and(|u| !u.is_empty());
+            if !preset {
+                meta.insert("uid".into(), random_uid().into());
+            }
             meta.insert("resourceVersion".into(), rv.to_string().into());
             meta.insert("creationTimestamp".into(), now_value());
             meta.remove("deletionTimestamp");
@@ -706,6 +720,7 @@ fn set_type_meta(kind: &'static str, obj: &mut Value) {
         "Ingress" => "networking.k8s.io/v1",
         "PodDisruptionBudget" => "policy/v1",
         "HorizontalPodAutoscaler" => "autoscaling/v2",
+        "Job" => "batch/v1",
         _ => "v1",
     };
     obj["kind"] = kind.into();
@@ -769,7 +784,7 @@ fn random_suffix() -> String {
 }
 
 /// A random version-4 UUID.
-fn random_uid() -> String {
+pub(crate) fn random_uid() -> String {
     let mut b: [u8; 16] = rand::rng().random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

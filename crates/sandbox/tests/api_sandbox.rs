@@ -123,8 +123,8 @@ async fn discovery_answers_plain_documents_whatever_the_accept_profile() {
     assert_eq!(v["major"], "1");
     for path in [
         "/openapi/v2",
-        "/openapi/v3/apis/batch/v1",
-        "/apis/batch/v1",
+        "/openapi/v3/apis/storage.k8s.io/v1",
+        "/apis/storage.k8s.io/v1",
         "/api/v1/namespaces/default/configmaps",
     ] {
         let (code, v) = raw(&sb, "GET", path, "", b"").await;

@@ -241,18 +241,8 @@ pub fn get(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body>, 
         return Ok(json_response(200, &scale_of(&obj)));
     }
     if t.sub.as_deref() == Some("log") {
-        // Simulated Pods run no container, so there is no log to show.
-        let text = format!(
-            "baton sandbox: pod {} is simulated (an HTTP server inside baton, not a container); it has no logs. See `kubectl describe pod {}` for its events.\n",
-            name(t),
-            name(t)
-        );
-        return Ok(Response::builder()
-            .header(http::header::CONTENT_TYPE, "text/plain")
-            .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
-                bytes::Bytes::from(text),
-            )))
-            .unwrap_or_default());
+        // Process containers' output; simulated Pods have none.
+        return super::podio::log(state, t, &call.query);
     }
     if wants_table(call) && t.sub.is_none() {
         let rv = obj["metadata"]["resourceVersion"]
@@ -591,6 +581,8 @@ pub fn delete(state: &ApiState, t: &Target, call: &Call) -> Result<Response<Body
         .map_err(|e| ApiError::from_store(e, t.res, name(t)))?;
     if policy != "Orphan" {
         collect_dependents(state, &gone);
+    } else {
+        orphan_dependents(state, &gone);
     }
     Ok(json_response(200, &to_wire(t.res, gone)))
 }
@@ -638,8 +630,8 @@ pub(super) fn delete_pod(
 }
 
 /// The garbage collector's part the sandbox needs: a deleted Deployment's
-/// ReplicaSets go with it. (Pods of a vanished ReplicaSet are the
-/// ReplicaSet controller's business.)
+/// ReplicaSets go with it. (Pods of a vanished ReplicaSet or Job are the
+/// ReplicaSet or Job controller's business: they delete them gracefully.)
 fn collect_dependents(state: &ApiState, gone: &Value) {
     let Some(uid) = gone["metadata"]["uid"].as_str() else {
         return;
@@ -655,6 +647,34 @@ fn collect_dependents(state: &ApiState, gone: &Value) {
             .is_some_and(|o| o.iter().any(|r| r["uid"] == uid));
         if owned && let Some(n) = rs["metadata"]["name"].as_str() {
             let _ = state.store.remove_raw("ReplicaSet", ns, n);
+        }
+    }
+}
+
+/// `propagationPolicy: Orphan` on a Job: its Pods lose their
+/// ownerReference and live on (otherwise the Job controller's garbage
+/// collection would delete them). (Orphaned ReplicaSets keep theirs: the
+/// sandbox's Deployment controller never adopts or collects them.)
+fn orphan_dependents(state: &ApiState, gone: &Value) {
+    let Some(uid) = gone["metadata"]["uid"].as_str() else {
+        return;
+    };
+    if gone["kind"] != "Job" {
+        return;
+    }
+    let ns = gone["metadata"]["namespace"].as_str();
+    let (pods, _) = state.store.list_raw("Pod", ns);
+    for p in pods {
+        let owned = p["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|r| r["uid"] == uid));
+        if owned && let Some(n) = p["metadata"]["name"].as_str() {
+            let _ = state.store.modify_raw("Pod", ns, n, |p| {
+                if let Some(refs) = p["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| r["uid"] != uid);
+                }
+                Ok(())
+            });
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod eviction;
 pub mod handlers;
 pub mod openapi;
 pub mod patch;
+pub mod podio;
 pub mod prepare;
 pub mod protobuf;
 pub mod resources;
@@ -78,6 +79,8 @@ pub struct ApiState {
     pub(crate) service_ip_cursor: Mutex<u32>,
     /// Stops watches when the sandbox shuts down.
     pub shutdown: CancellationToken,
+    /// Process containers' output and stdin, for `pods/log` and `pods/attach`.
+    pub processes: crate::kubelet::process::ProcessTable,
 }
 
 impl ApiState {
@@ -95,6 +98,7 @@ impl ApiState {
             ),
             service_ip_cursor: Mutex::new(0),
             shutdown,
+            processes: Default::default(),
         }
     }
 
@@ -138,7 +142,8 @@ pub fn serve(
                     async move { Ok::<_, Infallible>(handle(&state, req).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades();
                 tokio::select! {
                     r = conn => if let Err(e) = r {
                         tracing::debug!(%peer, error = %e, "api server: connection ended");
@@ -338,6 +343,13 @@ async fn handle_inner(
             format!("{method} is not allowed on {path}"),
         ));
     }
+    if let Route::Resource(t) = &route
+        && t.sub.as_deref() == Some("attach")
+    {
+        // A WebSocket upgrade: the request itself is handed over.
+        check_access(state, t, "create")?;
+        return podio::attach(state, t, &query, req).await;
+    }
     match route {
         Route::Root => Ok(json_response(
             200,
@@ -415,6 +427,9 @@ fn ground_truth_json(state: &ApiState) -> Value {
 
 /// The Kubernetes verb of a request.
 fn verb(t: &Target, call: &Call) -> &'static str {
+    if t.sub.as_deref() == Some("attach") {
+        return "create";
+    }
     let watch_q = matches!(
         call.query.get("watch").map(String::as_str),
         Some("true" | "1")
@@ -435,6 +450,29 @@ fn verb(t: &Target, call: &Call) -> &'static str {
 
 async fn dispatch(state: &ApiState, t: Target, call: Call) -> Result<Response<Body>, ApiError> {
     let verb = verb(&t, &call);
+    check_access(state, &t, verb)?;
+    let allowed = match &t.sub {
+        Some(s) => t.res.sub(s).is_some_and(|s| s.verbs.contains(&verb)),
+        None => t.res.allows(verb) || (verb == "watch" && t.res.allows("list")),
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed(verb, t.res));
+    }
+    match verb {
+        "get" => handlers::get(state, &t, &call),
+        "list" => watch::list(state, &t, &call),
+        "watch" => watch::watch(state, &t, &call),
+        "create" => handlers::create(state, &t, &call),
+        "update" => handlers::update(state, &t, &call),
+        "patch" => handlers::patch(state, &t, &call),
+        "delete" => handlers::delete(state, &t, &call),
+        _ => Err(ApiError::method_not_allowed(verb, t.res)),
+    }
+}
+
+/// 403 when a deny rule (or the allow list) refuses `verb` on the
+/// resource or subresource (`pods/attach`, `pods/log`).
+fn check_access(state: &ApiState, t: &Target, verb: &str) -> Result<(), ApiError> {
     let resource = match &t.sub {
         Some(s) => format!("{}/{}", t.res.plural, s),
         None => t.res.plural.to_string(),
@@ -458,23 +496,7 @@ async fn dispatch(state: &ApiState, t: Target, call: Call) -> Result<Response<Bo
             "{what} is forbidden: User \"baton-sandbox\" cannot {verb} resource \"{resource}\" in API group {grp}{ns} (denied by a sandbox access rule)"
         )));
     }
-    let allowed = match &t.sub {
-        Some(s) => t.res.sub(s).is_some_and(|s| s.verbs.contains(&verb)),
-        None => t.res.allows(verb) || (verb == "watch" && t.res.allows("list")),
-    };
-    if !allowed {
-        return Err(ApiError::method_not_allowed(verb, t.res));
-    }
-    match verb {
-        "get" => handlers::get(state, &t, &call),
-        "list" => watch::list(state, &t, &call),
-        "watch" => watch::watch(state, &t, &call),
-        "create" => handlers::create(state, &t, &call),
-        "update" => handlers::update(state, &t, &call),
-        "patch" => handlers::patch(state, &t, &call),
-        "delete" => handlers::delete(state, &t, &call),
-        _ => Err(ApiError::method_not_allowed(verb, t.res)),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,7 +83,8 @@ mod tests {
         let apps = group_version("apis/apps/v1").unwrap();
         let d = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(d["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(group_version("apis/batch/v1").is_none());
+        assert!(group_version("apis/batch/v1").is_some());
+        assert!(group_version("apis/batch/v2").is_none());
         assert!(group_version("apis/apps/v2").is_none());
         let hpa = group_version("apis/autoscaling/v2").unwrap();
         let p = &hpa["paths"]["/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers/{name}"]

@@ -8,6 +8,7 @@ use std::net::{IpAddr, TcpListener};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -38,6 +39,7 @@ pub fn normalize(kind: &str, obj: &Value) -> Result<Value, String> {
         "Node" => rt::<Node>(obj),
         "PodDisruptionBudget" => rt::<PodDisruptionBudget>(obj),
         "HorizontalPodAutoscaler" => rt::<HorizontalPodAutoscaler>(obj),
+        "Job" => rt::<Job>(obj),
         _ => Ok(obj.clone()),
     }
 }
@@ -98,6 +100,13 @@ pub fn prepare(
         "Ingress" => crate::ingress::validate(obj).map_err(invalid)?,
         "PodDisruptionBudget" => crate::pdb::validate(obj).map_err(invalid)?,
         "HorizontalPodAutoscaler" => crate::hpa::prepare(obj).map_err(invalid)?,
+        "Job" => {
+            crate::job::prepare(obj, old).map_err(invalid)?;
+            default_pod_spec(&mut obj["spec"]["template"]["spec"]);
+            validate_pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec")
+                .map_err(invalid)?;
+            crate::job::validate(obj, old).map_err(invalid)?;
+        }
         "Namespace" if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Active"});
         }

@@ -126,6 +126,13 @@ pub static RESOURCES: &[ResourceDef] = &[
                 verbs: &["get"],
             },
             Sub {
+                name: "attach",
+                kind: "PodAttachOptions",
+                group: "",
+                version: "",
+                verbs: &["create", "get"],
+            },
+            Sub {
                 name: "eviction",
                 kind: "Eviction",
                 group: "policy",
@@ -267,6 +274,18 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[STATUS],
     },
     ResourceDef {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        verbs: CRUD,
+        short_names: &[],
+        store_kind: Some("Job"),
+        subresources: &[STATUS],
+    },
+    ResourceDef {
         group: "authorization.k8s.io",
         version: "v1",
         plural: "selfsubjectaccessreviews",
@@ -289,6 +308,7 @@ pub const GROUPS: &[&str] = &[
     "policy",
     "authorization.k8s.io",
     "autoscaling",
+    "batch",
 ];
 
 /// The versions served of a group (core or not), preferred first: `v1`
@@ -382,7 +402,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         // `kubectl get all` means the resources in the category `all`.
         if matches!(
             r.plural,
-            "pods" | "services" | "deployments" | "replicasets"
+            "pods" | "services" | "deployments" | "replicasets" | "jobs"
         ) {
             e["categories"] = json!(["all"]);
         }
@@ -435,7 +455,10 @@ mod tests {
         let scale = &l["resources"].as_array().unwrap()[1];
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(scale["group"], "autoscaling");
-        assert!(resource_list("batch", "v1").is_none());
+        assert!(resource_list("batch", "v2").is_none());
+        let batch = resource_list("batch", "v1").unwrap();
+        assert_eq!(batch["resources"][0]["name"], "jobs");
+        assert_eq!(batch["resources"][1]["name"], "jobs/status");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! asks for (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), with
 //! the columns kubectl users expect for Pods, Deployments, ReplicaSets,
 //! Services, Ingresses, Nodes, PodDisruptionBudgets,
-//! HorizontalPodAutoscalers and Events, and NAME/AGE for the rest.
+//! HorizontalPodAutoscalers, Jobs and Events, and NAME/AGE for the rest.
 
 use serde_json::{Value, json};
 
@@ -84,6 +84,16 @@ pub fn table(res: &ResourceDef, items: &[Value], rv: &str) -> Value {
             ("MaxPods", "integer"),
             ("Replicas", "integer"),
             ("Age", "string"),
+        ],
+        "Job" => &[
+            ("Name", "string"),
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+            ("Age", "string"),
+            ("Containers", "string"),
+            ("Images", "string"),
+            ("Selector", "string"),
         ],
         _ if res.kind == "Event" && res.group.is_empty() => &[
             ("Last Seen", "string"),
@@ -324,6 +334,19 @@ fn cells(res: &ResourceDef, o: &Value) -> Vec<Value> {
                 created,
             ]
         }
+        "Job" => {
+            let (containers, images) = containers_images(&spec["template"]["spec"]);
+            vec![
+                name,
+                json!(job_status(o)),
+                json!(job_completions(spec, status)),
+                json!(job_duration(status)),
+                created,
+                containers,
+                images,
+                json!(selector_string(&spec["selector"]["matchLabels"])),
+            ]
+        }
         "Event" if res.group.is_empty() => {
             let io = &o["involvedObject"];
             vec![
@@ -476,12 +499,67 @@ fn pod_status(o: &Value) -> String {
     o["status"]["phase"].as_str().unwrap_or("Pending").into()
 }
 
+/// A Job's STATUS column as kubectl 1.33 prints it.
+fn job_status(o: &Value) -> &'static str {
+    let cond = |ty: &str| {
+        o["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == ty && c["status"] == "True")
+    };
+    if cond("Failed") {
+        "Failed"
+    } else if cond("Complete") {
+        "Complete"
+    } else if cond("Suspended") {
+        "Suspended"
+    } else if cond("FailureTarget") {
+        "FailureTarget"
+    } else if cond("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if o["metadata"]["deletionTimestamp"].is_string() {
+        "Terminating"
+    } else {
+        "Running"
+    }
+}
+
+/// `1/3`, or `0/1 of 4` for a work queue with parallelism 4 (kubectl's).
+fn job_completions(spec: &Value, status: &Value) -> String {
+    let done = status["succeeded"].as_i64().unwrap_or(0);
+    match spec["completions"].as_i64() {
+        Some(n) => format!("{done}/{n}"),
+        None => match spec["parallelism"].as_i64().unwrap_or(0) {
+            p if p > 1 => format!("{done}/1 of {p}"),
+            _ => format!("{done}/1"),
+        },
+    }
+}
+
+/// completionTime − startTime, or the time since the start while running.
+fn job_duration(status: &Value) -> String {
+    let ts = |k: &str| {
+        status[k]
+            .as_str()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+    };
+    let Some(start) = ts("startTime") else {
+        return String::new();
+    };
+    let end = ts("completionTime").unwrap_or_else(crate::store::now_timestamp);
+    short_duration((end.as_second() - start.as_second()).max(0))
+}
+
 /// `5s`, `3m`, `2h`, `4d`, like kubectl's AGE column.
 fn age(ts: Option<&str>) -> String {
     let Some(t) = ts.and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()) else {
         return "<unknown>".into();
     };
-    let s = (crate::store::now_timestamp().as_second() - t.as_second()).max(0);
+    short_duration((crate::store::now_timestamp().as_second() - t.as_second()).max(0))
+}
+
+fn short_duration(s: i64) -> String {
     match s {
         0..120 => format!("{s}s"),
         120..7200 => format!("{}m", s / 60),

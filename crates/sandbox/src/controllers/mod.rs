@@ -13,6 +13,9 @@
 //! only get eventually; it removes a race, it does not add a guarantee
 //! Kubernetes lacks.
 //!
+//! The Job controller ([`job`]) runs in the same loop, after the
+//! ReplicaSet controller.
+//!
 //! The HorizontalPodAutoscaler controller ([`autoscaler`]) runs apart, on
 //! its own sync period, as the real one does.
 
@@ -20,6 +23,7 @@ pub mod autoscaler;
 pub mod deployment;
 pub mod disruption;
 pub mod endpointslice;
+pub mod job;
 pub mod replicaset;
 
 use std::collections::BTreeMap;
@@ -44,9 +48,11 @@ pub async fn run(store: Arc<Store>, shutdown: CancellationToken) {
     let mut wakeups = store.wakeups(TICK);
     let deploy_rec = Recorder::new(store.clone(), "deployment-controller");
     let rs_rec = Recorder::new(store.clone(), "replicaset-controller");
+    let job_rec = Recorder::new(store.clone(), "job-controller");
     loop {
         deployment::reconcile_all(&store, &deploy_rec);
         replicaset::reconcile_all(&store, &rs_rec);
+        job::reconcile_all(&store, &job_rec);
         endpointslice::reconcile_all(&store);
         disruption::reconcile_all(&store);
         if !wakeups.next(&shutdown).await {

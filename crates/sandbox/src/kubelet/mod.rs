@@ -1,6 +1,9 @@
 //! The kubelet of the sandbox SIMULATOR: runs every Pod in the store as a
 //! real HTTP server on its own loopback address, with the lifecycle that
-//! decides whether a rollout drops requests. No containers are run.
+//! decides whether a rollout drops requests. No containers are run, except
+//! that Pods of the images in
+//! [`ClusterConfig::process_images`](crate::config::ClusterConfig) run as
+//! real child processes ([`process`]: baton's own in-cluster workers).
 //!
 //! # What a Pod does
 //!
@@ -71,6 +74,7 @@
 
 mod pod;
 pub mod probe;
+pub mod process;
 mod schedule;
 pub mod server;
 
@@ -219,6 +223,7 @@ pub async fn run(
     store: Arc<Store>,
     cfg: ClusterConfig,
     truth: GroundTruth,
+    processes: process::ProcessTable,
     shutdown: CancellationToken,
 ) {
     let mut wakeups = store.wakeups(Duration::from_millis(200));
@@ -235,6 +240,7 @@ pub async fn run(
         sched: crate::events::Recorder::new(store.clone(), "default-scheduler"),
         cfg: cfg.clone(),
         truth,
+        processes,
     });
     loop {
         let (pods, _) = store.list::<Pod>(None);
@@ -263,7 +269,17 @@ pub async fn run(
                     let ip = ips.next_free(pod_port(&p));
                     let (tx, wrx) = watch::channel(Some(p.clone()));
                     workers.insert(uid, tx);
-                    tasks.spawn(pod::run(ctx.clone(), p, ip, wrx, shutdown.child_token()));
+                    if process::is_process_pod(&cfg.process_images, &p) {
+                        tasks.spawn(process::run(
+                            ctx.clone(),
+                            p,
+                            ip,
+                            wrx,
+                            shutdown.child_token(),
+                        ));
+                    } else {
+                        tasks.spawn(pod::run(ctx.clone(), p, ip, wrx, shutdown.child_token()));
+                    }
                 }
             }
         }

@@ -35,11 +35,13 @@ pub(super) struct Shared {
     pub sched: Recorder,
     pub cfg: ClusterConfig,
     pub truth: GroundTruth,
+    /// Process containers' output and stdin, shared with the API server.
+    pub processes: super::process::ProcessTable,
 }
 
 /// Why a worker stops what it is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     /// deletionTimestamp set: terminate gracefully.
     Deleted,
     /// Removed from the store by someone else (force delete): stop now.
@@ -49,14 +51,14 @@ enum Stop {
 }
 
 /// The worker's view of its Pod object.
-struct PodWatch {
-    rx: watch::Receiver<Option<Pod>>,
-    pod: Pod,
-    shutdown: CancellationToken,
+pub(super) struct PodWatch {
+    pub rx: watch::Receiver<Option<Pod>>,
+    pub pod: Pod,
+    pub shutdown: CancellationToken,
 }
 
 impl PodWatch {
-    fn refresh(&mut self, deletion_stops: bool) -> Option<Stop> {
+    pub(super) fn refresh(&mut self, deletion_stops: bool) -> Option<Stop> {
         let cur = self.rx.borrow_and_update().clone();
         match cur {
             None => Some(Stop::Gone),
@@ -84,13 +86,13 @@ impl PodWatch {
     }
 
     /// Deleted, gone or shutting down.
-    async fn interrupted(&mut self) -> Stop {
+    pub(super) async fn interrupted(&mut self) -> Stop {
         self.wait(true).await
     }
 
     /// A grace period shorter than `cur` (a second DELETE may shorten it),
     /// or why the Pod cannot wait any more.
-    async fn grace_shortened(&mut self, cur: i64) -> Result<i64, Stop> {
+    pub(super) async fn grace_shortened(&mut self, cur: i64) -> Result<i64, Stop> {
         loop {
             if self.shutdown.is_cancelled() {
                 return Err(Stop::Shutdown);
