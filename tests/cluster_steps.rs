@@ -895,6 +895,19 @@ async fn drain_honours_a_disruption_budget_and_shows_each_refusal_then_evicts() 
         refusals, 1,
         "the first refusal is shown, not every retry: {said:?}"
     );
+    // On the timeline, every refusal (the first, and each retry the 8 s
+    // allowed) is an event of the Pod, with the API's message.
+    let refused: Vec<&LifecycleEvent> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::EvictionRefused)
+        .collect();
+    assert!(!refused.is_empty(), "no eviction_refused event");
+    assert!(
+        refused.iter().all(|e| e.pod == before[0]
+            && e.reason == "TooManyRequests"
+            && e.detail.contains("disruption budget")),
+        "{refused:#?}"
+    );
     assert_eq!(on_node(&h.pods().await), before, "nothing was evicted");
 
     let mut relaxed = pdbs.get("web-pdb").await.unwrap();
@@ -913,6 +926,15 @@ async fn drain_honours_a_disruption_budget_and_shows_each_refusal_then_evicts() 
     assert!(
         said.contains(&format!("evicted {NS}/{}", before[0]).as_str()),
         "{said:?}"
+    );
+    let evicted: Vec<&LifecycleEvent> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::PodEvicted)
+        .collect();
+    assert_eq!(evicted.len(), 1, "{evicted:#?}");
+    assert_eq!(
+        (evicted[0].pod.as_str(), evicted[0].reason.as_str()),
+        (before[0].as_str(), "EvictionByEvictionAPI")
     );
     assert!(
         said.contains(&format!("drained node {node}").as_str()),
