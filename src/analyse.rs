@@ -407,6 +407,7 @@ mod tests {
             version: version.map(Arc::from),
             local_port: None,
             remote_addr: None,
+            worker: None,
         }
     }
 

@@ -28,10 +28,16 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str, workers: u64, index: u64, rate: u32, bound: &str) -> Worker {
-        let plan = format!(
-            r#"{{"url": "{url}", "workers": {workers}, "rate": {rate}, "bound": "{bound}",
+        Worker::with_plan(
+            &format!(
+                r#"{{"url": "{url}", "workers": {workers}, "rate": {rate}, "bound": "{bound}",
                 "timeout": "2s", "connect_timeout": "1s", "expect_status": [200]}}"#
-        );
+            ),
+            index,
+        )
+    }
+
+    fn with_plan(plan: &str, index: u64) -> Worker {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("baton"))
             .arg("worker")
             .env("BATON_WORKER_PLAN", plan)
@@ -72,7 +78,7 @@ impl Worker {
                     tally.add(&r);
                     rows.push(r);
                 }
-                FromWorker::End { count, crc32 } => {
+                FromWorker::End { count, crc32, .. } => {
                     return (rows, tally.check(count, crc32).is_ok());
                 }
                 other => panic!("unexpected {other:?}"),
@@ -93,6 +99,9 @@ impl Worker {
 fn a_worker_sends_its_interleaved_share_and_every_record_with_a_checksum() {
     let server = TestServer::start();
     let mut w = Worker::start(&server.url("/ok"), 2, 1, 200, "1s");
+    // The coordinator speaks first: an attach does not replay what was
+    // printed before it.
+    w.send(ToWorker::Hello);
     assert!(matches!(
         w.next(),
         FromWorker::Hello {
@@ -156,6 +165,7 @@ fn a_worker_sends_its_interleaved_share_and_every_record_with_a_checksum() {
 fn stop_ends_the_load_early_and_what_was_sent_still_arrives() {
     let server = TestServer::start();
     let mut w = Worker::start(&server.url("/ok"), 1, 0, 100, "60s");
+    w.send(ToWorker::Hello);
     let _hello = w.next();
     w.send(ToWorker::Start { unix_ns: now_ns() });
     let mut first = Vec::new();
@@ -191,4 +201,22 @@ fn without_its_plan_a_worker_exits_2_naming_the_variable() {
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("BATON_WORKER_PLAN"), "{stderr}");
+}
+
+/// A worker whose coordinator never sends the start instant (it died
+/// before attaching) gives up after `start_within` rather than hold its
+/// Pod for ever, and says why.
+#[test]
+fn a_worker_never_started_gives_up_after_start_within() {
+    let mut w = Worker::with_plan(
+        r#"{"url": "http://127.0.0.1:9/", "workers": 1, "rate": 10, "bound": "1s",
+            "timeout": "1s", "connect_timeout": "1s", "expect_status": [200],
+            "start_within": "300ms"}"#,
+        0,
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut w.stdout, &mut rest).unwrap();
+    assert_eq!(rest, "", "nothing on the channel before a HELLO");
+    let status = w.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "a failed worker, not bad input");
 }

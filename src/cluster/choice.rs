@@ -10,8 +10,9 @@
 //! `watch`, ...).
 
 use super::connect::{self, Cluster, ConnectError};
+use crate::profile::LoadFrom;
 use crate::profile::{LoadedProfile, Profile, SandboxSection};
-use baton_sandbox::{Sandbox, SandboxConfig};
+use baton_sandbox::{ProcessImage, Sandbox, SandboxConfig};
 use std::path::{Path, PathBuf};
 
 /// The cluster flags of the command line (`--kubeconfig`, `--context`,
@@ -156,12 +157,13 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
             namespace,
             because,
         } => {
-            let url = p.target.url.clone().ok_or_else(|| {
-                ChooseError::Input(format!(
-                    "{}: target.url: is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load), and {because} names one; add it, pass --set target.url=http://..., or pass --sandbox to run on the simulator",
+            let from_cluster = p.load.from == LoadFrom::Cluster;
+            if p.target.url.is_none() && !from_cluster {
+                return Err(ChooseError::Input(format!(
+                    "{}: target.url: is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load), and {because} names one; add it, pass --set target.url=http://..., load from inside the cluster (`load: {{from: cluster}}`: the Service's ClusterIP), or pass --sandbox to run on the simulator",
                     loaded.file.display()
-                ))
-            })?;
+                )));
+            }
             let cluster = connect_real(
                 kubeconfig.as_deref(),
                 context.as_deref(),
@@ -169,6 +171,10 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
             )
             .await
             .map_err(|e| ChooseError::Input(e.to_string()))?;
+            let url = match &p.target.url {
+                Some(u) => u.clone(),
+                None => service_cluster_url(&cluster, &p.target.service, &loaded.file).await?,
+            };
             return Ok(Chosen {
                 cluster,
                 sandbox: None,
@@ -185,7 +191,11 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
         Resolved::Sandbox { section, namespace } => (section, namespace),
     };
     let ns = ns.as_str();
-    let cfg = sandbox_config(section, &loaded.base_dir, &loaded.file)?;
+    let mut cfg = sandbox_config(section, &loaded.base_dir, &loaded.file)?;
+    let from_cluster = p.load.from == LoadFrom::Cluster;
+    if from_cluster {
+        cfg.cluster.process_images.push(worker_process(p)?);
+    }
     let sandbox = Sandbox::start(cfg)
         .await
         .map_err(|e| ChooseError::Unavailable(format!("cannot start the sandbox: {e:#}")))?;
@@ -198,9 +208,25 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
     } else {
         None
     };
-    let url = sandbox_url(p.target.url.as_deref(), ingress, || {
-        let svc = format!("{ns}/{}", p.target.service);
-        sandbox.node_port(&svc).ok_or_else(|| {
+    let svc = format!("{ns}/{}", p.target.service);
+    let cluster_ip = from_cluster
+        .then(|| sandbox.cluster_ip(&svc))
+        .flatten()
+        .map(|addr| format!("http://{addr}/"));
+    let url = match (&p.target.url, cluster_ip) {
+        (None, Some(in_cluster)) => Ok(in_cluster),
+        (None, None) if from_cluster => Err(ChooseError::Input(format!(
+            "{}: target.service: the sandbox's Service {svc:?} has no ClusterIP for in-cluster load (its manifests define: {})",
+            loaded.file.display(),
+            sandbox
+                .cluster_ips()
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        _ => sandbox_url(p.target.url.as_deref(), ingress, || {
+            sandbox.node_port(&svc).ok_or_else(|| {
             ChooseError::Input(format!(
                 "{}: target.service: the sandbox has no NodePort Service {svc:?} (its manifests define: {})",
                 loaded.file.display(),
@@ -212,7 +238,8 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
                     .join(", ")
             ))
         })
-    })?;
+        }),
+    }?;
     Ok(Chosen {
         cluster,
         kubeconfig: Some(kubeconfig),
@@ -221,6 +248,84 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
         label: "sandbox (simulator)".into(),
         url,
     })
+}
+
+/// On the sandbox, the load workers' image runs as this very baton (a
+/// child process per worker Pod): the image's name without its tag is
+/// the prefix the sandbox maps to this executable.
+fn worker_process(p: &crate::profile::Profile) -> Result<ProcessImage, ChooseError> {
+    let image = p
+        .load
+        .image
+        .clone()
+        .unwrap_or_else(crate::fleet::job::default_image);
+    let program = std::env::current_exe().map_err(|e| {
+        ChooseError::Unavailable(format!(
+            "cannot find this baton's own executable to run the sandbox's load workers: {e}"
+        ))
+    })?;
+    Ok(ProcessImage {
+        image_prefix: image_repo(&image).to_string(),
+        program,
+    })
+}
+
+/// An image reference without its tag or digest:
+/// `registry:5000/team/baton:1.2` → `registry:5000/team/baton`.
+fn image_repo(image: &str) -> &str {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(i) if !image[i..].contains('/') => &image[..i],
+        _ => image,
+    }
+}
+
+/// `http://CLUSTER-IP:PORT/` of `service`'s first port on a real cluster,
+/// as the load workers reach it.
+async fn service_cluster_url(
+    cluster: &Cluster,
+    service: &str,
+    file: &Path,
+) -> Result<String, ChooseError> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let svc = api.get(service).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.code == 404 => ChooseError::Input(format!(
+            "{}: target.service: no Service {service:?} in namespace {}",
+            file.display(),
+            cluster.namespace
+        )),
+        _ => ChooseError::Unavailable(format!(
+            "reading Service {}/{service} for its ClusterIP: {e}",
+            cluster.namespace
+        )),
+    })?;
+    let spec = svc.spec.unwrap_or_default();
+    let ip = spec
+        .cluster_ip
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .ok_or_else(|| {
+            ChooseError::Input(format!(
+                "{}: target.service: Service {service:?} has no ClusterIP (headless or ExternalName); set target.url to the in-cluster address the workers should load (e.g. http://{service}.{}.svc.cluster.local/)",
+                file.display(),
+                cluster.namespace
+            ))
+        })?;
+    let port = spec
+        .ports
+        .and_then(|p| p.first().map(|p| p.port))
+        .ok_or_else(|| {
+            ChooseError::Input(format!(
+                "{}: target.service: Service {service:?} has no port",
+                file.display()
+            ))
+        })?;
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip
+    };
+    Ok(format!("http://{host}:{port}/"))
 }
 
 /// The URL the load hits on the sandbox: the profile's `target.url`,
@@ -434,6 +539,23 @@ mod tests {
         let (kubeconfig, context, _, _) = real(resolve(&p, &flags));
         assert_eq!(kubeconfig, Some("flag.kc".into()));
         assert_eq!(context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn an_image_s_repository_is_its_name_without_tag_or_digest() {
+        assert_eq!(
+            image_repo("ghcr.io/baton-rollouts/baton:0.1.0"),
+            "ghcr.io/baton-rollouts/baton"
+        );
+        assert_eq!(
+            image_repo("registry:5000/team/baton:1.2"),
+            "registry:5000/team/baton"
+        );
+        assert_eq!(
+            image_repo("registry:5000/team/baton"),
+            "registry:5000/team/baton"
+        );
+        assert_eq!(image_repo("baton@sha256:abc"), "baton");
     }
 
     #[test]

@@ -214,6 +214,23 @@ pub fn extra_permissions(on_stall: super::steps::OnStall, restored: bool) -> Vec
     v
 }
 
+/// What load from the cluster (`load.from: cluster`) needs beyond a run
+/// from here: the workers' Job created, watched and deleted, their Pods
+/// found and attached to (the records come back over `pods/attach`), and
+/// the Service read for its ClusterIP.
+pub fn fleet_permissions() -> Vec<Permission> {
+    vec![
+        Permission::new("create", "batch", "jobs"),
+        Permission::new("get", "batch", "jobs"),
+        Permission::new("delete", "batch", "jobs"),
+        Permission::new("list", "", "pods"),
+        Permission::new("get", "", "pods"),
+        Permission::new("delete", "", "pods"),
+        Permission::sub("create", "", "pods", "attach"),
+        Permission::new("get", "", "services"),
+    ]
+}
+
 /// The `exec` steps whose program cannot be found, as the step would
 /// look for it (on `PATH`, or relative to the profile's directory).
 pub fn exec_problems(steps: &[Step], base_dir: &Path) -> Vec<String> {

@@ -7,11 +7,15 @@
 //! start instant, clock pings, every record with a running checksum);
 //! [`clock`], each worker's clock offset to the coordinator from those
 //! pings, with its error bound; [`worker`], what `baton worker` does in a
-//! Job's Pod.
+//! Job's Pod; [`job`], the Indexed Job that runs the workers;
+//! [`coordinator`], baton's side: the Job created, its Pods attached to,
+//! their records merged onto the run's clock, and the Job removed.
 //!
-//! Not for (yet): creating the Job, attaching to its Pods and merging the
-//! records (the coordinator). It builds on these pieces.
+//! Not for: judging or reporting (the merged `requests.csv` is read like
+//! any other, with its `worker` column).
 
 pub mod clock;
+pub mod coordinator;
+pub mod job;
 pub mod wire;
 pub mod worker;

@@ -3,13 +3,15 @@
 //! `pods/attach`): text, one frame per line, so a person can read a
 //! capture and a worker can be driven by hand.
 //!
-//! Coordinator to worker ([`ToWorker`]): `PING t0` (a clock sample),
-//! `START unix_ns` (the common start instant), `STOP` (end early).
+//! Coordinator to worker ([`ToWorker`]): `HELLO` (who are you: the
+//! coordinator speaks first, since what a container printed before the
+//! attach is not replayed), `PING t0` (a clock sample), `START unix_ns`
+//! (the common start instant), `STOP` (end early).
 //! Worker to coordinator ([`FromWorker`]): `HELLO worker workers version`,
 //! `PONG t0 t1 t2`, `REC row` (one `requests.csv` row, without the
-//! columns the coordinator adds), `END count crc32` (the number of `REC`
-//! frames sent and the CRC-32 of their rows, each with its newline),
-//! `FAIL message`.
+//! columns the coordinator adds), `END count crc32 shed` (the number of
+//! `REC` frames sent and the CRC-32 of their rows, each with its newline;
+//! the arrivals shed over the worker's in-flight cap), `FAIL message`.
 //!
 //! [`Tally`] keeps the count and checksum of what arrived, so the
 //! coordinator can say exactly how many records a worker lost.
@@ -22,6 +24,7 @@ use std::fmt;
 /// From the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ToWorker {
+    Hello,
     Ping { t0: i64 },
     Start { unix_ns: i64 },
     Stop,
@@ -44,6 +47,7 @@ pub enum FromWorker {
     End {
         count: u64,
         crc32: u32,
+        shed: u64,
     },
     Fail(String),
 }
@@ -75,6 +79,7 @@ fn words<const N: usize>(line: &str, rest: &str) -> Result<[i64; N], WireError> 
 impl fmt::Display for ToWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ToWorker::Hello => f.write_str("HELLO"),
             ToWorker::Ping { t0 } => write!(f, "PING {t0}"),
             ToWorker::Start { unix_ns } => write!(f, "START {unix_ns}"),
             ToWorker::Stop => f.write_str("STOP"),
@@ -89,6 +94,7 @@ impl ToWorker {
             "PING" => words::<1>(line, rest).map(|[t0]| ToWorker::Ping { t0 }),
             "START" => words::<1>(line, rest).map(|[unix_ns]| ToWorker::Start { unix_ns }),
             "STOP" if rest.is_empty() => Ok(ToWorker::Stop),
+            "HELLO" if rest.is_empty() => Ok(ToWorker::Hello),
             _ => Err(bad(line, "unknown frame")),
         }
     }
@@ -104,7 +110,7 @@ impl fmt::Display for FromWorker {
             } => write!(f, "HELLO {worker} {workers} {version}"),
             FromWorker::Pong { t0, t1, t2 } => write!(f, "PONG {t0} {t1} {t2}"),
             FromWorker::Record(row) => write!(f, "REC {row}"),
-            FromWorker::End { count, crc32 } => write!(f, "END {count} {crc32:08x}"),
+            FromWorker::End { count, crc32, shed } => write!(f, "END {count} {crc32:08x} {shed}"),
             // One line: a message's own newlines would start new frames.
             FromWorker::Fail(m) => write!(f, "FAIL {}", m.replace(['\n', '\r'], " ")),
         }
@@ -136,13 +142,17 @@ impl FromWorker {
                 })
             }
             "END" => {
-                let (count, crc) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| bad(line, "END count crc32"))?;
+                let why = || bad(line, "END count crc32 shed");
+                let mut it = rest.split(' ');
+                let (Some(count), Some(crc), Some(shed), None) =
+                    (it.next(), it.next(), it.next(), it.next())
+                else {
+                    return Err(why());
+                };
                 Ok(FromWorker::End {
-                    count: count.parse().map_err(|_| bad(line, "END count crc32"))?,
-                    crc32: u32::from_str_radix(crc, 16)
-                        .map_err(|_| bad(line, "END count crc32"))?,
+                    count: count.parse().map_err(|_| why())?,
+                    crc32: u32::from_str_radix(crc, 16).map_err(|_| why())?,
+                    shed: shed.parse().map_err(|_| why())?,
                 })
             }
             "FAIL" => Ok(FromWorker::Fail(rest.to_string())),
@@ -170,11 +180,13 @@ impl Tally {
         self.count
     }
 
-    /// The `END` frame that closes what was added.
-    pub fn end(&self) -> FromWorker {
+    /// The `END` frame that closes what was added, with the arrivals
+    /// shed.
+    pub fn end(&self, shed: u64) -> FromWorker {
         FromWorker::End {
             count: self.count,
             crc32: self.crc.clone().finalize(),
+            shed,
         }
     }
 
@@ -208,6 +220,7 @@ mod tests {
     #[test]
     fn every_frame_reads_back_as_written() {
         let to = [
+            ToWorker::Hello,
             ToWorker::Ping { t0: -5 },
             ToWorker::Start {
                 unix_ns: 1_764_633_600_000_000_000,
@@ -234,6 +247,7 @@ mod tests {
             FromWorker::End {
                 count: 12,
                 crc32: 0x00ab_cdef,
+                shed: 3,
             },
             FromWorker::Fail("cannot bind".into()),
         ];
@@ -250,6 +264,7 @@ mod tests {
             "PING x",
             "PONG 1 2",
             "END 3",
+            "END 3 00000000",
             "HELLO 3 3 v",
             "BOGUS 1",
         ] {
@@ -275,7 +290,7 @@ mod tests {
         let rows = ["1,a", "2,b", "3,c"];
         let mut sent = Tally::default();
         rows.iter().for_each(|r| sent.add(r));
-        let FromWorker::End { count, crc32 } = sent.end() else {
+        let FromWorker::End { count, crc32, .. } = sent.end(0) else {
             unreachable!()
         };
         let mut all = Tally::default();

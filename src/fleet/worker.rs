@@ -1,6 +1,6 @@
 //! One in-cluster worker: `baton worker` as the Job's Pods run it. It
-//! says hello, answers clock pings until the coordinator sends the start
-//! instant (already on this worker's clock), sends its interleaved share
+//! answers the coordinator's hello and clock pings until the coordinator
+//! sends the start instant (already on this worker's clock), sends its interleaved share
 //! of the run's open model from then on, streams every record as it
 //! completes and ends with the count and checksum of what it sent (see
 //! [`super::wire`] for the frames).
@@ -61,6 +61,15 @@ pub struct WorkerPlan {
     /// share of the rate.
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// A worker that has not been given the start instant this long after
+    /// it began exits (its coordinator died before attaching, or another
+    /// Pod took its index): nothing waits for ever in a cluster.
+    #[serde(default = "default_start_within", with = "humantime_serde")]
+    pub start_within: Duration,
+}
+
+fn default_start_within() -> Duration {
+    Duration::from_secs(300)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +80,8 @@ pub enum WorkerError {
     Index(String),
     #[error("the coordinator went away before it sent the start instant")]
     NoStart,
+    #[error("no start instant from the coordinator within {0:?}")]
+    StartTimedOut(Duration),
     #[error("the coordinator sent a frame a worker does not take: {0}")]
     Protocol(String),
     #[error("{0}")]
@@ -181,12 +192,11 @@ where
             o.flush()
         }
     };
-    say(FromWorker::Hello {
+    let hello = FromWorker::Hello {
         worker: worker as u32,
         workers: plan.workers as u32,
         version: env!("CARGO_PKG_VERSION").into(),
-    })
-    .map_err(WorkerError::Output)?;
+    };
 
     // The coordinator's frames, read on their own thread for the whole
     // run: pings are answered at once, the start instant handed over,
@@ -203,6 +213,9 @@ where
                     let Ok(line) = line else { break };
                     let received = unix_ns(SystemTime::now());
                     match ToWorker::parse(line.trim_end()) {
+                        Ok(ToWorker::Hello) => {
+                            let _ = say(hello.clone());
+                        }
                         Ok(ToWorker::Ping { t0 }) => {
                             let t2 = unix_ns(SystemTime::now());
                             let _ = say(FromWorker::Pong {
@@ -226,7 +239,13 @@ where
             })
             .map_err(|e| WorkerError::Load(e.to_string()))?;
     }
-    let start_unix = start_rx.recv().map_err(|_| WorkerError::NoStart)??;
+    let start_unix = match start_rx.recv_timeout(plan.start_within) {
+        Ok(start) => start?,
+        Err(std_mpsc::RecvTimeoutError::Timeout) => {
+            return Err(WorkerError::StartTimedOut(plan.start_within));
+        }
+        Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(WorkerError::NoStart),
+    };
 
     // The start instant on this host's monotonic clock.
     let now = Instant::now();
@@ -280,11 +299,14 @@ where
         .join()
         .map_err(|_| WorkerError::Load("the record writer panicked".into()))?
         .map_err(WorkerError::Output)?;
-    if let Err(e) = ran {
-        let _ = say(FromWorker::Fail(format!("load engine failed: {e}")));
-        return Err(WorkerError::Load(e.to_string()));
-    }
-    say(tally.end()).map_err(WorkerError::Output)?;
+    let stats = match ran {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = say(FromWorker::Fail(format!("load engine failed: {e}")));
+            return Err(WorkerError::Load(e.to_string()));
+        }
+    };
+    say(tally.end(stats.shed)).map_err(WorkerError::Output)?;
     Ok(WorkerEnd {
         records: tally.count(),
         stopped: cancel.is_cancelled(),

@@ -363,6 +363,7 @@ async fn one_request(shared: &Shared, w: &Worker, arrival: Option<Arrival>) {
         version: m.version.clone(),
         local_port: m.local_port,
         remote_addr: m.remote_addr,
+        worker: None,
     };
     w.stats
         .borrow_mut()

@@ -38,6 +38,9 @@ pub struct RequestRecord {
     /// port, the connection's 4-tuple. Empty in files before it was
     /// recorded and when no socket was made.
     pub remote_addr: Option<SocketAddr>,
+    /// The in-cluster worker that sent it (`load.from: cluster`), by its
+    /// Job completion index; `None` when this host sent it.
+    pub worker: Option<u32>,
 }
 
 impl RequestRecord {

@@ -100,6 +100,7 @@ mod tests {
                     version: None,
                     local_port: Some(1),
                     remote_addr: None,
+                    worker: None,
                 };
                 tx.send(rec).await.unwrap();
             }

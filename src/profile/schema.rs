@@ -260,6 +260,79 @@ pub struct LoadSection {
     /// Local addresses to bind, round robin (more ephemeral ports).
     #[serde(default)]
     pub source_ips: Vec<IpAddr>,
+    /// Where the load comes from: this host (`here`, the default) or
+    /// worker Pods of an Indexed Job in the target namespace (`cluster`,
+    /// see `fleet`).
+    #[serde(default, skip_serializing_if = "LoadFrom::is_here")]
+    pub from: LoadFrom,
+    /// With `from: cluster`: how many worker Pods share the load (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+    /// With `from: cluster`: the workers' image; default baton's release
+    /// image of this very version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// Where a run's load comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadFrom {
+    /// The host baton runs on, through the URL.
+    #[default]
+    Here,
+    /// Worker Pods in the cluster, through the Service's ClusterIP (or the
+    /// in-cluster URL `target.url` names).
+    Cluster,
+}
+
+impl LoadFrom {
+    pub fn is_here(&self) -> bool {
+        *self == LoadFrom::Here
+    }
+}
+
+/// The most worker Pods a run may ask for.
+pub const MAX_WORKERS: u32 = 64;
+
+impl LoadSection {
+    /// What is wrong with `from`, `workers`, `image` and the settings only
+    /// one of the two sources takes: the field and why.
+    fn source_problem(&self) -> Option<(&'static str, String)> {
+        let only_cluster = "is only for `load.from: cluster`";
+        match self.from {
+            LoadFrom::Here if self.workers.is_some() => Some(("load.workers", only_cluster.into())),
+            LoadFrom::Here if self.image.is_some() => Some(("load.image", only_cluster.into())),
+            LoadFrom::Here => None,
+            LoadFrom::Cluster => match self.workers {
+                Some(n) if n == 0 || n > MAX_WORKERS => Some((
+                    "load.workers",
+                    format!("{n}: must be from 1 to {MAX_WORKERS}"),
+                )),
+                _ if self.image.as_deref().is_some_and(|i| i.trim().is_empty()) => {
+                    Some(("load.image", "must not be empty".into()))
+                }
+                _ if !self.source_ips.is_empty() => Some((
+                    "load.source_ips",
+                    "binds this host's addresses; a worker Pod has its own (leave it out with `from: cluster`)".into(),
+                )),
+                _ if self.keepalive => Some((
+                    "load.keepalive",
+                    "is not offered from the cluster: workers open a new connection per request".into(),
+                )),
+                _ => None,
+            },
+        }
+    }
+
+    /// How many load workers: 1 from here, `workers` (default 1) from the
+    /// cluster.
+    pub fn worker_count(&self) -> u32 {
+        match self.from {
+            LoadFrom::Here => 1,
+            LoadFrom::Cluster => self.workers.unwrap_or(1),
+        }
+    }
 }
 
 impl Default for LoadSection {
@@ -273,6 +346,9 @@ impl Default for LoadSection {
             warmup: default_warmup(),
             cooldown: default_cooldown(),
             source_ips: Vec::new(),
+            from: LoadFrom::Here,
+            workers: None,
+            image: None,
         }
     }
 }
@@ -433,13 +509,35 @@ impl Profile {
                 ),
             );
         }
-        if self.load.rate > crate::load::plan::MAX_RATE {
+        if let Some(why) = self.load.source_problem() {
+            return bad(why.0, why.1);
+        }
+        if !self.load.from.is_here()
+            && (self.target.ca_file.is_some() || self.target.insecure_skip_tls_verify)
+        {
+            return bad(
+                "target.ca_file",
+                "https options are not yet carried to in-cluster workers: load an http:// in-cluster address, or load from here".into(),
+            );
+        }
+        let hosts = f64::from(self.load.worker_count());
+        if self.load.rate > crate::load::plan::MAX_RATE * hosts {
             return bad(
                 "load.rate",
                 format!(
-                    "{} new connections per second is more than one load host can open (at most {})",
+                    "{} new connections per second is more than {} can open (at most {} each){}",
                     self.load.rate,
-                    crate::load::plan::MAX_RATE
+                    if hosts > 1.0 {
+                        format!("{hosts} workers")
+                    } else {
+                        "one load host".into()
+                    },
+                    crate::load::plan::MAX_RATE,
+                    if self.load.from.is_here() {
+                        "; `load: {from: cluster, workers: N}` spreads it over worker Pods"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }

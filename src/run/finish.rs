@@ -12,6 +12,7 @@ use crate::load::LoadRun;
 use crate::profile::Profile;
 use crate::rundir::run_json::{
     BlindSpotRecord, RolloutRecord, StallRecord, StepRecord, StepResult, TeardownRecord,
+    WorkerRecord,
 };
 use crate::rundir::summary::ns_to_ms;
 use crate::rundir::{self, EVENTS_CSV, FORMAT_VERSION, RunRecord};
@@ -40,6 +41,8 @@ pub struct Inputs<'a> {
     pub propagation_allowance: (Duration, String),
     /// What teardown did, when the profile has a setup or teardown.
     pub teardown: Option<TeardownRecord>,
+    /// The in-cluster load workers (`load.from: cluster`).
+    pub workers: Vec<WorkerRecord>,
 }
 
 /// Write what only the run knows (`events.csv`, `run.json`), then render
@@ -111,6 +114,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
         propagation_allowance_ms: Some(i.propagation_allowance.0.as_millis() as u64),
         propagation_allowance_from: Some(i.propagation_allowance.1),
         teardown: i.teardown,
+        workers: i.workers,
     };
     record.write(out).map_err(Exit::from)?;
     super::render::render(out, super::render::Caller::Run)

@@ -27,9 +27,12 @@ use crate::cluster::teardown;
 use crate::cluster::watch::WatchTarget;
 use crate::cluster::{preflight, snapshot};
 use crate::exit::{self, Exit};
+use crate::fleet::coordinator::{self, Fleet, FleetError};
+use crate::fleet::job::{self, JobParams};
+use crate::fleet::worker::WorkerPlan;
 use crate::load::{self, LoadRun, host, plan::LoadPlan};
-use crate::profile::{LoadSpec, LoadedProfile, Profile};
-use crate::rundir::run_json::{Leftover, TeardownRecord};
+use crate::profile::{LoadFrom, LoadSpec, LoadedProfile, Profile};
+use crate::rundir::run_json::{Leftover, TeardownRecord, WorkerRecord};
 use crate::rundir::{self, PROFILE_YAML};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,6 +74,8 @@ const TEARDOWN_WAIT: Duration = Duration::from_secs(120);
 /// How long the snapshot after the run may take: the API may not answer
 /// (the run lost sight of it), and the run's own files come first.
 const AFTER_WAIT: Duration = Duration::from_secs(15);
+/// How long removing the load workers' Job and Pods may take.
+const FLEET_REMOVE_WAIT: Duration = Duration::from_secs(60);
 
 /// Run a loaded profile. `Err` carries an [`Exit`] for bad input (2) or a
 /// cluster that cannot be used (3); a run that happened returns its
@@ -107,9 +112,18 @@ async fn run_phases(
     let chosen = choose_cluster(loaded, &opts.cluster).await?;
     let plan = planned.for_url(&chosen.url, out, p)?;
     let site = Site::of(&chosen, p, out)?;
+    let fleet = fleet_params(p, &site, &chosen.url);
     if !opts.quiet {
+        let from = match &fleet {
+            Some(f) => format!(
+                " from {} worker Pod{} in the cluster",
+                f.plan.workers,
+                if f.plan.workers == 1 { "" } else { "s" }
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "baton: {} on {}: deployment {}/{}, load {} at {}/s",
+            "baton: {} on {}: deployment {}/{}, load {} at {}/s{from}",
             p.name, chosen.label, site.namespace, site.deployment, chosen.url, p.load.rate
         );
     }
@@ -118,10 +132,40 @@ async fn run_phases(
     tracing::info!("preflight passed");
     let created = CreatedLog::default();
     let measured = match setup(&site, loaded, clock, &created, &interrupt).await {
-        Ok(()) => measure(&site, loaded, opts, plan, clock, &chosen.url, &interrupt).await,
+        Ok(()) => {
+            let how = How {
+                plan,
+                url: &chosen.url,
+                fleet: fleet.as_ref(),
+            };
+            measure(&site, loaded, opts, how, clock, &interrupt).await
+        }
         Err(e) => Err(e.into()),
     };
-    let cleaned = teardown(&site, loaded, clock, &created, opts.quiet).await;
+    // The workers go first, whatever happened: nothing of the run's own
+    // may outlive it.
+    let removed = match &fleet {
+        Some(f) => Some(coordinator::remove(&site.client, f, FLEET_REMOVE_WAIT).await),
+        None => None,
+    };
+    let mut cleaned = teardown(&site, loaded, clock, &created, opts.quiet).await;
+    if let Some(removed) = removed {
+        let record = cleaned.get_or_insert_with(TeardownRecord::default);
+        match removed {
+            Ok(deleted) => record.deleted.extend(deleted),
+            Err(why) => {
+                eprintln!("baton: warning: removing the load workers: {why}");
+                record.left.push(Leftover {
+                    object: format!(
+                        "Job {}/{}",
+                        site.namespace,
+                        fleet.as_ref().map(JobParams::name).unwrap_or_default()
+                    ),
+                    why,
+                });
+            }
+        }
+    }
     let measured = match measured {
         Ok(m) => m,
         Err(e) => {
@@ -149,6 +193,7 @@ async fn run_phases(
             .attribution
             .allowance(p.sandbox.as_ref().filter(|_| chosen.sandbox.is_some())),
         teardown: cleaned,
+        workers: measured.workers,
     })?;
     if let Some(sb) = chosen.sandbox {
         ground_truth::write(out, &sb, clock);
@@ -157,14 +202,21 @@ async fn run_phases(
     Ok(outcome)
 }
 
+/// The load as planned and where it comes from.
+struct How<'a> {
+    plan: LoadPlan,
+    url: &'a str,
+    /// From the cluster: the workers' Job.
+    fleet: Option<&'a JobParams>,
+}
+
 /// From the targets' check to the snapshot after: everything measured.
 async fn measure(
     site: &Site,
     loaded: &LoadedProfile,
     opts: &RunOptions,
-    plan: LoadPlan,
+    how: How<'_>,
     clock: RunClock,
-    url: &str,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Measured> {
     let p = &loaded.profile;
@@ -182,7 +234,17 @@ async fn measure(
     .await
     .map_err(|e| invalid(format!("starting the watches: {e}")))?;
     let liveness = Liveness::start(site.client.clone(), clock, p.thresholds.max_blind_spot);
-    if let Err(e) = baseline(site, &plan, url, opts.quiet, interrupt).await {
+    let answering = match how.fleet {
+        None => gate::Answering::Probe(&how.plan.template, how.url),
+        Some(_) => gate::Answering::Settled {
+            service: &site.service,
+            settle: p
+                .attribution
+                .allowance(p.sandbox.as_ref().filter(|_| site.simulator))
+                .0,
+        },
+    };
+    if let Err(e) = baseline(site, answering, opts.quiet, interrupt).await {
         liveness.stop().await;
         watching.stop().await;
         return Err(e.into());
@@ -190,7 +252,7 @@ async fn measure(
     tracing::info!("baseline healthy; load starts");
     let halt = halt_when_blind(interrupt, liveness.gave_up(), p.thresholds.max_blind_spot);
     let mut measured =
-        load_and_roll(site, loaded, plan, clock, &watching, opts.quiet, &halt).await?;
+        load_and_roll(site, loaded, how, clock, &watching, opts.quiet, &halt).await?;
     let spots = liveness.stop().await;
     let (mut events, mut watch) = watching.stop().await;
     events.extend(spots.iter().map(liveness::event));
@@ -289,6 +351,8 @@ struct Site {
     service: String,
     /// The profile drains or uncordons: the Nodes are watched too.
     drains: bool,
+    /// The cluster is the embedded sandbox.
+    simulator: bool,
     /// The cluster as `exec` steps see it, when there are any.
     exec: Option<Arc<ExecEnv>>,
     /// For `steps/N.log`.
@@ -324,6 +388,7 @@ impl Site {
                 .any(|s| matches!(s, Step::Drain(_) | Step::Uncordon(_))),
             exec,
             run_dir: out.to_path_buf(),
+            simulator: chosen.sandbox.is_some(),
         })
     }
 
@@ -395,6 +460,9 @@ async fn preflight(site: &Site, loaded: &LoadedProfile, restored: bool) -> Resul
     }
     let mut perms = preflight::permissions_for(&steps);
     perms.extend(preflight::extra_permissions(p.rollout.on_stall, restored));
+    if p.load.from == LoadFrom::Cluster {
+        perms.extend(preflight::fleet_permissions());
+    }
     if !p.setup.is_empty() && !p.teardown.keep_created {
         perms.extend(preflight::teardown_permissions(&p.setup, &loaded.base_dir).map_err(exit)?);
     }
@@ -579,14 +647,17 @@ async fn apply_variant(
 /// so that failures during the run are the rollout's, not a cold start's.
 async fn baseline(
     site: &Site,
-    plan: &LoadPlan,
-    url: &str,
+    answering: gate::Answering<'_>,
     quiet: bool,
     interrupt: &CancellationToken,
 ) -> Result<(), Exit> {
     if !quiet {
         eprintln!(
-            "baton: waiting for a healthy baseline (deployment rolled out, target answering)"
+            "baton: waiting for a healthy baseline (deployment rolled out, {})",
+            match answering {
+                gate::Answering::Probe(..) => "target answering",
+                gate::Answering::Settled { .. } => "its endpoints settled in every proxy",
+            }
         );
     }
     let waited = std::time::Instant::now();
@@ -594,8 +665,7 @@ async fn baseline(
         &site.client,
         &site.namespace,
         &site.deployment,
-        &plan.template,
-        url,
+        answering,
         BASELINE_WAIT,
         interrupt,
     )
@@ -631,6 +701,8 @@ struct Measured {
     deadline_exceeded: bool,
     steps_started_ns: u64,
     steps_ended_ns: u64,
+    /// The in-cluster workers, when the load came from them.
+    workers: Vec<WorkerRecord>,
 }
 
 /// Start the load; warm up; run the steps, cut off at the rollout
@@ -638,21 +710,50 @@ struct Measured {
 async fn load_and_roll(
     site: &Site,
     loaded: &LoadedProfile,
-    mut plan: LoadPlan,
+    how: How<'_>,
     clock: RunClock,
     watching: &Watching,
     quiet: bool,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Measured> {
     let p = &loaded.profile;
+    let mut plan = how.plan;
     plan.status_note = watching.note();
     let stop = interrupt.child_token();
-    let load_task = tokio::spawn(load::execute(
-        Arc::new(plan),
-        Some(clock),
-        stop.clone(),
-        quiet,
-    ));
+    let load_task = match how.fleet {
+        None => {
+            let run = load::execute(Arc::new(plan), Some(clock), stop.clone(), quiet);
+            tokio::spawn(async move {
+                run.await
+                    .map(|l| (l, Vec::new()))
+                    .map_err(anyhow::Error::from)
+            })
+        }
+        Some(params) => {
+            let fleet = Fleet::launch(site.client.clone(), params.clone(), quiet, interrupt)
+                .await
+                .map_err(|e| fleet_exit(e, interrupt))?;
+            let (start_ns, run) = fleet
+                .start(
+                    clock,
+                    &site.run_dir,
+                    stop.clone(),
+                    plan.status_note.clone(),
+                    quiet,
+                )
+                .map_err(|e| fleet_exit(e, interrupt))?;
+            // The warmup counts from the load's start.
+            tokio::time::sleep_until((clock.origin() + Duration::from_nanos(start_ns)).into())
+                .await;
+            tokio::spawn(async move {
+                match run.await {
+                    Ok(Ok(r)) => Ok((r.load, r.workers)),
+                    Ok(Err(e)) => Err(anyhow::Error::from(invalid(e))),
+                    Err(e) => Err(anyhow::anyhow!("the load workers' task failed: {e}")),
+                }
+            })
+        }
+    };
 
     sleep_or(p.load.warmup, interrupt).await;
     let steps_cancel = interrupt.child_token();
@@ -687,11 +788,12 @@ async fn load_and_roll(
     drop(ctx);
     sleep_or(p.load.cooldown, interrupt).await;
     stop.cancel();
-    let load = load_task
+    let (load, workers) = load_task
         .await
         .map_err(|e| anyhow::anyhow!("the load task failed: {e}"))??;
     Ok(Measured {
         load,
+        workers,
         events: Vec::new(),
         watch: Default::default(),
         steps,
@@ -731,6 +833,53 @@ async fn sleep_or(d: Duration, cancel: &CancellationToken) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
         _ = cancel.cancelled() => {}
+    }
+}
+
+/// Where the load comes from, when it is the cluster: the workers' Job for
+/// `url` (the Service's in-cluster address).
+fn fleet_params(p: &Profile, site: &Site, url: &str) -> Option<JobParams> {
+    if p.load.from != LoadFrom::Cluster {
+        return None;
+    }
+    let workers = p.load.worker_count();
+    let bound = load_bound(p);
+    Some(JobParams {
+        run_id: job::run_id(),
+        namespace: site.namespace.clone(),
+        image: p.load.image.clone().unwrap_or_else(job::default_image),
+        plan: WorkerPlan {
+            url: url.to_string(),
+            workers: u64::from(workers),
+            rate: p.load.rate,
+            bound,
+            timeout: p.load.timeout,
+            connect_timeout: p.load.connect_timeout,
+            headers: p.target.headers.clone(),
+            expect_status: p.target.expect_status.clone(),
+            backend_from: p.target.backend_from.clone(),
+            version_from: p.target.version_from.clone(),
+            concurrency: p
+                .load
+                .concurrency
+                .map(|c| c.div_ceil(workers as usize).max(1)),
+            // Long enough for the others to start and be attached to.
+            start_within: coordinator::RUNNING_WAIT + Duration::from_secs(120),
+        },
+        deadline: coordinator::RUNNING_WAIT + BASELINE_WAIT + bound + Duration::from_secs(120),
+    })
+}
+
+/// A fleet that could not start: the profile's to fix (2), the cluster's
+/// (3), or an interrupt.
+fn fleet_exit(e: FleetError, interrupt: &CancellationToken) -> Exit {
+    match e {
+        _ if interrupt.is_cancelled() => Exit {
+            code: crate::interrupt::exit_code(),
+            message: format!("interrupted while starting the load workers ({e})"),
+        },
+        FleetError::Input(m) => Exit::usage(m),
+        FleetError::Unavailable(m) => invalid(m),
     }
 }
 

@@ -133,8 +133,11 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
         &propagation_samples(&additions, &analysis),
     );
 
+    // In-cluster workers' clocks are known to within their error bound:
+    // a request's time may be off by that much against the events'.
     let mut cfg = AttributionConfig {
-        propagation_allowance: propagation.allowance(),
+        propagation_allowance: propagation.allowance()
+            + Duration::from_nanos(record.clock_error_ns()),
         ..AttributionConfig::default()
     };
     cfg.spec = deployment_before(dir)
@@ -327,6 +330,23 @@ fn summarise(
         rollout_incomplete: record.rollout_incomplete.clone(),
         longest_blind_spot: longest_blind,
         interrupted: record.interrupted,
+        workers_lost: record
+            .workers
+            .iter()
+            .filter_map(|w| {
+                w.lost.as_ref().map(|why| {
+                    format!(
+                        "load worker {} (pod {}): {} records arrived{}: {why}",
+                        w.index,
+                        w.pod,
+                        w.records,
+                        w.sent
+                            .map(|n| format!(" of the {n} it sent"))
+                            .unwrap_or_default()
+                    )
+                })
+            })
+            .collect(),
         schedule: ScheduleFacts {
             shed: record.shed,
             ..stats.schedule_facts(Some(profile.load.rate))

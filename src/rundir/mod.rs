@@ -51,7 +51,7 @@ pub use variant::VariantRecord;
 /// - 3: `events.csv` may hold the kinds of Nodes, budgets, autoscalers and
 ///   evictions (`node_cordoned`, `pod_evicted`, ...), which a format 2
 ///   reader would not know; `pod_deleting`'s `reason` names a disruption.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The format of a `run.json` or `matrix.json` that does not name one.
 const UNVERSIONED: u32 = 1;

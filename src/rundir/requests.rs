@@ -6,7 +6,8 @@
 //! Rows are in completion order; `seq` is the sending order. Columns are
 //! only ever appended: a reader takes the columns it knows by position
 //! and checks their names first. Format 1 had the first 11
-//! ([`V1_COLUMNS`]); `local_port` came after it.
+//! ([`V1_COLUMNS`]); `local_port` and `remote_addr` came after it, and
+//! `worker` (the in-cluster worker that sent it) with format 4.
 
 use super::RunDirError;
 use crate::load::outcome::{Outcome, Phase};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The columns of `requests.csv`, in order (DESIGN.md, "Run directory").
-pub const HEADER: [&str; 13] = [
+pub const HEADER: [&str; 14] = [
     "seq",
     "scheduled_ns",
     "start_ns",
@@ -31,6 +32,7 @@ pub const HEADER: [&str; 13] = [
     "version",
     "local_port",
     "remote_addr",
+    "worker",
 ];
 
 /// How many columns format 1 files have: every reader needs these.
@@ -78,6 +80,10 @@ pub fn write_row<W: io::Write>(w: &mut csv::Writer<W>, r: &RequestRecord) -> csv
             let n = at.position() as usize;
             w.write_field(&buf[..n])?
         }
+        None => w.write_field("")?,
+    }
+    match r.worker {
+        Some(v) => w.write_field(b.format(v))?,
         None => w.write_field("")?,
     }
     w.write_record(None::<&[u8]>)
@@ -140,6 +146,20 @@ impl Iterator for Reader {
     }
 }
 
+/// One row as a worker streams it (`fleet::wire`'s `REC`), without the
+/// header: the record, or what is wrong with it.
+pub fn parse_line(row: &str) -> Result<RequestRecord, String> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(row.as_bytes());
+    let mut rec = csv::ByteRecord::new();
+    match csv.read_byte_record(&mut rec) {
+        Ok(true) => parse_row(&rec).map_err(|(c, v)| format!("column `{c}`: cannot read `{v}`")),
+        Ok(false) => Err("an empty row".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// A row back into the record the engine wrote; `Err` names the column.
 fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String)> {
     fn text(r: &csv::ByteRecord, i: usize) -> &str {
@@ -186,6 +206,10 @@ fn parse_row(r: &csv::ByteRecord) -> Result<RequestRecord, (&'static str, String
             "" => None,
             t => Some(t.parse().map_err(|_| ("remote_addr", t.to_string()))?),
         },
+        worker: match text(r, 13) {
+            "" => None,
+            t => Some(t.parse().map_err(|_| ("worker", t.to_string()))?),
+        },
     })
 }
 
@@ -212,6 +236,7 @@ mod tests {
                 1 => Some("10.0.0.7:30080".parse().unwrap()),
                 _ => Some("[fd00::1]:443".parse().unwrap()),
             },
+            worker: (seq % 2 == 1).then_some(seq as u32 % 4),
         }
     }
 
@@ -232,13 +257,25 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_row_parses_back_to_its_record() {
+        for r in (0..3).map(record) {
+            let mut w = csv::Writer::from_writer(vec![]);
+            write_row(&mut w, &r).unwrap();
+            let line = String::from_utf8(w.into_inner().unwrap()).unwrap();
+            assert_eq!(parse_line(line.trim_end()), Ok(r));
+        }
+        let e = parse_line("1,2").unwrap_err();
+        assert!(e.starts_with("column `"), "{e}");
+    }
+
+    #[test]
     fn a_bad_cell_is_named_by_row_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.csv");
         std::fs::write(
             &path,
             format!(
-                "{}\n0,0,0,,,5,,ok,,,,,\n1,0,0,,,5,,sideways,,,,,\n",
+                "{}\n0,0,0,,,5,,ok,,,,,,\n1,0,0,,,5,,sideways,,,,,,\n",
                 HEADER.join(",")
             ),
         )
@@ -296,7 +333,7 @@ mod tests {
         let path = dir.path().join("requests.csv");
         std::fs::write(
             &path,
-            format!("{},worker\n0,0,0,,,5,,ok,,,,,,3\n", HEADER.join(",")),
+            format!("{},future\n0,0,0,,,5,,ok,,,,,,,3\n", HEADER.join(",")),
         )
         .unwrap();
         let rows: Vec<_> = Reader::open(&path).unwrap().collect();

@@ -62,6 +62,49 @@ pub struct RunRecord {
     /// teardown (absent in format 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<TeardownRecord>,
+    /// The in-cluster load workers (`load.from: cluster`), in index
+    /// order; empty when the load came from this host (and before
+    /// format 4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerRecord>,
+}
+
+/// One in-cluster load worker: where it ran, what arrived from it, its
+/// clock, and why its records are not all here, if they are not.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// Its Job completion index (the `worker` column of `requests.csv`).
+    pub index: u32,
+    pub pod: String,
+    pub node: Option<String>,
+    /// Records that arrived intact.
+    pub records: u64,
+    /// What the worker said it sent (its END); `None` when it never said.
+    pub sent: Option<u64>,
+    /// Arrivals over its in-flight cap, never sent.
+    pub shed: u64,
+    /// p99 of how late its requests started, ms.
+    pub lateness_p99_ms: Option<f64>,
+    /// Its clock minus baton's, as measured, ns: already taken out of its
+    /// records' times.
+    pub clock_offset_ns: i64,
+    /// The offset's error bound (half the tightest ping's round trip).
+    pub clock_error_ns: u64,
+    /// Why not every record it sent is here (it died, its stream broke,
+    /// the checksum did not match); `None` when all arrived.
+    pub lost: Option<String>,
+}
+
+impl RunRecord {
+    /// The largest worker clock error: part of attribution's timing
+    /// allowance. Zero when the load came from this host.
+    pub fn clock_error_ns(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.clock_error_ns)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// After the run: the teardown steps as they went, then the objects the
@@ -106,6 +149,7 @@ impl Default for RunRecord {
             propagation_allowance_ms: None,
             propagation_allowance_from: None,
             teardown: None,
+            workers: Vec::new(),
         }
     }
 }

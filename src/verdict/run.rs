@@ -52,6 +52,9 @@ pub struct RunFacts {
     pub pinned_by_affinity: Option<String>,
     /// Per `version_share` threshold, in its order: its window.
     pub share_windows: Vec<super::share::ShareWindow>,
+    /// In-cluster load workers whose records did not all arrive: which,
+    /// how many did, and why.
+    pub workers_lost: Vec<String>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -270,7 +273,12 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         };
     }
     // Invalid outranks fail: nothing can be concluded about the target.
-    let invalid = if f.rows_written != f.sent {
+    let invalid = if !f.workers_lost.is_empty() {
+        Some(format!(
+            "records were lost: {}; the load on the target is not fully known",
+            f.workers_lost.join("; ")
+        ))
+    } else if f.rows_written != f.sent {
         Some(format!(
             "{} requests sent but {} records written: records were lost",
             f.sent, f.rows_written
@@ -502,6 +510,23 @@ mod tests {
         let mut f = facts();
         f.rows_written = 999;
         assert_eq!(judge_run(&f, &limits()).verdict, Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_worker_whose_records_did_not_all_arrive_makes_the_run_invalid_naming_it() {
+        let mut f = facts();
+        f.failed = 0;
+        f.workers_lost = vec![
+            "load worker 1 (pod w-1-abcde): 812 records arrived: its stream closed before its END"
+                .into(),
+        ];
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(
+            j.reason.contains("worker 1 (pod w-1-abcde): 812 records"),
+            "{}",
+            j.reason
+        );
     }
 
     #[test]
