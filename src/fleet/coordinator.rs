@@ -431,6 +431,12 @@ impl Fleet {
                             t.stats.shed = shed;
                             live.shed.fetch_add(shed, std::sync::atomic::Ordering::Relaxed);
                             t.ended = Some(match t.tally.check(count, crc32) {
+                                // Stopped (a SIGTERM, its Pod deleted)
+                                // before baton stopped the load: its share
+                                // from then on was never sent.
+                                Ok(()) if stopping.is_none() => Err(
+                                    "it ended before the load did: its share of the arrivals after that was never sent".to_string(),
+                                ),
                                 Ok(()) if t.bad_rows.is_empty() => Ok(()),
                                 Ok(()) => Err(format!(
                                     "{} of its rows could not be read (first: {})",

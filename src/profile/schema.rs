@@ -574,10 +574,10 @@ impl Profile {
         {
             return bad("target.version_from", e);
         }
-        if self.target.url.is_none() && self.sandbox.is_none() {
+        if self.target.url.is_none() && self.sandbox.is_none() && self.load.from.is_here() {
             return bad(
                 "target.url",
-                "is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load)"
+                "is required on a real cluster (the NodePort, Ingress or LoadBalancer URL to load), unless the load comes from inside it (`load: {from: cluster}`: the Service's ClusterIP)"
                     .into(),
             );
         }
