@@ -98,6 +98,16 @@ pub struct Analysis {
     pub first_answers: Vec<Option<u64>>,
     /// The earliest start of any request: when the load was running.
     pub first_start_ns: Option<u64>,
+    /// Per in-cluster worker (the `worker` column): requests sent and
+    /// failed (target failures). Empty when the load came from this host.
+    pub by_worker: BTreeMap<u32, WorkerTally>,
+}
+
+/// One in-cluster worker's share of the outcomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerTally {
+    pub sent: u64,
+    pub failed: u64,
 }
 
 /// The instants that split a run for the version and spread figures, and
@@ -189,6 +199,11 @@ impl Accumulator {
             Outcome::Ok => a.ok += 1,
             Outcome::ClientResource => a.client_resource += 1,
             _ => a.failed += 1,
+        }
+        if let Some(w) = r.worker {
+            let t = a.by_worker.entry(w).or_default();
+            t.sent += 1;
+            t.failed += u64::from(r.outcome.is_target_failure());
         }
         let after = self.marks.settled_ns.is_some_and(|s| r.start_ns >= s);
         let before = self.marks.before_ns.is_some_and(|b| r.start_ns < b);

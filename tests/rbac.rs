@@ -4,7 +4,9 @@
 //! bundled profile, every step kind, `on_stall: undo` and a matrix's
 //! restore, and refuses as soon as one rule is missing.
 
-use baton::cluster::preflight::{Permission, extra_permissions, permissions_for, preflight};
+use baton::cluster::preflight::{
+    Permission, extra_permissions, fleet_permissions, permissions_for, preflight,
+};
 use baton::cluster::steps::{OnStall, Step};
 use baton_sandbox::{AccessRule, Sandbox, SandboxConfig};
 use kube::Client;
@@ -60,7 +62,7 @@ async fn sandbox_allowing(rules: Vec<AccessRule>) -> (Sandbox, Client) {
 }
 
 /// Every permission baton asks for: each bundled profile's, one of every
-/// step kind, on_stall: undo, and the matrix's restore.
+/// step kind, on_stall: undo, the matrix's restore, and in-cluster load.
 fn everything_baton_asks() -> Vec<Permission> {
     let mut perms = Vec::new();
     for entry in std::fs::read_dir(repo().join("profiles")).unwrap() {
@@ -71,6 +73,8 @@ fn everything_baton_asks() -> Vec<Permission> {
             perms.extend(extra_permissions(loaded.profile.rollout.on_stall, true));
         }
     }
+    // Any profile may load from the cluster.
+    perms.extend(fleet_permissions());
     let every_kind: Vec<Step> = serde_norway::from_str(
         "- set_image: {image: x}\n- patch: {patch: {}}\n- restart\n- scale: {replicas: 2}\n\
          - delete_pod: {random: true}\n- undo\n- pause\n- resume\n- wait_rollout\n- wait_ready\n\

@@ -457,6 +457,28 @@ fn summarise(
         propagation: Some(propagation),
         schedule: judgement.schedule.clone(),
         teardown: record.teardown.clone(),
+        workers: record
+            .workers
+            .iter()
+            .map(|w| {
+                let t = analysis
+                    .by_worker
+                    .get(&w.index)
+                    .copied()
+                    .unwrap_or_default();
+                crate::rundir::summary::WorkerFigures {
+                    index: w.index,
+                    pod: w.pod.clone(),
+                    node: w.node.clone(),
+                    sent: t.sent,
+                    failed: t.failed,
+                    shed: w.shed,
+                    lateness_p99_ms: w.lateness_p99_ms,
+                    clock_error_ms: w.clock_error_ns as f64 / 1e6,
+                    lost: w.lost.clone(),
+                }
+            })
+            .collect(),
     }
 }
 

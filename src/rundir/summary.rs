@@ -134,6 +134,25 @@ pub struct RunSummary {
     /// What teardown did, when the profile has a setup or teardown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<TeardownRecord>,
+    /// The in-cluster load workers, one line each (format 4; empty when
+    /// the load came from this host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerFigures>,
+}
+
+/// One in-cluster load worker's share of the run: what it sent, what
+/// failed, how it kept its schedule, its clock, and what was lost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerFigures {
+    pub index: u32,
+    pub pod: String,
+    pub node: Option<String>,
+    pub sent: u64,
+    pub failed: u64,
+    pub shed: u64,
+    pub lateness_p99_ms: Option<f64>,
+    pub clock_error_ms: f64,
+    pub lost: Option<String>,
 }
 
 impl RunSummary {

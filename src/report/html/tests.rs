@@ -51,6 +51,7 @@ fn summary(name: &str, text: &str, incidents: Vec<Incident>) -> RunSummary {
         deployment: "web-server".into(),
         target_url: "http://127.0.0.1:30000/".into(),
         version_shares: Vec::new(),
+        workers: Vec::new(),
         thresholds: vec![
             ThresholdResult {
                 name: "max_failed".into(),
@@ -770,4 +771,34 @@ fn hostile_strings_render_as_text_in_markdown_junit_and_html() {
             assert!(!html.contains(h), "{h:?} escaped in report.html");
         }
     }
+}
+
+#[test]
+fn in_cluster_workers_get_a_table_naming_the_one_that_lost_records() {
+    let mut run = run_with("web-old-c", 3);
+    let worker = |index: u32, lost: Option<&str>| crate::rundir::summary::WorkerFigures {
+        index,
+        pod: format!("baton-load-x-{index}-<b>"),
+        node: Some("node-1".into()),
+        sent: 600,
+        failed: 3,
+        shed: 0,
+        lateness_p99_ms: Some(1.5),
+        clock_error_ms: 0.12,
+        lost: lost.map(str::to_string),
+    };
+    run.summary.workers = vec![
+        worker(0, None),
+        worker(1, Some("its stream closed before its END")),
+    ];
+    let html = render(&run.input()).unwrap();
+    assert!(html.contains("<h2>Load workers"), "a workers section");
+    assert!(html.contains("LOST: its stream closed before its END"));
+    assert!(html.contains("all arrived"));
+    assert!(
+        html.contains("baton-load-x-1-&lt;b&gt;") && !html.contains("-<b>"),
+        "pod names escaped"
+    );
+    let plain = render(&run_with("web-old-c", 3).input()).unwrap();
+    assert!(!plain.contains("Load workers"), "none from this host");
 }

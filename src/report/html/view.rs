@@ -45,12 +45,28 @@ pub(super) struct View {
     legend: Legend,
     incidents: Vec<IncidentView>,
     steps: Vec<StepView>,
+    /// The in-cluster load workers, when the load came from them.
+    workers: Vec<WorkerView>,
     stall: Option<String>,
     /// The longest disruption in words, if there was one.
     disruption: Option<String>,
     failures: FailureTable,
     warnings: Vec<String>,
     blind_spots: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct WorkerView {
+    index: u32,
+    pod: String,
+    node: String,
+    sent: u64,
+    failed: u64,
+    failed_pct: String,
+    shed: u64,
+    lateness_p99: String,
+    clock_error: String,
+    lost: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -251,6 +267,28 @@ pub(super) fn build(input: &HtmlInput<'_>, max_markers: usize, max_rows: usize) 
                 end_s: ms_to_s(st.ended_ms),
                 outcome: st.outcome.to_string(),
                 done: st.outcome.is_done(),
+            })
+            .collect(),
+        workers: s
+            .workers
+            .iter()
+            .map(|w| WorkerView {
+                index: w.index,
+                pod: w.pod.clone(),
+                node: w.node.clone().unwrap_or_default(),
+                sent: w.sent,
+                failed: w.failed,
+                failed_pct: if w.sent == 0 {
+                    "–".into()
+                } else {
+                    format!("{:.1} %", 100.0 * w.failed as f64 / w.sent as f64)
+                },
+                shed: w.shed,
+                lateness_p99: w
+                    .lateness_p99_ms
+                    .map_or("–".into(), |ms| format!("{ms:.1} ms")),
+                clock_error: format!("± {:.2} ms", w.clock_error_ms),
+                lost: w.lost.clone(),
             })
             .collect(),
         stall: s.rollout.stall.as_ref().map(|st| {
