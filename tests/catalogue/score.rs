@@ -179,7 +179,7 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
             name: "the true Pod first among candidates in ≥ 90 %",
             met: first >= 0.90,
             figure: pct(all.pod_first, all.with_pod),
-            // 74–75 % on 2026-12-01, and no higher on these scenarios:
+            // 74.4–75.5 % on 2026-12-01, and no higher on these scenarios:
             // the rest are ties among Pods that refuse alike (README, "How
             // right is the diagnosis"), each `medium`.
             floor: "≥ 72 %",
