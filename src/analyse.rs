@@ -10,7 +10,7 @@
 //!
 //! Not for: attributing failures or judging (see `attribution`, `verdict`).
 
-use crate::attribution::FailedRequest;
+use crate::attribution::{Answers, FailedRequest};
 use crate::load::outcome::Outcome;
 use crate::load::record::RequestRecord;
 use crate::rundir::{RunDirError, requests};
@@ -98,6 +98,10 @@ pub struct Analysis {
     pub first_answers: Vec<Option<u64>>,
     /// The earliest start of any request: when the load was running.
     pub first_start_ns: Option<u64>,
+    /// Which Pod answered new connections when (responses naming their
+    /// backend, on a connection of their own): who was listening, for
+    /// attribution to rule Pods out of a refusal.
+    pub answers: Answers,
     /// Per in-cluster worker (the `worker` column): requests sent and
     /// failed (target failures). Empty when the load came from this host.
     pub by_worker: BTreeMap<u32, WorkerTally>,
@@ -224,6 +228,11 @@ impl Accumulator {
             *a.backends_after_settled.entry(b.to_string()).or_default() += 1;
         }
         a.first_start_ns = Some(a.first_start_ns.map_or(r.start_ns, |f| f.min(r.start_ns)));
+        // A response on a connection of its own (a reused one connects in
+        // 0 µs) shows its Pod accepting connections then.
+        if let (Some(b), Some(_), Some(1..)) = (&r.backend, r.status, r.connect_us) {
+            a.answers.add(b, r.start_ns);
+        }
         if let (Some(b), Some(_)) = (&r.backend, r.status)
             && let Some(idx) = self.probes_of.get(&**b)
         {
@@ -437,6 +446,27 @@ mod tests {
             acc.add(r);
         }
         acc.finish()
+    }
+
+    #[test]
+    fn only_answers_on_a_connection_of_their_own_show_who_was_listening() {
+        let answered = |seq, ms, pod: &str, connect_us| RequestRecord {
+            backend: Some(Arc::from(pod)),
+            connect_us,
+            ..row(seq, ms, Outcome::Ok, None)
+        };
+        let a = fold(
+            vec![
+                answered(0, 100, "a", Some(100)),
+                answered(1, 120, "a", Some(100)),
+                // A reused keep-alive connection: the listener may be shut.
+                answered(2, 100, "b", Some(0)),
+                answered(3, 120, "b", Some(0)),
+            ],
+            None,
+        );
+        assert!(a.answers.around("a", 110_000_000));
+        assert!(!a.answers.around("b", 110_000_000));
     }
 
     #[test]

@@ -39,9 +39,10 @@
 //!    it), or an HTTP error that the terminating Pod itself answered.
 //!    Candidates are ranked by how well they explain it: a Pod whose
 //!    container had exited, then one past its preStop sleep (or without
-//!    one), then one still inside it (serving on). When every candidate
-//!    was inside its preStop sleep and a crash or a premature readiness
-//!    fits, the lag is set aside: those Pods were serving.
+//!    one), then one still inside it (serving on), then one seen
+//!    answering (below). When every candidate was inside its preStop
+//!    sleep or answering and a crash or a premature readiness fits, the
+//!    lag is set aside: those Pods were serving.
 //! 4. `container_crash` (root cause before symptom): a container of a
 //!    Pod that was not terminating exited or restarted within
 //!    `crash_window`, or had exited and was still routed to. Before
@@ -71,9 +72,17 @@
 //!    known late or not at all, so nothing is attributed there.
 //!
 //! A backend named by the response narrows every Pod rule to that Pod.
+//! Otherwise candidates come nearest event first, except that for a
+//! connection nobody accepted (refused, or reset before any byte of
+//! response) a Pod the run itself saw answering new connections just
+//! before and just after it goes last, whatever the cause: it was
+//! listening, so the refusal was another's ([`answers`]). Pods that fit
+//! alike and that no answer rules out stay in the nearest-first order:
+//! nothing a client sees orders them, and the confidence says so.
+//!
 //! Confidence (see `reports/README.md`): high when exactly one Pod
-//! explains it (for endpoint lag, Pods known to be serving in their
-//! preStop do not count), medium when several do, low when only an
+//! explains it (Pods known to be serving in their preStop or seen
+//! answering do not count), medium when several do, low when only an
 //! allowance for a late watch makes the rule fit. For
 //! `no_ready_endpoints`, which names no Pod (its candidates are the Pods
 //! that existed): high when zero were ready throughout the allowance
@@ -90,6 +99,7 @@
 //! each other form an [`Incident`] (see [`incident`]); each gets a remedy,
 //! with a number where one can be derived (see [`remedy`]).
 
+pub mod answers;
 pub mod cause;
 pub mod incident;
 pub mod propagation;
@@ -98,6 +108,7 @@ mod rules;
 pub mod spec;
 mod text;
 
+pub use answers::Answers;
 pub use cause::{Cause, Confidence};
 pub use incident::Incident;
 pub use remedy::Remedy;
@@ -255,12 +266,20 @@ pub(crate) struct Finding {
 
 /// Attribute every failed request. The result has exactly one
 /// [`Attribution`] per input, in input order.
+///
+/// `answers` are the run's own responses on new connections, per Pod: a
+/// Pod that answered around a refusal was listening then, so it ranks
+/// last among the candidates (see [`answers`]).
 pub fn attribute(
     failed: &[FailedRequest],
     timeline: &Timeline,
+    answers: &Answers,
     cfg: &AttributionConfig,
 ) -> AttributionResult {
-    let findings: Vec<Finding> = failed.iter().map(|f| judge(f, timeline, cfg)).collect();
+    let findings: Vec<Finding> = failed
+        .iter()
+        .map(|f| judge(f, timeline, answers, cfg))
+        .collect();
     let (incidents, incident_of) = incident::group(failed, &findings, timeline, cfg);
     let per_request = failed
         .iter()
@@ -341,6 +360,9 @@ enum Going {
     /// Still inside the preStop sleep of the Deployment's spec: it was
     /// serving on.
     InPreStop,
+    /// It answered new connections just before and just after a refusal:
+    /// it was listening, so the refusal was another Pod's.
+    Answering,
 }
 
 /// How long after a container exits the kubelet's report of it may reach
@@ -353,6 +375,7 @@ fn rank_going(
     fits: Vec<Fit>,
     f: &FailedRequest,
     t: &Timeline,
+    answers: &Answers,
     cfg: &AttributionConfig,
 ) -> Vec<(Going, Fit)> {
     let at = f.start_ns;
@@ -365,6 +388,7 @@ fn rank_going(
                     && e.observed_ns <= at + EXIT_REPORT_SLACK_NS
             });
             let rank = match cfg.prestop_sleep_ns() {
+                _ if listening(f, t, answers, &c.pod) => Going::Answering,
                 _ if exited => Going::Exited,
                 Some(sleep) if at < c.event_ns + sleep => Going::InPreStop,
                 _ => Going::PastPreStop,
@@ -376,6 +400,35 @@ fn rank_going(
     ranked
 }
 
+/// `pod` was listening when `f`, a connection nobody accepted, was made:
+/// it answered new connections just before and just after.
+fn listening(f: &FailedRequest, t: &Timeline, answers: &Answers, pod: &str) -> bool {
+    rules::no_listener(f) && answers.listening(t, pod, f.start_ns)
+}
+
+/// The fits with the Pods proven listening at the failure last (the
+/// order among the others kept), and how many could have refused it: the
+/// others, or all of them when none could (the evidence then rules out
+/// nothing it can name). Found against the sandbox's ground truth: of
+/// three new Pods, the one that had crashed refused, while the nearer
+/// crash of another came after it and that Pod went on answering.
+fn listening_last(
+    fits: Vec<Fit>,
+    f: &FailedRequest,
+    t: &Timeline,
+    answers: &Answers,
+) -> (Vec<Fit>, usize) {
+    let (could, answering): (Vec<Fit>, Vec<Fit>) = fits
+        .into_iter()
+        .partition(|c| !listening(f, t, answers, &c.pod));
+    let n = if could.is_empty() {
+        answering.len()
+    } else {
+        could.len()
+    };
+    (could.into_iter().chain(answering).collect(), n)
+}
+
 /// The fits of one tier: the strict ones, or the loose ones.
 fn tier(fits: &[Fit], strict: bool) -> Vec<Fit> {
     fits.iter()
@@ -385,7 +438,7 @@ fn tier(fits: &[Fit], strict: bool) -> Vec<Fit> {
 }
 
 /// One failure's cause: the first rule that fits (see the module doc).
-fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
+fn judge(f: &FailedRequest, t: &Timeline, answers: &Answers, cfg: &AttributionConfig) -> Finding {
     let what = text::failure(f.outcome, f.phase, f.status);
     if f.outcome == Outcome::ClientResource {
         return Finding {
@@ -421,17 +474,31 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         narrow(rules::endpoint_lag(f, t, cfg), f, f.start_ns),
         f,
         t,
+        answers,
         cfg,
     );
     let none_ready = rules::no_ready_endpoints(f, t, cfg);
-    let crash = narrow(rules::container_crash(f, t, cfg), f, f.start_ns);
-    let ready = narrow(rules::premature_readiness(f, t, cfg), f, f.start_ns);
-    // Pods going away that were all still inside their preStop sleep
-    // served on: a Pod that had just become ready, or had crashed,
-    // explains a failed connection better. Found against the sandbox's
-    // ground truth: refusals by new Pods whose readiness came before
-    // their app listened were blamed on old Pods serving in preStop.
-    let lag = if lag.iter().all(|(rank, _)| *rank == Going::InPreStop)
+    let (crash, crash_could) = listening_last(
+        narrow(rules::container_crash(f, t, cfg), f, f.start_ns),
+        f,
+        t,
+        answers,
+    );
+    let (ready, ready_could) = listening_last(
+        narrow(rules::premature_readiness(f, t, cfg), f, f.start_ns),
+        f,
+        t,
+        answers,
+    );
+    // Pods going away that were all still inside their preStop sleep, or
+    // answering, served on: a Pod that had just become ready, or had
+    // crashed, explains a failed connection better. Found against the
+    // sandbox's ground truth: refusals by new Pods whose readiness came
+    // before their app listened were blamed on old Pods serving in
+    // preStop.
+    let lag = if lag
+        .iter()
+        .all(|(rank, _)| matches!(rank, Going::InPreStop | Going::Answering))
         && (!crash.is_empty() || !ready.is_empty())
     {
         Vec::new()
@@ -439,8 +506,11 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         lag
     };
     // The Pods that could have refused it: all but the ones known to be
-    // serving in their preStop (unless that is all there is).
-    let could_refuse = lag.iter().filter(|(r, _)| *r != Going::InPreStop).count();
+    // serving in their preStop or answering (unless that is all there is).
+    let could_refuse = lag
+        .iter()
+        .filter(|(r, _)| !matches!(r, Going::InPreStop | Going::Answering))
+        .count();
     let lag_could_refuse = if could_refuse == 0 {
         lag.len()
     } else {
@@ -505,7 +575,9 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
         // Root cause before symptom: a crash that empties the endpoints,
         // or that a Pod just made ready suffers, is the crash.
         if strict && !crash.is_empty() {
-            return pod_finding(Cause::ContainerCrash, crash, true);
+            let mut found = pod_finding(Cause::ContainerCrash, crash, true);
+            found.confidence = Confidence::of(crash_could, true);
+            return found;
         }
         match none_ready {
             Some(NoReady::WithinAllowance { .. }) if strict => {}
@@ -515,7 +587,9 @@ fn judge(f: &FailedRequest, t: &Timeline, cfg: &AttributionConfig) -> Finding {
     }
 
     if !ready.is_empty() {
-        return pod_finding(Cause::PrematureReadiness, ready, true);
+        let mut found = pod_finding(Cause::PrematureReadiness, ready, true);
+        found.confidence = Confidence::of(ready_could, true);
+        return found;
     }
     let app = narrow(rules::app_error(f, t, cfg), f, f.start_ns);
     if !app.is_empty() {

@@ -133,6 +133,21 @@ pub(crate) fn new_connection_failed(f: &FailedRequest) -> bool {
     }
 }
 
+/// Nobody accepted the connection: refused at connect, or (through a
+/// proxy that accepted and then could not connect upstream) reset or
+/// closed before any byte of response. Unlike
+/// [`new_connection_failed`], not a timeout: a Pod that is listening can
+/// be too slow to answer.
+pub(crate) fn no_listener(f: &FailedRequest) -> bool {
+    match f.outcome {
+        Outcome::ConnectRefused => true,
+        Outcome::Reset | Outcome::Eof => {
+            matches!(f.phase, Phase::Connect | Phase::Write | Phase::FirstByte)
+        }
+        _ => false,
+    }
+}
+
 /// "got its deletionTimestamp from an eviction (grace 60 s)": the
 /// deletion, and who caused it when not the Pod's owner (its
 /// `DisruptionTarget` reason).

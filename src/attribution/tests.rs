@@ -36,6 +36,7 @@ fn run(events: Vec<LifecycleEvent>, failed: &[FailedRequest]) -> AttributionResu
     attribute(
         failed,
         &Timeline::new(events),
+        &Answers::default(),
         &AttributionConfig::default(),
     )
 }
@@ -574,6 +575,148 @@ fn a_restart_alone_is_evidence_of_a_crash_and_far_failures_are_not() {
     assert_eq!(one(crash(), refused(0, 8500)).cause, Cause::Unexplained);
 }
 
+// --- the run's own answers rank the candidates ------------------------------------
+
+/// `run`, with the Pods that answered new connections at the given
+/// instants (ms).
+fn run_answered(
+    events: Vec<LifecycleEvent>,
+    failed: &[FailedRequest],
+    answered: &[(&str, u64)],
+) -> AttributionResult {
+    let mut answers = Answers::default();
+    for (pod, ms) in answered {
+        answers.add(pod, ms * MS);
+    }
+    attribute(
+        failed,
+        &Timeline::new(events),
+        &answers,
+        &AttributionConfig::default(),
+    )
+}
+
+fn one_answered(
+    events: Vec<LifecycleEvent>,
+    f: FailedRequest,
+    answered: &[(&str, u64)],
+) -> Attribution {
+    run_answered(events, &[f], answered).per_request.remove(0)
+}
+
+/// `a` crashed at 5000 ms and restarted at 6000 ms; `b` crashes at 6900 ms,
+/// nearer a refusal at 6600 ms than `a`'s restart.
+fn two_crashes() -> Vec<LifecycleEvent> {
+    let mut ev = crash();
+    ev.push(terminated(6900, "b", 1, "Error"));
+    ev
+}
+
+#[test]
+fn a_pod_that_answered_around_a_refusal_ranks_after_the_pod_that_crashed() {
+    // Without answers, the nearest crash comes first and both fit.
+    let a = one(two_crashes(), refused(0, 6600));
+    assert_eq!(
+        (a.cause, a.confidence),
+        (Cause::ContainerCrash, Confidence::Medium)
+    );
+    assert_eq!(pods_of(&a), ["b", "a"]);
+    // `b` answered just before and just after: it was listening, so the
+    // refusal was `a`'s, and only `a` explains it.
+    let a = one_answered(two_crashes(), refused(0, 6600), &[("b", 6580), ("b", 6620)]);
+    assert_eq!(
+        (a.cause, a.confidence),
+        (Cause::ContainerCrash, Confidence::High)
+    );
+    assert_eq!(pods_of(&a), ["a", "b"]);
+    assert!(
+        a.evidence.starts_with("refused 600 ms after pod a"),
+        "{}",
+        a.evidence
+    );
+}
+
+#[test]
+fn answers_on_one_side_only_or_across_a_container_start_rule_nothing_out() {
+    // Answers only before: `b` may have stopped listening since.
+    let a = one_answered(two_crashes(), refused(0, 6600), &[("b", 6500), ("b", 6580)]);
+    assert_eq!(pods_of(&a), ["b", "a"]);
+    assert_eq!(a.confidence, Confidence::Medium);
+    // Answers too far apart say nothing about the instant between.
+    let a = one_answered(two_crashes(), refused(0, 6600), &[("b", 6300), ("b", 6900)]);
+    assert_eq!(pods_of(&a), ["b", "a"]);
+    // A container of `b` that started in between may have come back after
+    // refusing: the answers after it do not show it listening before.
+    let mut ev = two_crashes();
+    ev.push(pod(6610, EventKind::ContainerStarted, "b"));
+    let a = one_answered(ev, refused(0, 6600), &[("b", 6580), ("b", 6620)]);
+    assert_eq!(pods_of(&a), ["b", "a"]);
+    assert_eq!(a.confidence, Confidence::Medium);
+}
+
+#[test]
+fn answers_around_a_request_cut_off_mid_body_rule_nothing_out() {
+    // A listening Pod can still cut a request off mid-exchange.
+    let f = req(0, 6600, 95, Outcome::Reset, Phase::Body);
+    let a = one_answered(two_crashes(), f, &[("b", 6580), ("b", 6620)]);
+    assert_eq!(a.cause, Cause::ContainerCrash);
+    assert_eq!(pods_of(&a), ["b", "a"]);
+    assert_eq!(a.confidence, Confidence::Medium);
+}
+
+#[test]
+fn a_newly_ready_pod_that_was_already_answering_ranks_after_one_that_was_not() {
+    let mut ev = new_pod_beside_old();
+    ev.extend(pod_up(1100, "new2"));
+    let a = one_answered(ev, refused(0, 1500), &[("new2", 1480), ("new2", 1520)]);
+    assert_eq!(
+        (a.cause, a.confidence),
+        (Cause::PrematureReadiness, Confidence::High)
+    );
+    assert_eq!(pods_of(&a), ["new", "new2"]);
+}
+
+#[test]
+fn a_deleted_pod_that_was_still_answering_ranks_after_one_that_had_stopped() {
+    // Both deleted and still listed; `b`, deleted last, comes first by
+    // nearness, but it answered around the refusal.
+    let mut ev = one_deletion();
+    ev.push(deleting(1010, "b", 30));
+    let a = one(ev.clone(), refused(0, 1020));
+    assert_eq!(pods_of(&a), ["b", "old"]);
+    assert_eq!(a.confidence, Confidence::Medium);
+    let a = one_answered(ev, refused(0, 1020), &[("b", 1000), ("b", 1040)]);
+    assert_eq!(
+        (a.cause, a.confidence),
+        (Cause::EndpointLagOnTermination, Confidence::High)
+    );
+    assert_eq!(pods_of(&a), ["old", "b"]);
+}
+
+#[test]
+fn a_refusal_while_the_deleted_pod_was_still_answering_is_the_new_pods() {
+    let mut ev = one_deletion();
+    ev.extend(pod_up(900, "new"));
+    // Without answers the deleted Pod explains it.
+    let a = one(ev.clone(), refused(0, 1120));
+    assert_eq!(a.cause, Cause::EndpointLagOnTermination);
+    // It answered around the refusal, and a Pod had just become ready.
+    let a = one_answered(ev, refused(0, 1120), &[("old", 1100), ("old", 1140)]);
+    assert_eq!(a.cause, Cause::PrematureReadiness);
+    assert_eq!(pods_of(&a), ["new"]);
+}
+
+#[test]
+fn when_every_candidate_was_answering_they_all_still_count() {
+    let mut ev = one_deletion();
+    ev.push(deleting(1010, "b", 30));
+    let answered = [("b", 1000), ("b", 1040), ("old", 1000), ("old", 1040)];
+    let a = one_answered(ev, refused(0, 1020), &answered);
+    assert_eq!(a.cause, Cause::EndpointLagOnTermination);
+    assert_eq!(pods_of(&a), ["b", "old"]);
+    assert_eq!(a.confidence, Confidence::Medium);
+}
+
 // --- app error ------------------------------------------------------------------------
 
 #[test]
@@ -717,7 +860,7 @@ fn run_with_spec(
         spec: Some(spec),
         ..AttributionConfig::default()
     };
-    attribute(failed, &Timeline::new(events), &cfg)
+    attribute(failed, &Timeline::new(events), &Answers::default(), &cfg)
 }
 
 fn spec(grace_period_s: i64, prestop_ms: Option<u64>) -> SpecFacts {

@@ -143,7 +143,8 @@ pub(super) fn render(dir: &Path, caller: Caller) -> anyhow::Result<RunOutcome> {
     cfg.spec = deployment_before(dir)
         .as_ref()
         .and_then(crate::attribution::spec::SpecFacts::of);
-    let attribution = attribution::attribute(&analysis.failures, &timeline, &cfg);
+    let attribution =
+        attribution::attribute(&analysis.failures, &timeline, &analysis.answers, &cfg);
     tables::write_failures(
         &dir.join(FAILURES_CSV),
         &analysis.failures,

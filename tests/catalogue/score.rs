@@ -3,6 +3,9 @@
 //! no wrong verdict, the dominant cause right in every scenario, at least
 //! 95 % of failures with the right cause, at least 95 % of `high` right,
 //! the true Pod first among the candidates in at least 90 % of failures.
+//! And one of its own: where baton was sure (`high`: one Pod), that Pod
+//! is the true one, so that a Pod-first figure below the bar is the
+//! `medium` ties (several Pods that refuse alike), not wrong certainty.
 //!
 //! Pure: the runs come in as data, a Markdown table goes out.
 
@@ -81,6 +84,9 @@ struct Counts {
     /// Failures whose true cause names a Pod.
     with_pod: usize,
     pod_first: usize,
+    /// Of those, the ones baton was sure of (`high`).
+    sure_with_pod: usize,
+    sure_pod_first: usize,
 }
 
 impl Counts {
@@ -101,6 +107,10 @@ impl Counts {
             if f.truth.pod.is_some() {
                 c.with_pod += 1;
                 c.pod_first += usize::from(f.pod_first());
+                if f.confidence == "high" {
+                    c.sure_with_pod += 1;
+                    c.sure_pod_first += usize::from(f.pod_first());
+                }
             }
         }
         c
@@ -131,6 +141,7 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
     let right = share(all.right, all.known());
     let high = share(all.high_right, all.high);
     let first = share(all.pod_first, all.with_pod);
+    let sure_first = share(all.sure_pod_first, all.sure_with_pod);
     let unjudged = share(all.unknown, all.failures);
     vec![
         Bar {
@@ -168,8 +179,11 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
             name: "the true Pod first among candidates in ≥ 90 %",
             met: first >= 0.90,
             figure: pct(all.pod_first, all.with_pod),
-            floor: "≥ 60 %",
-            floor_met: first >= 0.60,
+            // 74.4–75.5 % on 2026-12-01, and no higher on these scenarios:
+            // the rest are ties among Pods that refuse alike (README, "How
+            // right is the diagnosis"), each `medium`.
+            floor: "≥ 72 %",
+            floor_met: first >= 0.72,
         },
         Bar {
             name: "≤ 5 % of failures the referee cannot judge",
@@ -177,6 +191,13 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
             figure: pct(all.unknown, all.failures),
             floor: "the bar",
             floor_met: unjudged <= 0.05,
+        },
+        Bar {
+            name: "the true Pod first where baton named one (`high`) in ≥ 95 %",
+            met: sure_first >= 0.95,
+            figure: pct(all.sure_pod_first, all.sure_with_pod),
+            floor: "the bar",
+            floor_met: sure_first >= 0.95,
         },
     ]
 }
@@ -311,6 +332,32 @@ mod tests {
         let b = bars(&[run(fs)]);
         assert!(b[2].met && b[3].met, "{b:?}");
         assert!(!b[4].met && !b[4].floor_met, "{b:?}");
+        // Sure of the wrong Pod: the `high` Pod bar fails too.
+        assert!(!b[6].met && !b[6].floor_met, "{b:?}");
+    }
+
+    #[test]
+    fn ties_named_medium_miss_the_pod_bar_but_not_the_sure_pod_bar() {
+        // One sure and right; three ties among three Pods, one guessed right.
+        let mut fs = vec![f(
+            "premature_readiness",
+            "high",
+            &["a"],
+            "premature_readiness",
+            Some("a"),
+        )];
+        for truth in ["a", "b", "c"] {
+            fs.push(f(
+                "premature_readiness",
+                "medium",
+                &["a", "b", "c"],
+                "premature_readiness",
+                Some(truth),
+            ));
+        }
+        let b = bars(&[run(fs)]);
+        assert!(!b[4].met, "{b:?}");
+        assert!(b[6].met && b[6].floor_met, "{b:?}");
     }
 
     #[test]
