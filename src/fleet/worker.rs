@@ -27,6 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Records are sent at least this often while they come...
+const BATCH_EVERY: Duration = Duration::from_millis(20);
+/// ...or when this many bytes of them are waiting.
+const BATCH_BYTES: usize = 64 * 1024;
+/// The record writer's nap when there is nothing to send.
+const IDLE: Duration = Duration::from_millis(2);
+
 /// The environment variable holding a worker's [`WorkerPlan`] (JSON).
 pub const PLAN_ENV: &str = "BATON_WORKER_PLAN";
 /// Kubernetes' index of an Indexed Job's Pod: the worker's number.
@@ -264,21 +271,47 @@ where
             .name("baton-worker-out".into())
             .spawn(move || -> std::io::Result<Tally> {
                 let mut tally = Tally::default();
-                while let Some(rec) = rx.blocking_recv() {
-                    let mut row = csv::Writer::from_writer(Vec::with_capacity(160));
-                    crate::rundir::requests::write_row(&mut row, &rec)?;
-                    let mut bytes = row.into_inner().map_err(|e| e.into_error())?;
-                    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                        bytes.pop();
-                    }
-                    let row = String::from_utf8_lossy(&bytes);
-                    tally.add(&row);
+                // Rows go out in batches of whole lines: one write (and
+                // one attach frame) per batch, not per record.
+                let mut batch = String::with_capacity(BATCH_BYTES + 1024);
+                let mut sent_at = Instant::now();
+                let send = |batch: &mut String| -> std::io::Result<()> {
                     let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-                    writeln!(o, "{}", FromWorker::Record(row.into_owned()))?;
-                    if rx.is_empty() {
-                        o.flush()?;
+                    o.write_all(batch.as_bytes())?;
+                    o.flush()?;
+                    batch.clear();
+                    Ok(())
+                };
+                loop {
+                    match rx.try_recv() {
+                        Ok(rec) => {
+                            let mut row = csv::Writer::from_writer(Vec::with_capacity(160));
+                            crate::rundir::requests::write_row(&mut row, &rec)?;
+                            let mut bytes = row.into_inner().map_err(|e| e.into_error())?;
+                            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                                bytes.pop();
+                            }
+                            let row = String::from_utf8_lossy(&bytes);
+                            tally.add(&row);
+                            batch.push_str(&FromWorker::Record(row.into_owned()).to_string());
+                            batch.push('\n');
+                            if batch.len() >= BATCH_BYTES {
+                                send(&mut batch)?;
+                                sent_at = Instant::now();
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if !batch.is_empty() && sent_at.elapsed() >= BATCH_EVERY {
+                                send(&mut batch)?;
+                                sent_at = Instant::now();
+                            } else {
+                                std::thread::sleep(IDLE);
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
                     }
                 }
+                send(&mut batch)?;
                 Ok(tally)
             })
             .map_err(|e| WorkerError::Load(e.to_string()))?

@@ -151,6 +151,8 @@ impl Iterator for Reader {
 pub fn parse_line(row: &str) -> Result<RequestRecord, String> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
+        // One short row: not the default 8 KiB buffer per call.
+        .buffer_capacity(row.len() + 1)
         .from_reader(row.as_bytes());
     let mut rec = csv::ByteRecord::new();
     match csv.read_byte_record(&mut rec) {
