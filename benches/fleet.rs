@@ -149,7 +149,7 @@ fn main() {
         }
     }
     println!(
-        "\n| source | achieved req/s (median, min–max) | lateness p99 ms (median, min–max) | shed | failed |"
+        "\n| source | achieved req/s (median, min–max) | lateness p99 ms (median, min–max) | shed (max) | failed (median, max) |"
     );
     println!("|---|---|---|---|---|");
     for ((name, _), runs) in sources.iter().zip(&samples) {
@@ -162,12 +162,14 @@ fn main() {
         let late: Vec<f64> = ok.iter().map(|s| s.lateness_p99_ms).collect();
         let (a0, a1) = range(&achieved);
         let (l0, l1) = range(&late);
+        let failed: Vec<f64> = ok.iter().map(|s| s.failed as f64).collect();
         println!(
-            "| {name} | {:.0} ({a0:.0}–{a1:.0}) | {:.1} ({l0:.1}–{l1:.1}) | {} | {} |",
+            "| {name} | {:.0} ({a0:.0}–{a1:.0}) | {:.1} ({l0:.1}–{l1:.1}) | {} | {:.0} ({:.0}) |",
             median(achieved.clone()),
             median(late.clone()),
             ok.iter().map(|s| s.shed).max().unwrap_or(0),
-            ok.iter().map(|s| s.failed).max().unwrap_or(0),
+            median(failed.clone()),
+            range(&failed).1,
         );
     }
 }

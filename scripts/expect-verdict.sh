@@ -4,7 +4,7 @@
 #
 #   scripts/expect-verdict.sh EXPECTED_EXIT PROFILE MANIFEST OUT [baton args...]
 #
-# Applies MANIFEST, waits for its rollout, runs `baton run PROFILE -o OUT`,
+# Applies MANIFEST, waits for the rollout of every Deployment in it, runs `baton run PROFILE -o OUT`,
 # publishes OUT/summary.md to the GitHub step summary whatever happened,
 # deletes what MANIFEST created, and exits non-zero unless baton exited
 # with EXPECTED_EXIT. Uses `kubectl` and `baton` from PATH.
@@ -17,8 +17,10 @@ fi
 expected=$1 profile=$2 manifest=$3 out=$4
 shift 4
 
-kubectl apply -f "$manifest"
-kubectl rollout status deploy/web-server --timeout 180s
+deployments=$(kubectl apply -f "$manifest" -o name | sed -n 's|^deployment\.apps/||p')
+for d in $deployments; do
+  kubectl rollout status "deploy/$d" --timeout 180s
+done
 
 code=0
 baton run "$profile" -o "$out" "$@" || code=$?

@@ -1,6 +1,6 @@
 //! The GitHub workflows and the action can fail when they should: each
 //! `run:` block is run as GitHub runs it (`bash --noprofile --norc -eo
-//! pipefail FILE`), with stand-ins for `cargo`, `kubectl` and `baton` on
+//! pipefail FILE`), with stand-ins for `cargo`, `kubectl`, `docker`, `kind` and `baton` on
 //! PATH, and a stand-in baton that returns the right verdict and then a
 //! wrong one. actionlint and ShellCheck (scripts/lint.sh, in the test
 //! command) check the same files statically.
@@ -18,7 +18,8 @@ fn yaml(path: &Path) -> Value {
     serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Stand-ins: `kubectl` and `cargo` log their arguments and succeed;
+/// Stand-ins: `kubectl`, `cargo`, `sudo`, `rustup`, `docker` and `kind`
+/// log their arguments and succeed;
 /// `baton` writes `summary.md` into its `-o` directory and exits with
 /// `$STUB_BATON_EXIT`.
 struct Stage {
@@ -35,7 +36,7 @@ impl Stage {
             "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> '{}'\n",
             log.display()
         );
-        for tool in ["kubectl", "cargo"] {
+        for tool in ["kubectl", "cargo", "sudo", "rustup", "docker", "kind"] {
             write_exe(&bin.join(tool), &logger);
         }
         write_exe(
@@ -47,9 +48,13 @@ impl Stage {
         );
         // The workspace as the steps see it: the repository's scripts,
         // profiles and manifests; their outputs stay in the stage.
-        for d in ["scripts", "profiles", "deploy"] {
+        for d in ["scripts", "profiles", "deploy", "Cargo.toml"] {
             std::os::unix::fs::symlink(repo().join(d), dir.path().join(d)).unwrap();
         }
+        // What the stand-in cargo would have built.
+        let musl = dir.path().join("target/x86_64-unknown-linux-musl/release");
+        std::fs::create_dir_all(&musl).unwrap();
+        std::fs::write(musl.join("baton"), "").unwrap();
         for f in ["summary", "path", "output"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
@@ -117,7 +122,11 @@ fn every_kind_step_fails_on_a_wrong_verdict_and_publishes_the_summary_either_way
         .iter()
         .filter(|(_, run)| run.contains("expect-verdict.sh"))
         .collect();
-    assert_eq!(expect.len(), 2, "the two bundled profiles: {steps:?}");
+    assert_eq!(
+        expect.len(),
+        3,
+        "the two bundled profiles and the in-cluster one: {steps:?}"
+    );
     for (name, run) in expect {
         // The expected exit code is the script's first argument.
         let expected: i32 = run
