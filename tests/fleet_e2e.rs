@@ -11,24 +11,17 @@ mod common;
 #[path = "catalogue/referee.rs"]
 mod referee;
 
-use common::{read_csv, read_json};
+use common::{baton, read_csv, read_json, spawn_run};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Every object of baton's load workers carries it.
 const WORKERS: &str = "app.kubernetes.io/component=load-worker";
-
-fn baton() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
-    c.env_remove("KUBECONFIG").env_remove("GITHUB_ACTIONS");
-    c
-}
 
 /// `baton run profiles/NAME.yaml` from `workers` in-cluster workers (on the
 /// sandbox its profile describes), expecting `code`.
@@ -246,20 +239,6 @@ fn profile(dir: &Path, warmup: &str) -> std::path::PathBuf {
     path
 }
 
-fn spawn(profile: &Path, kubeconfig: &Path, out: &Path) -> std::process::Child {
-    baton()
-        .arg("run")
-        .arg(profile)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["-q", "-o"])
-        .arg(out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 /// Until requests.csv holds records (bounded).
 async fn wait_for_records(out: &Path) {
     let requests = out.join("requests.csv");
@@ -286,7 +265,7 @@ async fn a_worker_killed_mid_run_makes_the_run_invalid_naming_it_and_keeps_its_r
     let sb = cluster(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let child = spawn(&profile(dir.path(), "8s"), sb.kubeconfig_path(), &out);
+    let child = spawn_run(&profile(dir.path(), "8s"), sb.kubeconfig_path(), &out);
     wait_for_records(&out).await;
     let pods: Api<Pod> = Api::namespaced(client(&sb).await, "default");
     let workers = pods
@@ -339,7 +318,7 @@ async fn ctrl_c_during_an_in_cluster_run_leaves_no_job_or_pod_behind() {
     let sb = cluster(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let child = spawn(&profile(dir.path(), "60s"), sb.kubeconfig_path(), &out);
+    let child = spawn_run(&profile(dir.path(), "60s"), sb.kubeconfig_path(), &out);
     wait_for_records(&out).await;
     let c = client(&sb).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
@@ -389,7 +368,7 @@ async fn without_permission_to_create_jobs_preflight_exits_2_naming_it() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let done = finish(spawn(
+    let done = finish(spawn_run(
         &profile(dir.path(), "1s"),
         sb.kubeconfig_path(),
         &out,

@@ -7,35 +7,11 @@ mod common;
 #[path = "catalogue/referee.rs"]
 mod referee;
 
-use common::{read_csv, read_json};
+use common::{baton, read_csv, read_json, spawn_run};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// The built baton, with no KUBECONFIG from the environment: these runs
-/// are on the simulator unless a test says otherwise.
-fn baton() -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("baton"));
-    c.env_remove("KUBECONFIG").env_remove("GITHUB_ACTIONS");
-    c
-}
-
-/// `baton run PROFILE` on the cluster of `kubeconfig`, quiet, into `out`;
-/// stderr kept for the assertions' messages.
-fn spawn_run(profile: &Path, kubeconfig: &Path, out: &Path) -> std::process::Child {
-    baton()
-        .arg("run")
-        .arg(profile)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["-q", "-o"])
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 type Row = HashMap<String, String>;
 

@@ -243,3 +243,31 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The built baton, with no KUBECONFIG from the environment: these runs
+/// are on the simulator unless a test says otherwise.
+pub fn baton() -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("baton"));
+    c.env_remove("KUBECONFIG").env_remove("GITHUB_ACTIONS");
+    c
+}
+
+/// `baton run PROFILE` on the cluster of `kubeconfig`, quiet, into `out`;
+/// stderr kept for the assertions' messages.
+pub fn spawn_run(
+    profile: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Child {
+    baton()
+        .arg("run")
+        .arg(profile)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-q", "-o"])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
