@@ -102,16 +102,10 @@ pub struct Analysis {
     /// backend, on a connection of their own): who was listening, for
     /// attribution to rule Pods out of a refusal.
     pub answers: Answers,
-    /// Per in-cluster worker (the `worker` column): requests sent and
-    /// failed (target failures). Empty when the load came from this host.
-    pub by_worker: BTreeMap<u32, WorkerTally>,
-}
-
-/// One in-cluster worker's share of the outcomes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WorkerTally {
-    pub sent: u64,
-    pub failed: u64,
+    /// Per in-cluster worker (the `worker` column): its requests' counts
+    /// and histograms, as [`Analysis::stats`] for the whole run. Empty
+    /// when the load came from this host.
+    pub by_worker: BTreeMap<u32, crate::load::stats::Stats>,
 }
 
 /// The instants that split a run for the version and spread figures, and
@@ -205,9 +199,14 @@ impl Accumulator {
             _ => a.failed += 1,
         }
         if let Some(w) = r.worker {
-            let t = a.by_worker.entry(w).or_default();
-            t.sent += 1;
-            t.failed += u64::from(r.outcome.is_target_failure());
+            a.by_worker.entry(w).or_default().record_row(
+                r.outcome,
+                r.start_ns,
+                r.start_ns.saturating_sub(r.scheduled_ns),
+                r.total_us,
+                r.connect_us,
+                r.ttfb_us,
+            );
         }
         let after = self.marks.settled_ns.is_some_and(|s| r.start_ns >= s);
         let before = self.marks.before_ns.is_some_and(|b| r.start_ns < b);

@@ -19,7 +19,7 @@ use crate::rundir::{
 };
 use crate::timeline::{Timeline, lags};
 use crate::verdict::run::{Limits, RunFacts, judge_run};
-use crate::verdict::schedule::{ScheduleFacts, ScheduleLimits};
+use crate::verdict::schedule::{self, ScheduleFacts, ScheduleLimits};
 use crate::verdict::{Verdict, share};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -348,6 +348,21 @@ fn summarise(
                 })
             })
             .collect(),
+        // Each worker is held to the schedule bounds of one host, with its
+        // share of the rate.
+        workers_behind: record
+            .workers
+            .iter()
+            .filter_map(|w| {
+                let stats = analysis.by_worker.get(&w.index)?;
+                let facts = ScheduleFacts {
+                    shed: w.shed,
+                    ..stats.schedule_facts(Some(profile.load.rate / record.workers.len() as f64))
+                };
+                let (_, why) = schedule::judge(&facts, &schedule_limits(th));
+                why.map(|why| format!("load worker {} (pod {}): {why}", w.index, w.pod))
+            })
+            .collect(),
         schedule: ScheduleFacts {
             shed: record.shed,
             ..stats.schedule_facts(Some(profile.load.rate))
@@ -366,10 +381,7 @@ fn summarise(
         single_replicaset: th.single_replicaset,
         fail_on_pinned_affinity: th.fail_on_pinned_affinity,
         version_share: th.version_share.clone(),
-        schedule: ScheduleLimits {
-            max_lateness: th.max_lateness,
-            min_achieved: th.min_achieved_rate,
-        },
+        schedule: schedule_limits(th),
     };
     let judgement = judge_run(&facts, &limits);
     let version_shares = share::figures(&limits.version_share, &facts.share_windows);
@@ -462,17 +474,13 @@ fn summarise(
             .workers
             .iter()
             .map(|w| {
-                let t = analysis
-                    .by_worker
-                    .get(&w.index)
-                    .copied()
-                    .unwrap_or_default();
+                let t = analysis.by_worker.get(&w.index);
                 crate::rundir::summary::WorkerFigures {
                     index: w.index,
                     pod: w.pod.clone(),
                     node: w.node.clone(),
-                    sent: t.sent,
-                    failed: t.failed,
+                    sent: t.map_or(0, |s| s.sent()),
+                    failed: t.map_or(0, |s| s.failed()),
                     shed: w.shed,
                     lateness_p99_ms: w.lateness_p99_ms,
                     clock_error_ms: w.clock_error_ns as f64 / 1e6,
@@ -480,6 +488,14 @@ fn summarise(
                 }
             })
             .collect(),
+    }
+}
+
+/// How closely the load must keep its schedule (`thresholds`).
+fn schedule_limits(th: &profile::Thresholds) -> ScheduleLimits {
+    ScheduleLimits {
+        max_lateness: th.max_lateness,
+        min_achieved: th.min_achieved_rate,
     }
 }
 

@@ -55,6 +55,9 @@ pub struct RunFacts {
     /// In-cluster load workers whose records did not all arrive: which,
     /// how many did, and why.
     pub workers_lost: Vec<String>,
+    /// In-cluster load workers that did not keep their share of the
+    /// schedule within the bounds one host is held to: which, and how.
+    pub workers_behind: Vec<String>,
 }
 
 /// The profile's limits (see `profile::Thresholds`).
@@ -290,6 +293,8 @@ pub fn judge_run(f: &RunFacts, l: &Limits) -> Judgement {
         ))
     } else if let Some(why) = unkept {
         Some(why)
+    } else if !f.workers_behind.is_empty() {
+        Some(f.workers_behind.join("; "))
     } else if f.longest_blind_spot > l.max_blind_spot {
         Some(format!(
             "baton could not see the cluster for {} (a watch blind, or the API server not answering; allowed: {}): nothing in that time can be attributed",
@@ -524,6 +529,21 @@ mod tests {
         assert_eq!(j.verdict, Verdict::Invalid);
         assert!(
             j.reason.contains("worker 1 (pod w-1-abcde): 812 records"),
+            "{}",
+            j.reason
+        );
+    }
+
+    #[test]
+    fn a_worker_behind_its_share_of_the_schedule_makes_the_run_invalid_naming_it() {
+        let mut f = facts();
+        f.workers_behind = vec![
+            "load worker 2 (pod w-2-xyz): requests started 80 ms late (p99; allowed 50 ms)".into(),
+        ];
+        let j = judge_run(&f, &limits());
+        assert_eq!(j.verdict, Verdict::Invalid);
+        assert!(
+            j.reason.starts_with("load worker 2 (pod w-2-xyz)"),
             "{}",
             j.reason
         );
