@@ -795,6 +795,7 @@ fn in_cluster_workers_get_a_table_naming_the_one_that_lost_records() {
     assert!(html.contains("<h2>Load workers"), "a workers section");
     assert!(html.contains("LOST: its stream closed before its END"));
     assert!(html.contains("all arrived"));
+    assert!(html.contains("from 2 worker Pods in the cluster"));
     assert!(
         html.contains("baton-load-x-1-&lt;b&gt;") && !html.contains("-<b>"),
         "pod names escaped"

@@ -362,7 +362,14 @@ fn meta(s: &RunSummary) -> Vec<Pair> {
         },
         Pair {
             label: "target",
-            value: s.target_url.clone(),
+            value: match s.workers.len() {
+                0 => s.target_url.clone(),
+                n => format!(
+                    "{} from {n} worker Pod{} in the cluster",
+                    s.target_url,
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
         },
         Pair {
             label: "started",
