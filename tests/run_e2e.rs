@@ -1193,7 +1193,7 @@ fn a_node_drain_without_a_budget_fails_and_asks_for_one_as_a_manifest() {
         "every eviction carried DisruptionTarget"
     );
     let run = read_json(&dir.path().join("run.json"));
-    assert_eq!(run["format_version"], 3);
+    assert_eq!(run["format_version"], baton::rundir::FORMAT_VERSION);
     // Refereed: the failures the proxy saw with no endpoint at all are
     // baton's no_ready_endpoints, and the causes are right overall.
     let (right, _, judged) = refereed(dir.path());
