@@ -531,7 +531,9 @@ pub(crate) fn container_crash(
         let Some(term) = &p.last_termination else {
             continue;
         };
-        if p.terminating() || p.container_running {
+        // A deleted Pod (terminating, or already gone) exited because it
+        // was deleted: what a lagging proxy does with it is endpoint lag.
+        if p.deletion.is_some() || p.container_running {
             continue;
         }
         if t.routability(pod, f.start_ns, allowance) == Routability::No {

@@ -564,6 +564,24 @@ fn a_dead_container_still_routed_to_explains_failures_past_the_window() {
 }
 
 #[test]
+fn a_pod_deleted_and_gone_is_not_a_container_still_down() {
+    let mut ev = pod_already_up(0, "a");
+    ev.extend(pod_already_up(0, "b"));
+    ev.extend(pod_down(5000, "a", 30, 100));
+    // Gone at 5120; a refusal at 5600 is a lagging proxy's, not a crash's
+    // (its exit was the deletion's, not a container that died and stayed
+    // down while routed to).
+    let crash = super::rules::container_crash(
+        &refused(0, 5600),
+        &Timeline::new(ev.clone()),
+        &AttributionConfig::default(),
+    );
+    assert!(crash.is_empty(), "no crash candidate: {crash:?}");
+    let a = one(ev, refused(0, 5600));
+    assert_eq!(a.cause, Cause::EndpointLagOnTermination, "{}", a.evidence);
+}
+
+#[test]
 fn a_restart_alone_is_evidence_of_a_crash_and_far_failures_are_not() {
     let a = one(crash(), refused(0, 7500));
     assert_eq!(a.cause, Cause::ContainerCrash);
