@@ -184,14 +184,7 @@ impl Accumulator {
     fn add(&mut self, r: RequestRecord) {
         let a = &mut self.a;
         a.rows += 1;
-        a.stats.record_row(
-            r.outcome,
-            r.start_ns,
-            r.start_ns.saturating_sub(r.scheduled_ns),
-            r.total_us,
-            r.connect_us,
-            r.ttfb_us,
-        );
+        a.stats.record_row(&r);
         let ok = r.outcome == Outcome::Ok;
         match r.outcome {
             Outcome::Ok => a.ok += 1,
@@ -199,14 +192,7 @@ impl Accumulator {
             _ => a.failed += 1,
         }
         if let Some(w) = r.worker {
-            a.by_worker.entry(w).or_default().record_row(
-                r.outcome,
-                r.start_ns,
-                r.start_ns.saturating_sub(r.scheduled_ns),
-                r.total_us,
-                r.connect_us,
-                r.ttfb_us,
-            );
+            a.by_worker.entry(w).or_default().record_row(&r);
         }
         let after = self.marks.settled_ns.is_some_and(|s| r.start_ns >= s);
         let before = self.marks.before_ns.is_some_and(|b| r.start_ns < b);

@@ -532,14 +532,7 @@ struct Tracked {
 
 impl Tracked {
     fn take(&mut self, r: &crate::load::record::RequestRecord) {
-        self.stats.record_row(
-            r.outcome,
-            r.start_ns,
-            r.lateness_ns(),
-            r.total_us,
-            r.connect_us,
-            r.ttfb_us,
-        );
+        self.stats.record_row(r);
         self.stats.connections += u64::from(r.connect_us.is_some());
         self.stats.last_end_ns = self.stats.last_end_ns.max(r.start_ns + r.total_us * 1000);
     }

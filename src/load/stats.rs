@@ -94,26 +94,19 @@ impl Stats {
     /// Record one row read back from `requests.csv` (`baton report`, and
     /// `baton run`'s own summary, which is computed from the file so the
     /// two agree to the byte). Counts and histograms as [`Stats::record`].
-    pub fn record_row(
-        &mut self,
-        outcome: Outcome,
-        start_ns: u64,
-        lateness_ns: u64,
-        total_us: u64,
-        connect_us: Option<u64>,
-        ttfb_us: Option<u64>,
-    ) {
-        self.started(start_ns);
-        self.outcomes[outcome.index()] += 1;
+    pub fn record_row(&mut self, r: &super::record::RequestRecord) {
+        let lateness_ns = r.lateness_ns();
+        self.started(r.start_ns);
+        self.outcomes[r.outcome.index()] += 1;
         self.lateness_us.saturating_record(lateness_ns / 1000);
-        if let Some(c) = connect_us {
+        if let Some(c) = r.connect_us {
             self.connect_us.saturating_record(c);
         }
-        if outcome == Outcome::Ok {
-            self.latency_us.saturating_record(total_us);
+        if r.outcome == Outcome::Ok {
+            self.latency_us.saturating_record(r.total_us);
             self.response_us
-                .saturating_record(total_us + lateness_ns / 1000);
-            if let Some(t) = ttfb_us {
+                .saturating_record(r.total_us + lateness_ns / 1000);
+            if let Some(t) = r.ttfb_us {
                 self.ttfb_us.saturating_record(t);
             }
         }
