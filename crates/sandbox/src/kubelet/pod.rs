@@ -120,7 +120,10 @@ impl PodWatch {
     }
 }
 
-enum CState {
+/// A container's state as the kubelet reports it; simulated and process
+/// containers alike ([`super::process`]).
+#[derive(Clone)]
+pub(super) enum CState {
     Waiting {
         reason: String,
         message: Option<String>,
@@ -130,10 +133,52 @@ enum CState {
     },
     Terminated {
         exit_code: i32,
-        reason: &'static str,
-        started_at: Timestamp,
+        reason: String,
+        message: Option<String>,
+        /// `None` for a container that never ran.
+        started_at: Option<Timestamp>,
         finished_at: Timestamp,
     },
+}
+
+impl CState {
+    /// As `status.containerStatuses[].state`.
+    pub(super) fn to_k8s(&self, container_id: String) -> ContainerState {
+        let t = |ts: Timestamp| Some(Time(ts));
+        match self {
+            CState::Waiting { reason, message } => ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.clone()),
+                    message: message.clone(),
+                }),
+                ..Default::default()
+            },
+            CState::Running { started_at } => ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: t(*started_at),
+                }),
+                ..Default::default()
+            },
+            CState::Terminated {
+                exit_code,
+                reason,
+                message,
+                started_at,
+                finished_at,
+            } => ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: *exit_code,
+                    reason: Some(reason.clone()),
+                    message: message.clone(),
+                    started_at: started_at.map(Time),
+                    finished_at: t(*finished_at),
+                    container_id: Some(container_id),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 struct Worker {
@@ -307,37 +352,7 @@ impl Worker {
             "containers with unready status: [{}]",
             self.containers.join(" ")
         );
-        let state = match &self.state {
-            CState::Waiting { reason, message } => ContainerState {
-                waiting: Some(ContainerStateWaiting {
-                    reason: Some(reason.clone()),
-                    message: message.clone(),
-                }),
-                ..Default::default()
-            },
-            CState::Running { started_at } => ContainerState {
-                running: Some(ContainerStateRunning {
-                    started_at: t(*started_at),
-                }),
-                ..Default::default()
-            },
-            CState::Terminated {
-                exit_code,
-                reason,
-                started_at,
-                finished_at,
-            } => ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: *exit_code,
-                    reason: Some(reason.to_string()),
-                    started_at: t(*started_at),
-                    finished_at: t(*finished_at),
-                    container_id: Some(self.container_id()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        };
+        let state = self.state.to_k8s(self.container_id());
         let running = matches!(self.state, CState::Running { .. });
         let phase = self.final_phase.unwrap_or(if self.ever_started {
             "Running"
@@ -936,8 +951,9 @@ impl Worker {
         }
         self.state = CState::Terminated {
             exit_code: exit,
-            reason: if exit == 0 { "Completed" } else { "Error" },
-            started_at,
+            reason: if exit == 0 { "Completed" } else { "Error" }.into(),
+            message: None,
+            started_at: Some(started_at),
             finished_at: crate::node::now(),
         };
         self.final_phase = Some(if exit == 0 { "Succeeded" } else { "Failed" });

@@ -42,8 +42,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, HostIP, Pod,
+    PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -52,7 +52,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::pod::{PodWatch, Shared, Stop};
+use super::pod::{CState, PodWatch, Shared, Stop};
 use super::probe::{self, Check};
 use crate::config::ProcessImage;
 use crate::events::EventType;
@@ -442,24 +442,6 @@ pub fn argv(c: &Container, program: &Path, env: &[(String, String)]) -> (String,
     }
 }
 
-#[derive(Clone)]
-enum CState {
-    Waiting {
-        reason: String,
-        message: Option<String>,
-    },
-    Running {
-        started_at: Timestamp,
-    },
-    Terminated {
-        exit_code: i32,
-        reason: String,
-        message: Option<String>,
-        started_at: Option<Timestamp>,
-        finished_at: Timestamp,
-    },
-}
-
 struct Ctr {
     spec: Container,
     program: std::path::PathBuf,
@@ -630,39 +612,7 @@ impl Worker {
             .ctrs
             .iter()
             .map(|c| {
-                let state = match &c.state {
-                    CState::Waiting { reason, message } => ContainerState {
-                        waiting: Some(ContainerStateWaiting {
-                            reason: Some(reason.clone()),
-                            message: message.clone(),
-                        }),
-                        ..Default::default()
-                    },
-                    CState::Running { started_at } => ContainerState {
-                        running: Some(ContainerStateRunning {
-                            started_at: t(*started_at),
-                        }),
-                        ..Default::default()
-                    },
-                    CState::Terminated {
-                        exit_code,
-                        reason,
-                        message,
-                        started_at,
-                        finished_at,
-                    } => ContainerState {
-                        terminated: Some(ContainerStateTerminated {
-                            exit_code: *exit_code,
-                            reason: Some(reason.clone()),
-                            message: message.clone(),
-                            started_at: started_at.map(Time),
-                            finished_at: t(*finished_at),
-                            container_id: Some(self.container_id(c)),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                };
+                let state = c.state.to_k8s(self.container_id(c));
                 let running = matches!(c.state, CState::Running { .. });
                 let image = c.spec.image.clone().unwrap_or_default();
                 ContainerStatus {
@@ -918,24 +868,7 @@ impl Worker {
 
     fn status_of(&self, i: usize) -> Option<ContainerStateTerminated> {
         let c = &self.ctrs[i];
-        match &c.state {
-            CState::Terminated {
-                exit_code,
-                reason,
-                message,
-                started_at,
-                finished_at,
-            } => Some(ContainerStateTerminated {
-                exit_code: *exit_code,
-                reason: Some(reason.clone()),
-                message: message.clone(),
-                started_at: started_at.map(Time),
-                finished_at: Some(Time(*finished_at)),
-                container_id: Some(self.container_id(c)),
-                ..Default::default()
-            }),
-            _ => None,
-        }
+        c.state.to_k8s(self.container_id(c)).terminated
     }
 
     fn all_running(&self) -> bool {
