@@ -171,6 +171,23 @@ impl Sandbox {
 
     /// Every Service port with a nodePort: (`namespace/name`, address).
     pub fn node_ports(&self) -> Vec<(String, SocketAddr)> {
+        self.each_service(|s| {
+            s["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok()))
+                .map(|port| SocketAddr::new(self.node_port_bind, port))
+                .collect()
+        })
+    }
+
+    /// Every Service's addresses as `addrs` reads them from its object:
+    /// (`namespace/name`, address).
+    fn each_service(
+        &self,
+        addrs: impl Fn(&serde_json::Value) -> Vec<SocketAddr>,
+    ) -> Vec<(String, SocketAddr)> {
         let (services, _) = self.store.list_raw("Service", None);
         let mut out = Vec::new();
         for s in services {
@@ -179,11 +196,7 @@ impl Sandbox {
                 s["metadata"]["namespace"].as_str().unwrap_or("default"),
                 s["metadata"]["name"].as_str().unwrap_or("")
             );
-            for p in s["spec"]["ports"].as_array().into_iter().flatten() {
-                if let Some(port) = p["nodePort"].as_u64().and_then(|p| u16::try_from(p).ok()) {
-                    out.push((name.clone(), SocketAddr::new(self.node_port_bind, port)));
-                }
-            }
+            out.extend(addrs(&s).into_iter().map(|a| (name.clone(), a)));
         }
         out
     }
@@ -200,19 +213,7 @@ impl Sandbox {
 
     /// Every Service port on a ClusterIP: (`namespace/name`, address).
     pub fn cluster_ips(&self) -> Vec<(String, SocketAddr)> {
-        let (services, _) = self.store.list_raw("Service", None);
-        let mut out = Vec::new();
-        for s in services {
-            let name = format!(
-                "{}/{}",
-                s["metadata"]["namespace"].as_str().unwrap_or("default"),
-                s["metadata"]["name"].as_str().unwrap_or("")
-            );
-            for addr in cluster_ip_ports(&s) {
-                out.push((name.clone(), addr));
-            }
-        }
-        out
+        self.each_service(cluster_ip_ports)
     }
 
     /// Where the ingress controller listens (on the NodePorts' address),
