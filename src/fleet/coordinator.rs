@@ -374,23 +374,25 @@ impl Fleet {
             .iter()
             .map(|w| (w.index, Tracked::default()))
             .collect();
-        let mut stopping: Option<tokio::time::Instant> = None;
+        // STOP sent: the workers have `drain` to send their last records
+        // and END. One timer, armed at STOP (not one per record).
+        let mut stopping = false;
         let drain = self.params.plan.timeout + END_SLACK;
+        let drained = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(drained);
         loop {
             if state.values().all(|t| t.ended.is_some()) {
                 break;
             }
-            let deadline = stopping.unwrap_or_else(|| {
-                tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600)
-            });
             tokio::select! {
-                _ = stop.cancelled(), if stopping.is_none() => {
+                _ = stop.cancelled(), if !stopping => {
                     for w in &self.workers {
                         let _ = w.to.send(ToWorker::Stop);
                     }
-                    stopping = Some(tokio::time::Instant::now() + drain);
+                    stopping = true;
+                    drained.as_mut().reset(tokio::time::Instant::now() + drain);
                 }
-                _ = tokio::time::sleep_until(deadline), if stopping.is_some() => {
+                _ = &mut drained, if stopping => {
                     for t in state.values_mut().filter(|t| t.ended.is_none()) {
                         t.ended = Some(Err(format!(
                             "no END within {} of STOP",
@@ -434,7 +436,7 @@ impl Fleet {
                                 // Stopped (a SIGTERM, its Pod deleted)
                                 // before baton stopped the load: its share
                                 // from then on was never sent.
-                                Ok(()) if stopping.is_none() => Err(
+                                Ok(()) if !stopping => Err(
                                     "it ended before the load did: its share of the arrivals after that was never sent".to_string(),
                                 ),
                                 Ok(()) if t.bad_rows.is_empty() => Ok(()),

@@ -189,9 +189,7 @@ async fn run_phases(
         simulator: chosen.sandbox.is_some(),
         namespace: site.namespace.clone(),
         target_url: chosen.url.clone(),
-        propagation_allowance: p
-            .attribution
-            .allowance(p.sandbox.as_ref().filter(|_| chosen.sandbox.is_some())),
+        propagation_allowance: site.allowance(p),
         teardown: cleaned,
         workers: measured.workers,
     })?;
@@ -238,10 +236,7 @@ async fn measure(
         None => gate::Answering::Probe(&how.plan.template, how.url),
         Some(_) => gate::Answering::Settled {
             service: &site.service,
-            settle: p
-                .attribution
-                .allowance(p.sandbox.as_ref().filter(|_| site.simulator))
-                .0,
+            settle: site.allowance(p).0,
         },
     };
     if let Err(e) = baseline(site, answering, opts.quiet, interrupt).await {
@@ -390,6 +385,14 @@ impl Site {
             run_dir: out.to_path_buf(),
             simulator: chosen.sandbox.is_some(),
         })
+    }
+
+    /// How long a proxy may route by stale endpoints, and where that
+    /// value comes from: the profile's, the sandbox's lag, or baton's
+    /// real-cluster default.
+    fn allowance(&self, p: &Profile) -> (Duration, String) {
+        p.attribution
+            .allowance(p.sandbox.as_ref().filter(|_| self.simulator))
     }
 
     fn watch_target(&self) -> WatchTarget {
