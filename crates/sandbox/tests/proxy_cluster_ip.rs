@@ -73,13 +73,18 @@ async fn get_from(addr: SocketAddr) -> (SocketAddr, String) {
     (local, String::from_utf8_lossy(&buf).into())
 }
 
-/// The ground truth's record of the connection from `client`, once closed.
+/// The ground truth's record of the connection from `client`, once closed:
+/// the latest one from that address, since an earlier connection (a probe
+/// before the endpoints reached the proxy) may have had the same local
+/// port, and the one just made is the last the proxy accepted from it.
 async fn record_of(gt: &GroundTruth, client: SocketAddr) -> ConnRecord {
     for _ in 0..200 {
         if let Some(r) = gt
             .snapshot()
             .into_iter()
-            .find(|r| r.client_addr == client && r.outcome != Outcome::Open)
+            .filter(|r| r.client_addr == client)
+            .max_by_key(|r| r.id)
+            .filter(|r| r.outcome != Outcome::Open)
         {
             return r;
         }
