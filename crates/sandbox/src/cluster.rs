@@ -9,10 +9,13 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
+use crate::kernel::{DataPlane, DataPlaneUsed, Kernel};
 use crate::proxy;
 use crate::store::Store;
 use crate::truth::GroundTruth;
@@ -28,6 +31,10 @@ pub struct ClusterHandle {
     pub ingress_addr: Option<std::net::SocketAddr>,
     /// Process containers' output and stdin (`pods/log`, `pods/attach`).
     pub processes: crate::kubelet::process::ProcessTable,
+    /// Who carries Service traffic in this cluster.
+    pub data_plane: DataPlaneUsed,
+    /// The kernel data plane's nftables table, when it runs.
+    pub kernel_table: Option<String>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -68,6 +75,32 @@ pub async fn spawn(
         })
         .transpose()?;
     let ingress_addr = ingress.as_ref().map(|l| l.local_addr()).transpose()?;
+    let kernel = match cfg.data_plane {
+        DataPlane::Userspace => None,
+        DataPlane::Kernel => Some(Arc::new(
+            Kernel::start(cfg.pod_ip_base, ground_truth.clone())
+                .context("sandbox data_plane: kernel")?,
+        )),
+        DataPlane::Auto => match crate::kernel::unavailable() {
+            Some(why) => {
+                tracing::info!(%why, "data_plane auto: the userspace proxy");
+                None
+            }
+            None => match Kernel::start(cfg.pod_ip_base, ground_truth.clone()) {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "data_plane auto: the userspace proxy");
+                    None
+                }
+            },
+        },
+    };
+    let data_plane = if kernel.is_some() {
+        DataPlaneUsed::Kernel
+    } else {
+        DataPlaneUsed::Userspace
+    };
+    let kernel_table = kernel.as_ref().map(|k| k.table().to_string());
     let tables = proxy::Tables::default();
     let processes = crate::kubelet::process::ProcessTable::default();
     let mut tasks = vec![
@@ -87,7 +120,10 @@ pub async fn spawn(
         tokio::spawn(proxy::run(
             store.clone(),
             cfg,
-            ground_truth.clone(),
+            proxy::Plane {
+                gt: ground_truth.clone(),
+                kernel,
+            },
             tables.clone(),
             shutdown.clone(),
         )),
@@ -105,6 +141,8 @@ pub async fn spawn(
         ground_truth,
         ingress_addr,
         processes,
+        data_plane,
+        kernel_table,
         tasks,
     })
 }

@@ -53,6 +53,10 @@ pub struct ClusterConfig {
     /// simulating them (see [`ProcessImage`]): how baton's own in-cluster
     /// load workers run on the sandbox.
     pub process_images: Vec<ProcessImage>,
+    /// Who carries Service traffic: the userspace proxy (default), the
+    /// kernel's NAT ([`crate::kernel`], root only), or the kernel's where
+    /// it can be had.
+    pub data_plane: crate::kernel::DataPlane,
 }
 
 /// A container image the sandbox's kubelet runs as a real child process:
@@ -83,6 +87,7 @@ impl Default for ClusterConfig {
             ingress_port: None,
             hpa_sync_period: Duration::from_secs(1),
             process_images: Vec::new(),
+            data_plane: crate::kernel::DataPlane::Userspace,
         }
     }
 }
@@ -392,6 +397,9 @@ impl SandboxConfig {
             cfg.cluster
                 .process_images
                 .extend(s.process_images.iter().cloned());
+            if let Some(d) = s.data_plane {
+                cfg.cluster.data_plane = d;
+            }
             if s.ingress_port.is_some() {
                 cfg.cluster.ingress_port = s.ingress_port;
             }
@@ -459,6 +467,8 @@ pub struct FileSettings {
     /// Images run as real child processes: `[{image_prefix, program}]`.
     #[serde(default)]
     pub process_images: Vec<ProcessImage>,
+    /// `userspace` (default), `kernel` (nftables DNAT, root only) or `auto`.
+    pub data_plane: Option<crate::kernel::DataPlane>,
     pub kubeconfig_out: Option<PathBuf>,
     #[serde(default)]
     pub deny: Vec<AccessRule>,
@@ -672,6 +682,30 @@ mod tests {
         let c = parse("ingress_port: 0\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n").unwrap();
         assert_eq!(c.cluster.ingress_port, Some(0));
         assert_eq!(c.manifests[0]["kind"], "Ingress");
+    }
+
+    #[test]
+    fn data_plane_is_the_userspace_proxy_unless_the_file_asks_for_the_kernel() {
+        use crate::kernel::DataPlane;
+        assert_eq!(
+            parse("history: 5\n").unwrap().cluster.data_plane,
+            DataPlane::Userspace
+        );
+        assert_eq!(
+            parse("data_plane: kernel\n").unwrap().cluster.data_plane,
+            DataPlane::Kernel
+        );
+        assert_eq!(
+            parse("data_plane: auto\n").unwrap().cluster.data_plane,
+            DataPlane::Auto
+        );
+        let e = parse("history: 5\ndata_plane: iptables\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("sandbox.yaml:2:") && e.contains("data_plane"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@
 //! - [`hpa`]: HorizontalPodAutoscaler defaults, the simulated metric and
 //!   the replica decision (pure).
 //! - [`proxy`]: the Service proxy with propagation lag.
+//! - [`kernel`]: the kernel data plane (nftables DNAT, conntrack as
+//!   ground truth), which carries the proxy's endpoint sets instead of its
+//!   userspace relay when the config asks for it (root only).
 //! - [`ingress`]: the ingress controller (ingress-nginx's routing and canary
 //!   weights) in front of the proxy's endpoint tables.
 //! - [`affinity`]: the proxy's `sessionAffinity: ClientIP` (pure).
@@ -55,6 +58,7 @@ pub mod events;
 pub mod hpa;
 pub mod ingress;
 pub mod job;
+pub mod kernel;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod node;
@@ -66,5 +70,6 @@ pub mod store;
 pub mod truth;
 
 pub use config::{AccessRule, ClusterConfig, ConfigError, ProcessImage, SandboxConfig};
+pub use kernel::{DataPlane, DataPlaneUsed};
 pub use sandbox::Sandbox;
 pub use store::{Change, ChangeType, Store, StoreConfig, StoreError};

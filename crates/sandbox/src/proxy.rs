@@ -61,6 +61,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
+use crate::kernel::Kernel;
 use crate::store::Store;
 use crate::truth::{ConnRecord, Entry, GroundTruth, Outcome, unix_ns};
 
@@ -93,6 +94,9 @@ struct Table {
     /// The Service's ports, (name, port), from its spec (applied at once,
     /// not lagged): how an Ingress backend's port number finds its name.
     service_ports: Vec<(String, i32)>,
+    /// With the kernel data plane: the Service's doors (address, Service
+    /// port name), rerouted whenever `endpoints` changes.
+    doors: Vec<(SocketAddr, String)>,
 }
 
 /// One Service's lagging endpoint table and round-robin counter: what a
@@ -126,6 +130,14 @@ impl Tables {
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }
+}
+
+/// Who carries the proxy's decisions: the ground truth it records into,
+/// and the kernel data plane when the sandbox runs one (then the
+/// listeners only hold their ports, and nftables carries the traffic).
+pub(crate) struct Plane {
+    pub gt: GroundTruth,
+    pub kernel: Option<Arc<Kernel>>,
 }
 
 struct ServiceState {
@@ -162,14 +174,14 @@ impl ServiceState {
 pub(crate) async fn run(
     store: Arc<Store>,
     cfg: ClusterConfig,
-    gt: GroundTruth,
+    plane: Plane,
     tables: Tables,
     shutdown: CancellationToken,
 ) {
     let mut wakeups = store.wakeups(Duration::from_millis(100));
     let mut services: HashMap<(String, String), ServiceState> = HashMap::new();
     loop {
-        sync(&store, &cfg, &gt, &shutdown, &mut services);
+        sync(&store, &cfg, &plane, &shutdown, &mut services);
         {
             let mut t = tables.0.lock().expect("proxy tables");
             t.retain(|k, _| services.contains_key(k));
@@ -194,7 +206,7 @@ pub(crate) async fn run(
 fn sync(
     store: &Arc<Store>,
     cfg: &ClusterConfig,
-    gt: &GroundTruth,
+    plane: &Plane,
     shutdown: &CancellationToken,
     services: &mut HashMap<(String, String), ServiceState>,
 ) {
@@ -247,6 +259,28 @@ fn sync(
             st.listeners
                 .insert(addr, (pname.clone(), entry, tok.clone()));
             st.accept_tasks.retain(|t| !t.is_finished());
+            if let Some(kernel) = &plane.kernel {
+                kernel.open_door(addr, &ns, &name, entry);
+                {
+                    let mut t = st.endpoints.table.lock().expect("proxy table");
+                    kernel.route(addr, &candidates(&t, &pname));
+                    t.doors.push((addr, pname.clone()));
+                }
+                let (kernel, table) = (kernel.clone(), st.endpoints.table.clone());
+                st.accept_tasks.push(tokio::spawn(async move {
+                    // The listener only holds the port: nftables takes
+                    // every connection before it.
+                    tok.cancelled().await;
+                    table
+                        .lock()
+                        .expect("proxy table")
+                        .doors
+                        .retain(|(a, _)| *a != addr);
+                    kernel.close_door(addr);
+                    drop(listener);
+                }));
+                continue;
+            }
             st.accept_tasks.push(tokio::spawn(accept_loop(
                 listener,
                 Target {
@@ -257,7 +291,7 @@ fn sync(
                     port_name: pname,
                     endpoints: st.endpoints.clone(),
                 },
-                gt.clone(),
+                plane.gt.clone(),
                 tok,
             )));
         }
@@ -316,6 +350,7 @@ fn sync(
             }
             let stop = shutdown.clone();
             let svc_name = name.clone();
+            let kernel = plane.kernel.clone();
             tokio::spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
@@ -325,6 +360,11 @@ fn sync(
                             t.applied_seq = seq;
                             tracing::debug!(service = %svc_name, ready = eps.iter().filter(|e| e.ready).count(), "proxy endpoints applied");
                             t.endpoints = eps;
+                            if let Some(k) = &kernel {
+                                for (addr, pname) in &t.doors {
+                                    k.route(*addr, &candidates(&t, pname));
+                                }
+                            }
                         }
                     }
                 }
@@ -439,31 +479,7 @@ impl Endpoints {
     pub(crate) fn pick(&self, port_name: &str, client: IpAddr) -> Option<(String, SocketAddr)> {
         let mut guard = self.table.lock().expect("proxy table");
         let t = &mut *guard;
-        let port_of = |e: &Endpoint| {
-            e.ports
-                .iter()
-                .find(|(n, _)| n == port_name)
-                .or(if e.ports.len() == 1 {
-                    e.ports.first()
-                } else {
-                    None
-                })
-                .map(|(_, p)| *p)
-        };
-        let mut cands: Vec<(String, SocketAddr)> = t
-            .endpoints
-            .iter()
-            .filter(|e| e.ready)
-            .filter_map(|e| Some((e.pod.clone(), SocketAddr::new(e.ip, port_of(e)?))))
-            .collect();
-        if cands.is_empty() {
-            cands = t
-                .endpoints
-                .iter()
-                .filter(|e| e.serving && e.terminating)
-                .filter_map(|e| Some((e.pod.clone(), SocketAddr::new(e.ip, port_of(e)?))))
-                .collect();
-        }
+        let mut cands = candidates(t, port_name);
         if cands.is_empty() {
             return None;
         }
@@ -491,6 +507,37 @@ impl Endpoints {
                 PortRef::Name(n) => name == n,
             })
             .map(|(name, _)| name.clone())
+    }
+}
+
+/// The endpoints (Pod name, address) a new connection to the Service port
+/// named `port_name` may go to: the ready ones; the serving-terminating
+/// ones only when none is ready (kube-proxy's terminating-endpoint
+/// fallback).
+fn candidates(t: &Table, port_name: &str) -> Vec<(String, SocketAddr)> {
+    let port_of = |e: &Endpoint| {
+        e.ports
+            .iter()
+            .find(|(n, _)| n == port_name)
+            .or(if e.ports.len() == 1 {
+                e.ports.first()
+            } else {
+                None
+            })
+            .map(|(_, p)| *p)
+    };
+    let of = |keep: &dyn Fn(&Endpoint) -> bool| -> Vec<(String, SocketAddr)> {
+        t.endpoints
+            .iter()
+            .filter(|e| keep(e))
+            .filter_map(|e| Some((e.pod.clone(), SocketAddr::new(e.ip, port_of(e)?))))
+            .collect()
+    };
+    let ready = of(&|e| e.ready);
+    if ready.is_empty() {
+        of(&|e| e.serving && e.terminating)
+    } else {
+        ready
     }
 }
 

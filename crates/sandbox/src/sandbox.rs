@@ -31,6 +31,8 @@ pub struct Sandbox {
     node_port_bind: std::net::IpAddr,
     /// The ingress controller's listener, when the config asked for one.
     ingress_addr: Option<SocketAddr>,
+    data_plane: crate::DataPlaneUsed,
+    kernel_table: Option<String>,
     kubeconfig_path: PathBuf,
     /// A temp dir we created for the kubeconfig (removed at shutdown).
     temp_dir: Option<PathBuf>,
@@ -94,6 +96,8 @@ impl Sandbox {
         };
         let ground_truth = cluster.ground_truth.clone();
         let ingress_addr = cluster.ingress_addr;
+        let data_plane = cluster.data_plane;
+        let kernel_table = cluster.kernel_table.clone();
         let mut state = ApiState::new(store.clone(), shutdown.clone());
         state.deny = cfg.deny.clone();
         state.allow = cfg.allow.clone();
@@ -127,6 +131,8 @@ impl Sandbox {
             ground_truth,
             node_port_bind,
             ingress_addr,
+            data_plane,
+            kernel_table,
             kubeconfig_path,
             temp_dir,
             shutdown,
@@ -230,10 +236,12 @@ impl Sandbox {
             "baton sandbox: a SIMULATOR of a Kubernetes cluster, for demos and tests (not a cluster)\n\
              API server:  {}\n\
              kubeconfig:  {}\n\
-             try:         KUBECONFIG={} kubectl get pods\n",
+             try:         KUBECONFIG={} kubectl get pods\n\
+             data plane:  {}\n",
             self.api_url(),
             self.kubeconfig_path.display(),
             self.kubeconfig_path.display(),
+            self.data_plane.describe(),
         );
         for (svc, addr) in self.node_ports() {
             s.push_str(&format!("service:     {svc} -> http://{addr}/\n"));
@@ -249,6 +257,16 @@ impl Sandbox {
             ));
         }
         s
+    }
+
+    /// Who carries Service traffic: the userspace proxy or the kernel's NAT.
+    pub fn data_plane(&self) -> crate::DataPlaneUsed {
+        self.data_plane
+    }
+
+    /// The nftables table of the kernel data plane (`ip` family), when it runs.
+    pub fn kernel_table(&self) -> Option<&str> {
+        self.kernel_table.as_deref()
     }
 
     /// Which Pod each proxied connection went to.

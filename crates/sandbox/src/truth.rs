@@ -118,6 +118,8 @@ pub struct GroundTruth {
     next_id: Arc<AtomicU64>,
     pods: Arc<Mutex<Vec<PodMoment>>>,
     evictions: Arc<Mutex<Vec<EvictionRecord>>>,
+    /// Times the kernel data plane's conntrack said it lost events.
+    lost_events: Arc<AtomicU64>,
 }
 
 impl GroundTruth {
@@ -147,6 +149,18 @@ impl GroundTruth {
             log.first_id += 1;
         }
         id
+    }
+
+    /// How many times the kernel data plane's event source said it lost
+    /// events (conntrack's ENOBUFS): when not 0, some connections have no
+    /// record. Always 0 for the userspace proxy, which records each
+    /// connection itself.
+    pub fn lost_events(&self) -> u64 {
+        self.lost_events.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_lost_events(&self) {
+        self.lost_events.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn update(&self, id: u64, f: impl FnOnce(&mut ConnRecord)) {
