@@ -240,12 +240,19 @@ pub async fn choose(loaded: &LoadedProfile, flags: &Flags) -> Result<Chosen, Cho
         })
         }),
     }?;
+    // The kernel data plane is said where the run is named (the
+    // terminal, summary.json, every report); run.json's
+    // `sandbox_data_plane` records either.
+    let label = match sandbox.data_plane() {
+        baton_sandbox::DataPlaneUsed::Userspace => "sandbox (simulator)",
+        baton_sandbox::DataPlaneUsed::Kernel => "sandbox (simulator, kernel data plane)",
+    };
     Ok(Chosen {
         cluster,
         kubeconfig: Some(kubeconfig),
         context: None,
         sandbox: Some(sandbox),
-        label: "sandbox (simulator)".into(),
+        label: label.into(),
         url,
     })
 }
@@ -363,6 +370,7 @@ fn sandbox_config(
     cfg.bookmark_interval = s.bookmark_interval;
     cfg.cluster.nodes = s.nodes;
     cfg.cluster.ingress_port = s.ingress.then_some(0);
+    cfg.cluster.data_plane = s.data_plane;
     for rel in &s.manifests {
         let path = base_dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -114,6 +114,12 @@ pub struct SandboxSection {
     /// goes to it. The manifests must hold an Ingress.
     #[serde(default)]
     pub ingress: bool,
+    /// Who carries Service traffic: `userspace` (the sandbox's proxy
+    /// accepts, then resets when the Pod refuses), `kernel` (nftables
+    /// DNAT as kube-proxy's nftables mode, so a refused Pod fails the
+    /// client's connect; root only) or `auto` (kernel where it can run).
+    #[serde(default)]
+    pub data_plane: baton_sandbox::DataPlane,
 }
 
 fn default_nodes() -> usize {

@@ -34,6 +34,8 @@ pub struct Inputs<'a> {
     pub cluster_label: String,
     /// On the embedded sandbox.
     pub simulator: bool,
+    /// On the sandbox: who carried Service traffic.
+    pub data_plane: Option<baton_sandbox::DataPlaneUsed>,
     pub namespace: String,
     pub target_url: String,
     /// How long a proxy may route by stale endpoints, and where that
@@ -88,6 +90,7 @@ pub fn finish(i: Inputs<'_>) -> anyhow::Result<RunOutcome> {
         interrupted: i.interrupted,
         cluster: i.cluster_label,
         simulator: i.simulator,
+        sandbox_data_plane: i.data_plane.map(|d| d.name().to_string()),
         namespace: i.namespace,
         target_url: i.target_url,
         sent: stats.sent(),

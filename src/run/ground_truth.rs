@@ -19,6 +19,12 @@ pub fn write(out: &Path, sandbox: &baton_sandbox::Sandbox, clock: RunClock) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let truth = sandbox.ground_truth();
+    if truth.lost_events() > 0 {
+        eprintln!(
+            "baton: warning: the sandbox's kernel data plane lost conntrack events ({} ENOBUFS): some connections have no ground-truth record",
+            truth.lost_events()
+        );
+    }
     let written = write_connections(&out.join(rundir::GROUND_TRUTH_CSV), &truth, origin)
         .and_then(|()| write_pods(&out.join(rundir::POD_TRUTH_CSV), &truth, origin))
         .and_then(|()| write_evictions(&out.join(rundir::EVICTION_TRUTH_CSV), &truth, origin));

@@ -187,6 +187,7 @@ async fn run_phases(
         watch: measured.watch,
         cluster_label: chosen.label.clone(),
         simulator: chosen.sandbox.is_some(),
+        data_plane: chosen.sandbox.as_ref().map(|sb| sb.data_plane()),
         namespace: site.namespace.clone(),
         target_url: chosen.url.clone(),
         propagation_allowance: site.allowance(p),

@@ -34,6 +34,12 @@ pub struct RunRecord {
     /// did not say; its `cluster` label did.
     #[serde(default)]
     pub simulator: bool,
+    /// On the sandbox: who carried Service traffic, `userspace` (its
+    /// proxy accepts, then resets when the Pod refuses) or `kernel`
+    /// (nftables DNAT: a refused Pod fails the client's connect). Absent
+    /// on a real cluster and before baton 0.1 recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_data_plane: Option<String>,
     pub namespace: String,
     pub target_url: String,
     /// Requests the engine sent; `requests.csv` should hold as many rows.
@@ -133,6 +139,7 @@ impl Default for RunRecord {
             interrupted: false,
             cluster: String::new(),
             simulator: false,
+            sandbox_data_plane: None,
             namespace: String::new(),
             target_url: String::new(),
             sent: 0,
