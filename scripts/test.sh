@@ -28,6 +28,26 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
   fi
 fi
 
+# The sandbox's kernel data plane (nftables DNAT, conntrack as ground
+# truth) for its tests and the attribution catalogue's second form: runs
+# only as root with nft and conntrack. Where it can run, its tests must
+# (BATON_REQUIRE_KERNEL_DATA_PLANE=1); elsewhere they say why they skip.
+if [ "$(id -u)" -eq 0 ]; then
+  if { ! command -v nft || ! command -v conntrack; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's nftables and conntrack for the kernel data plane" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables conntrack >/dev/null
+  fi
+  probe="baton_probe_$$"
+  if nft add table ip "$probe" 2>/dev/null && nft delete table ip "$probe" 2>/dev/null \
+    && command -v conntrack >/dev/null 2>&1; then
+    export BATON_REQUIRE_KERNEL_DATA_PLANE=1
+  else
+    echo "test.sh: this kernel refuses nftables tables (or conntrack is missing): the kernel data plane's tests are skipped" >&2
+  fi
+else
+  echo "test.sh: not root: the kernel data plane's tests are skipped" >&2
+fi
+
 cargo fmt --all --check
 scripts/lint.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings

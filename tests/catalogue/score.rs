@@ -39,6 +39,10 @@ pub struct Bar {
     pub floor_met: bool,
 }
 
+/// How close, as a share of the known failures, a second cause may come
+/// to the most frequent one and count as dominant with it.
+pub const NEAR_TIE: f64 = 0.10;
+
 /// The most frequent of `causes` (ties: the first by name).
 pub fn dominant<'a>(causes: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut n: BTreeMap<&str, usize> = BTreeMap::new();
@@ -68,8 +72,33 @@ impl Run {
         self.verdict == self.expected_verdict
     }
 
+    /// The referee's dominant causes: the most frequent, and any other
+    /// within [`NEAR_TIE`] of the known failures of it. A near tie is a
+    /// scenario with no single dominant cause (`lag-and-premature`: old
+    /// Pods lagging and new ones not listening, refusing alike), where
+    /// which of the two leads is the random pick's coin flip.
+    pub fn truth_dominants(&self) -> Vec<String> {
+        let mut n: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in self.known() {
+            *n.entry(f.truth.cause).or_default() += 1;
+        }
+        let known: usize = n.values().sum();
+        let Some(best) = n.values().copied().max() else {
+            return Vec::new();
+        };
+        let margin = (NEAR_TIE * known as f64).floor() as usize;
+        n.into_iter()
+            .filter(|(_, k)| k + margin >= best)
+            .map(|(c, _)| c.to_string())
+            .collect()
+    }
+
+    /// Baton's dominant cause is the referee's, or one of a near tie.
     fn dominant_right(&self) -> bool {
-        self.baton_dominant() == self.truth_dominant()
+        match self.baton_dominant() {
+            None => self.truth_dominant().is_none(),
+            Some(b) => self.truth_dominants().contains(&b),
+        }
     }
 }
 
@@ -225,7 +254,10 @@ pub fn table(runs: &[Run]) -> String {
             },
             pct(c.right, c.known()),
             r.baton_dominant().unwrap_or_else(|| "–".into()),
-            r.truth_dominant().unwrap_or_else(|| "–".into()),
+            match r.truth_dominants().as_slice() {
+                [] => "–".to_string(),
+                ds => ds.join(" ≈ "),
+            },
             mark(r.dominant_right()),
             pct(c.high_right, c.high),
             pct(c.pod_first, c.with_pod),
@@ -313,6 +345,37 @@ mod tests {
             expected_dominant: None,
             failures,
         }
+    }
+
+    #[test]
+    fn a_near_tie_has_no_single_dominant_cause_but_a_clear_lead_does() {
+        let lag = |truth| {
+            f(
+                "endpoint_lag_on_termination",
+                "low",
+                &["a"],
+                truth,
+                Some("a"),
+            )
+        };
+        // The referee: 52 premature, 48 lag (4 % apart); baton: all lag.
+        let mut fs: Vec<Failure> = (0..52).map(|_| lag("premature_readiness")).collect();
+        fs.extend((0..48).map(|_| lag("endpoint_lag_on_termination")));
+        let r = run(fs.clone());
+        assert_eq!(
+            r.truth_dominants(),
+            vec!["endpoint_lag_on_termination", "premature_readiness"]
+        );
+        assert!(r.dominant_right(), "baton named one of a near tie");
+        // 62 to 38 (24 % apart) is a lead: naming the runner-up is wrong.
+        let mut fs: Vec<Failure> = (0..62).map(|_| lag("premature_readiness")).collect();
+        fs.extend((0..38).map(|_| lag("endpoint_lag_on_termination")));
+        let r = run(fs);
+        assert_eq!(r.truth_dominants(), vec!["premature_readiness"]);
+        assert!(
+            !r.dominant_right(),
+            "baton named the runner-up of a clear lead"
+        );
     }
 
     #[test]
