@@ -187,6 +187,39 @@ fn stop_ends_the_load_early_and_what_was_sent_still_arrives() {
     assert_eq!(w.exit_code(), Some(0));
 }
 
+/// A worker's failures reach the coordinator with their errno names in
+/// its END (its rows carry none), so the load-host advice covers the
+/// workers' hosts: here every connect to a closed loopback port is
+/// refused, and END counts each one as ECONNREFUSED.
+#[test]
+fn a_workers_end_counts_its_failures_by_errno() {
+    // Bound to a free port, then closed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut w = Worker::start(&format!("http://127.0.0.1:{port}/"), 1, 0, 100, "300ms");
+    w.send(ToWorker::Hello);
+    let _hello = w.next();
+    w.send(ToWorker::Start { unix_ns: now_ns() });
+    let mut rows = 0u64;
+    let errnos = loop {
+        match w.next() {
+            FromWorker::Record(r) => {
+                assert!(r.contains("connect_refused"), "{r}");
+                rows += 1;
+            }
+            FromWorker::End { errnos, .. } => break errnos,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(rows > 0, "the worker sent requests");
+    assert_eq!(errnos.get("ECONNREFUSED"), Some(&rows), "{errnos:?}");
+    assert_eq!(errnos.len(), 1, "{errnos:?}");
+    assert_eq!(w.exit_code(), Some(0));
+}
+
 /// Outside a Job (no plan, no index) the worker says what is missing and
 /// exits 2, writing nothing on the coordinator's channel.
 #[test]

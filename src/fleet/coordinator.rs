@@ -428,9 +428,20 @@ impl Fleet {
                                 Err(e) => t.bad_rows.push(e),
                             }
                         }
-                        Incoming::Frame(FromWorker::End { count, crc32, shed }, _) => {
+                        Incoming::Frame(
+                            FromWorker::End {
+                                count,
+                                crc32,
+                                shed,
+                                errnos,
+                            },
+                            _,
+                        ) => {
                             t.claimed = Some(count);
                             t.stats.shed = shed;
+                            // Rows carry no errno: the worker counts them,
+                            // for the load-host advice.
+                            t.stats.errnos = errnos;
                             live.shed.fetch_add(shed, std::sync::atomic::Ordering::Relaxed);
                             t.ended = Some(match t.tally.check(count, crc32) {
                                 // Stopped (a SIGTERM, its Pod deleted)

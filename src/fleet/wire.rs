@@ -9,9 +9,11 @@
 //! (the common start instant), `STOP` (end early).
 //! Worker to coordinator ([`FromWorker`]): `HELLO worker workers version`,
 //! `PONG t0 t1 t2`, `REC row` (one `requests.csv` row, without the
-//! columns the coordinator adds), `END count crc32 shed` (the number of
-//! `REC` frames sent and the CRC-32 of their rows, each with its newline;
-//! the arrivals shed over the worker's in-flight cap), `FAIL message`.
+//! columns the coordinator adds), `END count crc32 shed errnos` (the
+//! number of `REC` frames sent and the CRC-32 of their rows, each with its
+//! newline; the arrivals shed over the worker's in-flight cap; the failures
+//! per errno name, `EMFILE=3,EADDRNOTAVAIL=1`, or `-` for none, so the
+//! load-host advice covers the workers' hosts too), `FAIL message`.
 //!
 //! [`Tally`] keeps the count and checksum of what arrived, so the
 //! coordinator can say exactly how many records a worker lost.
@@ -19,6 +21,7 @@
 //! Pure: lines in, frames out. Not for: the channel itself, or what a
 //! row holds (`rundir::requests`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// From the coordinator.
@@ -48,6 +51,8 @@ pub enum FromWorker {
         count: u64,
         crc32: u32,
         shed: u64,
+        /// Failures per errno name (`EMFILE`, ...).
+        errnos: BTreeMap<String, u64>,
     },
     Fail(String),
 }
@@ -110,7 +115,21 @@ impl fmt::Display for FromWorker {
             } => write!(f, "HELLO {worker} {workers} {version}"),
             FromWorker::Pong { t0, t1, t2 } => write!(f, "PONG {t0} {t1} {t2}"),
             FromWorker::Record(row) => write!(f, "REC {row}"),
-            FromWorker::End { count, crc32, shed } => write!(f, "END {count} {crc32:08x} {shed}"),
+            FromWorker::End {
+                count,
+                crc32,
+                shed,
+                errnos,
+            } => {
+                write!(f, "END {count} {crc32:08x} {shed} ")?;
+                if errnos.is_empty() {
+                    return f.write_str("-");
+                }
+                for (i, (name, n)) in errnos.iter().enumerate() {
+                    write!(f, "{}{name}={n}", if i == 0 { "" } else { "," })?;
+                }
+                Ok(())
+            }
             // One line: a message's own newlines would start new frames.
             FromWorker::Fail(m) => write!(f, "FAIL {}", m.replace(['\n', '\r'], " ")),
         }
@@ -142,17 +161,32 @@ impl FromWorker {
                 })
             }
             "END" => {
-                let why = || bad(line, "END count crc32 shed");
+                let why = || bad(line, "END count crc32 shed errnos");
                 let mut it = rest.split(' ');
-                let (Some(count), Some(crc), Some(shed), None) =
-                    (it.next(), it.next(), it.next(), it.next())
+                let (Some(count), Some(crc), Some(shed), Some(errnos), None) =
+                    (it.next(), it.next(), it.next(), it.next(), it.next())
                 else {
                     return Err(why());
+                };
+                let errnos = match errnos {
+                    "-" => BTreeMap::new(),
+                    list => list
+                        .split(',')
+                        .map(|kv| {
+                            let (k, v) = kv.split_once('=')?;
+                            let named =
+                                !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric());
+                            let n = v.parse::<u64>().ok()?;
+                            named.then(|| (k.to_string(), n))
+                        })
+                        .collect::<Option<BTreeMap<String, u64>>>()
+                        .ok_or_else(why)?,
                 };
                 Ok(FromWorker::End {
                     count: count.parse().map_err(|_| why())?,
                     crc32: u32::from_str_radix(crc, 16).map_err(|_| why())?,
                     shed: shed.parse().map_err(|_| why())?,
+                    errnos,
                 })
             }
             "FAIL" => Ok(FromWorker::Fail(rest.to_string())),
@@ -182,11 +216,12 @@ impl Tally {
 
     /// The `END` frame that closes what was added, with the arrivals
     /// shed.
-    pub fn end(&self, shed: u64) -> FromWorker {
+    pub fn end(&self, shed: u64, errnos: BTreeMap<String, u64>) -> FromWorker {
         FromWorker::End {
             count: self.count,
             crc32: self.crc.clone().finalize(),
             shed,
+            errnos,
         }
     }
 
@@ -248,6 +283,13 @@ mod tests {
                 count: 12,
                 crc32: 0x00ab_cdef,
                 shed: 3,
+                errnos: BTreeMap::new(),
+            },
+            FromWorker::End {
+                count: 12,
+                crc32: 0x00ab_cdef,
+                shed: 0,
+                errnos: [("EADDRNOTAVAIL".to_string(), 2), ("EMFILE".to_string(), 40)].into(),
             },
             FromWorker::Fail("cannot bind".into()),
         ];
@@ -265,6 +307,10 @@ mod tests {
             "PONG 1 2",
             "END 3",
             "END 3 00000000",
+            "END 3 00000000 0",
+            "END 3 00000000 0 EMFILE",
+            "END 3 00000000 0 EMFILE=x",
+            "END 3 00000000 0 =1",
             "HELLO 3 3 v",
             "BOGUS 1",
         ] {
@@ -290,7 +336,7 @@ mod tests {
         let rows = ["1,a", "2,b", "3,c"];
         let mut sent = Tally::default();
         rows.iter().for_each(|r| sent.add(r));
-        let FromWorker::End { count, crc32, .. } = sent.end(0) else {
+        let FromWorker::End { count, crc32, .. } = sent.end(0, BTreeMap::new()) else {
             unreachable!()
         };
         let mut all = Tally::default();

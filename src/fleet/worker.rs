@@ -339,7 +339,7 @@ where
             return Err(WorkerError::Load(e.to_string()));
         }
     };
-    say(tally.end(stats.shed)).map_err(WorkerError::Output)?;
+    say(tally.end(stats.shed, stats.errnos.clone())).map_err(WorkerError::Output)?;
     Ok(WorkerEnd {
         records: tally.count(),
         stopped: cancel.is_cancelled(),
