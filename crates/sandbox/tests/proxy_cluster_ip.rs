@@ -39,24 +39,6 @@ async fn sandbox(delay: Duration, spec: Spec) -> (Sandbox, ServiceIpRange) {
     (sb, range)
 }
 
-/// Until ten requests in a row to `addr` succeed: the proxy's lagging
-/// copy has the endpoints (bounded).
-async fn until_answering(addr: SocketAddr) {
-    let mut streak = 0;
-    for _ in 0..600 {
-        if get(addr).await.is_ok() {
-            streak += 1;
-            if streak == 10 {
-                return;
-            }
-        } else {
-            streak = 0;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("{addr} never answered ten requests in a row");
-}
-
 /// One GET on a new connection; (the local address it came from, the
 /// response).
 async fn get_from(addr: SocketAddr) -> (SocketAddr, String) {

@@ -67,19 +67,7 @@ async fn terminating_endpoint_is_serving_not_ready_until_the_pod_is_gone() {
 
     let addr = ([127, 0, 0, 1], port).into();
     // Until the proxy's lagging copy has both endpoints.
-    let mut streak = 0;
-    for _ in 0..200 {
-        if get(addr).await.is_ok() {
-            streak += 1;
-            if streak == 10 {
-                break;
-            }
-        } else {
-            streak = 0;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    assert_eq!(streak, 10, "the Service answers");
+    until_answering(addr).await;
 
     let victim = pods(&store).into_iter().next().unwrap();
     let name = victim.metadata.name.clone().unwrap();

@@ -111,8 +111,7 @@ async fn each_connection_reaches_the_pod_conntrack_names_picked_at_random() {
     }
     let sb = sandbox(Spec::default()).await;
     let addr = sb.node_port("web-service").expect("a NodePort");
-    // Until the lagging endpoints reach the kernel.
-    wait_until_served(addr).await;
+    until_answering(addr).await;
     let mut answered: HashMap<u16, String> = HashMap::new();
     for _ in 0..60 {
         let (port, r) = request(addr).await;
@@ -155,7 +154,7 @@ async fn a_pod_that_closed_its_listener_refuses_the_clients_own_connect() {
     };
     let sb = sandbox(spec).await;
     let addr = sb.node_port("web-service").expect("a NodePort");
-    wait_until_served(addr).await;
+    until_answering(addr).await;
     let before = sb.ground_truth().snapshot().len();
     set_image(&sb.store(), "web", "nginx:1.28");
     // Requests through the rollout, one every 2 ms at most (a refused
@@ -267,20 +266,4 @@ async fn the_rules_go_with_the_sandbox() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(gone, "{table} is removed with the sandbox");
-}
-
-async fn wait_until_served(addr: SocketAddr) {
-    let mut streak = 0;
-    for _ in 0..400 {
-        if request(addr).await.1.is_ok() {
-            streak += 1;
-            if streak == 10 {
-                return;
-            }
-        } else {
-            streak = 0;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    panic!("the Service never answered 10 times in a row");
 }

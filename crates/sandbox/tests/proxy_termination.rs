@@ -102,19 +102,7 @@ async fn rollout_under_load(pre_stop: Option<u32>) -> (LoadResult, usize, usize)
     wait_rollout(&store, "web").await;
     let addr = sb.node_port("web-service").expect("a NodePort");
     // Until the proxy's lagging copy has the endpoints.
-    let mut streak = 0;
-    for _ in 0..400 {
-        if get(addr).await.is_ok() {
-            streak += 1;
-            if streak == 10 {
-                break;
-            }
-        } else {
-            streak = 0;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    assert_eq!(streak, 10, "the Service answers before the rollout");
+    until_answering(addr).await;
     let gt = sb.ground_truth();
     let first_id = gt.snapshot().len();
 

@@ -284,20 +284,14 @@ fn spawn_nft(table: &str) -> anyhow::Result<(ChildStdin, Arc<Mutex<Vec<String>>>
     let errors = Arc::new(Mutex::new(Vec::new()));
     let errs = errors.clone();
     let table = table.to_string();
-    std::thread::Builder::new()
-        .name("sandbox-nft".into())
-        .spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if l.starts_with("Error") {
-                    tracing::warn!(line = %l, %table, "nft refused a command");
-                    errs.lock().expect("nft errors").push(l);
-                } else {
-                    tracing::debug!(line = %l, "nft");
-                }
-            }
-            let _ = child.wait();
-        })
-        .context("starting the nft thread")?;
+    each_line("sandbox-nft", err, Some(child), move |l| {
+        if l.starts_with("Error") {
+            tracing::warn!(line = %l, %table, "nft refused a command");
+            errs.lock().expect("nft errors").push(l);
+        } else {
+            tracing::debug!(line = %l, "nft");
+        }
+    })?;
     Ok((stdin, errors))
 }
 
@@ -338,35 +332,46 @@ fn spawn_conntrack(
     let stdin = child.stdin.take().expect("piped");
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
-    std::thread::Builder::new()
-        .name("sandbox-conntrack-err".into())
-        .spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if l.contains("ENOBUFS") {
-                    gt.note_lost_events();
-                    tracing::error!(line = %l, "conntrack lost events: the ground truth is incomplete");
-                } else {
-                    tracing::debug!(line = %l, "conntrack");
-                }
-            }
-        })
-        .context("starting the conntrack thread")?;
-    std::thread::Builder::new()
-        .name("sandbox-conntrack".into())
-        .spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let Some(e) = conntrack::parse(&l) else {
-                    continue;
-                };
-                let st = state.lock().expect("kernel state");
-                tracker.event(
-                    &e,
-                    |d| st.doors.get(&d).map(|(_, door)| door.clone()),
-                    |ip| st.pods.get(&ip).cloned(),
-                );
-            }
-            let _ = child.wait();
-        })
-        .context("starting the conntrack thread")?;
+    each_line("sandbox-conntrack-err", err, None, move |l| {
+        if l.contains("ENOBUFS") {
+            gt.note_lost_events();
+            tracing::error!(line = %l, "conntrack lost events: the ground truth is incomplete");
+        } else {
+            tracing::debug!(line = %l, "conntrack");
+        }
+    })?;
+    each_line("sandbox-conntrack", out, Some(child), move |l| {
+        let Some(e) = conntrack::parse(&l) else {
+            return;
+        };
+        let st = state.lock().expect("kernel state");
+        tracker.event(
+            &e,
+            |d| st.doors.get(&d).map(|(_, door)| door.clone()),
+            |ip| st.pods.get(&ip).cloned(),
+        );
+    })?;
     Ok(stdin)
+}
+
+/// Calls `f` with each line `from` gives, on a thread named `name`, until
+/// it closes; then reaps `child`, the process it came from.
+fn each_line(
+    name: &str,
+    from: impl std::io::Read + Send + 'static,
+    child: Option<std::process::Child>,
+    mut f: impl FnMut(String) + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            for l in BufReader::new(from).lines().map_while(Result::ok) {
+                f(l);
+            }
+            if let Some(mut c) = child {
+                let _ = c.wait();
+            }
+        })
+        .with_context(|| format!("starting the {name} thread"))?;
+    Ok(())
 }

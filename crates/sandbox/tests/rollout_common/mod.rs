@@ -313,3 +313,22 @@ pub fn is_ready(p: &Pod) -> bool {
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
+
+/// Until ten requests in a row to `addr` succeed: the proxy's lagging
+/// copy of the endpoints has reached the data plane (bounded: 600 tries,
+/// 50 ms apart after a failure).
+pub async fn until_answering(addr: SocketAddr) {
+    let mut streak = 0;
+    for _ in 0..600 {
+        if get(addr).await.is_ok() {
+            streak += 1;
+            if streak == 10 {
+                return;
+            }
+        } else {
+            streak = 0;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    panic!("{addr} never answered ten requests in a row");
+}
