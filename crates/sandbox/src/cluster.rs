@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterConfig;
-use crate::kernel::{DataPlane, DataPlaneUsed, Kernel};
+use crate::kernel::{DataPlane, Kernel};
 use crate::proxy;
 use crate::store::Store;
 use crate::truth::GroundTruth;
@@ -31,9 +31,8 @@ pub struct ClusterHandle {
     pub ingress_addr: Option<std::net::SocketAddr>,
     /// Process containers' output and stdin (`pods/log`, `pods/attach`).
     pub processes: crate::kubelet::process::ProcessTable,
-    /// Who carries Service traffic in this cluster.
-    pub data_plane: DataPlaneUsed,
-    /// The kernel data plane's nftables table, when it runs.
+    /// The kernel data plane's nftables table when it carries Service
+    /// traffic; `None`: the userspace proxy does.
     pub kernel_table: Option<String>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -81,24 +80,14 @@ pub async fn spawn(
             Kernel::start(cfg.pod_ip_base, ground_truth.clone())
                 .context("sandbox data_plane: kernel")?,
         )),
-        DataPlane::Auto => match crate::kernel::unavailable() {
-            Some(why) => {
-                tracing::info!(%why, "data_plane auto: the userspace proxy");
+        // Kernel::start says why it cannot run here.
+        DataPlane::Auto => match Kernel::start(cfg.pod_ip_base, ground_truth.clone()) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => {
+                tracing::info!(why = %format!("{e:#}"), "data_plane auto: the userspace proxy");
                 None
             }
-            None => match Kernel::start(cfg.pod_ip_base, ground_truth.clone()) {
-                Ok(k) => Some(Arc::new(k)),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "data_plane auto: the userspace proxy");
-                    None
-                }
-            },
         },
-    };
-    let data_plane = if kernel.is_some() {
-        DataPlaneUsed::Kernel
-    } else {
-        DataPlaneUsed::Userspace
     };
     let kernel_table = kernel.as_ref().map(|k| k.table().to_string());
     let tables = proxy::Tables::default();
@@ -141,7 +130,6 @@ pub async fn spawn(
         ground_truth,
         ingress_addr,
         processes,
-        data_plane,
         kernel_table,
         tasks,
     })

@@ -260,10 +260,9 @@ fn sync(
                 .insert(addr, (pname.clone(), entry, tok.clone()));
             st.accept_tasks.retain(|t| !t.is_finished());
             if let Some(kernel) = &plane.kernel {
-                kernel.open_door(addr, &ns, &name, entry);
                 {
                     let mut t = st.endpoints.table.lock().expect("proxy table");
-                    kernel.route(addr, &candidates(&t, &pname));
+                    kernel.open_door(addr, &ns, &name, entry, &candidates(&t, &pname));
                     t.doors.push((addr, pname.clone()));
                 }
                 let (kernel, table) = (kernel.clone(), st.endpoints.table.clone());

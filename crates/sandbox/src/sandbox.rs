@@ -31,7 +31,7 @@ pub struct Sandbox {
     node_port_bind: std::net::IpAddr,
     /// The ingress controller's listener, when the config asked for one.
     ingress_addr: Option<SocketAddr>,
-    data_plane: crate::DataPlaneUsed,
+    /// The kernel data plane's table, when it carries Service traffic.
     kernel_table: Option<String>,
     kubeconfig_path: PathBuf,
     /// A temp dir we created for the kubeconfig (removed at shutdown).
@@ -96,7 +96,6 @@ impl Sandbox {
         };
         let ground_truth = cluster.ground_truth.clone();
         let ingress_addr = cluster.ingress_addr;
-        let data_plane = cluster.data_plane;
         let kernel_table = cluster.kernel_table.clone();
         let mut state = ApiState::new(store.clone(), shutdown.clone());
         state.deny = cfg.deny.clone();
@@ -131,7 +130,6 @@ impl Sandbox {
             ground_truth,
             node_port_bind,
             ingress_addr,
-            data_plane,
             kernel_table,
             kubeconfig_path,
             temp_dir,
@@ -241,7 +239,7 @@ impl Sandbox {
             self.api_url(),
             self.kubeconfig_path.display(),
             self.kubeconfig_path.display(),
-            self.data_plane.describe(),
+            self.data_plane().describe(),
         );
         for (svc, addr) in self.node_ports() {
             s.push_str(&format!("service:     {svc} -> http://{addr}/\n"));
@@ -261,7 +259,10 @@ impl Sandbox {
 
     /// Who carries Service traffic: the userspace proxy or the kernel's NAT.
     pub fn data_plane(&self) -> crate::DataPlaneUsed {
-        self.data_plane
+        match self.kernel_table {
+            Some(_) => crate::DataPlaneUsed::Kernel,
+            None => crate::DataPlaneUsed::Userspace,
+        }
     }
 
     /// The nftables table of the kernel data plane (`ip` family), when it runs.

@@ -121,9 +121,9 @@ pub struct Kernel {
     mark: u32,
     sentinel: SocketAddr,
     nft: Mutex<ChildStdin>,
-    /// The conntrack wrapper's stdin: dropped, conntrack ends.
-    conntrack: Mutex<Option<ChildStdin>>,
-    nft_errors: Arc<Mutex<Vec<String>>>,
+    /// The conntrack wrapper's stdin, held only to be dropped with the
+    /// data plane: conntrack then ends.
+    _conntrack: ChildStdin,
     state: Arc<Mutex<State>>,
     next_door: AtomicU32,
 }
@@ -148,23 +148,21 @@ impl Kernel {
             pods: HashMap::new(),
         }));
 
-        let (nft, nft_errors) = spawn_nft(&table)?;
-        let k = Kernel {
-            table: table.clone(),
+        let (mut nft, nft_errors) = spawn_nft(&table)?;
+        send(&mut nft, &rules::create_table(&table))?;
+        wait_for_table(&table, &nft_errors)?;
+        let conntrack =
+            spawn_conntrack(mark, gt.clone(), Tracker::new(gt, sentinel), state.clone())?;
+        tracing::info!(%table, mark = format_args!("{mark:#x}"), "kernel data plane ready");
+        Ok(Kernel {
+            table,
             mark,
             sentinel,
             nft: Mutex::new(nft),
-            conntrack: Mutex::new(None),
-            nft_errors,
-            state: state.clone(),
+            _conntrack: conntrack,
+            state,
             next_door: AtomicU32::new(0),
-        };
-        k.send(&rules::create_table(&table))?;
-        k.wait_for_table()?;
-        let conntrack = spawn_conntrack(mark, gt.clone(), Tracker::new(gt, sentinel), state)?;
-        *k.conntrack.lock().expect("conntrack stdin") = Some(conntrack);
-        tracing::info!(%table, mark = format_args!("{mark:#x}"), "kernel data plane ready");
-        Ok(k)
+        })
     }
 
     /// The table's name (`ip` family).
@@ -172,60 +170,29 @@ impl Kernel {
         &self.table
     }
 
-    /// Writes one line of commands to `nft` (one transaction).
-    fn send(&self, cmd: &str) -> anyhow::Result<()> {
-        let mut w = self.nft.lock().expect("nft stdin");
-        writeln!(w, "{cmd}")
-            .and_then(|()| w.flush())
-            .context("writing to nft (did it exit?)")
-    }
-
-    /// Waits until the table is listed (nft -i answers asynchronously);
-    /// fails with nft's own words when it refused.
-    fn wait_for_table(&self) -> anyhow::Result<()> {
-        for _ in 0..100 {
-            let listed = Command::new("nft")
-                .args(["list", "table", "ip", &self.table])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if listed {
-                return Ok(());
-            }
-            let errs = self.nft_errors.lock().expect("nft errors").clone();
-            if !errs.is_empty() {
-                bail!("nft refused the sandbox's table: {}", errs.join(" / "));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!(
-            "nft did not create the sandbox's table {} within 2 s",
-            self.table
-        )
-    }
-
     /// Opens a door (a NodePort, or a ClusterIP and port) to `service`,
-    /// refusing until [`Kernel::route`] gives it endpoints.
-    pub fn open_door(&self, addr: SocketAddr, namespace: &str, service: &str, entry: Entry) {
+    /// sending to `endpoints` as [`Kernel::route`] does.
+    pub fn open_door(
+        &self,
+        addr: SocketAddr,
+        namespace: &str,
+        service: &str,
+        entry: Entry,
+        endpoints: &[(String, SocketAddr)],
+    ) {
         let n = self.next_door.fetch_add(1, Ordering::Relaxed);
         let door = Door {
             namespace: namespace.to_string(),
             service: service.to_string(),
             entry,
         };
-        self.state
-            .lock()
-            .expect("kernel state")
-            .doors
-            .insert(addr, (n, door));
-        self.log(self.send(&rules::open_door(
-            &self.table,
-            n,
-            addr,
-            self.mark,
-            self.sentinel,
-        )));
+        let addrs = {
+            let mut st = self.state.lock().expect("kernel state");
+            st.doors.insert(addr, (n, door));
+            st.learn(endpoints)
+        };
+        let cmd = rules::open_door(&self.table, n, addr, self.mark, &addrs, self.sentinel);
+        warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
         tracing::info!(%addr, service, ?entry, "kernel data plane: door open");
     }
 
@@ -233,38 +200,70 @@ impl Kernel {
     pub fn close_door(&self, addr: SocketAddr) {
         let removed = self.state.lock().expect("kernel state").doors.remove(&addr);
         if let Some((n, _)) = removed {
-            self.log(self.send(&rules::close_door(&self.table, n, addr)));
+            let cmd = rules::close_door(&self.table, n, addr);
+            warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
         }
     }
 
     /// From now on the door at `addr` sends each new connection to one of
     /// `endpoints` (Pod name, address), picked at random.
     pub fn route(&self, addr: SocketAddr, endpoints: &[(String, SocketAddr)]) {
-        let n = {
+        let (n, addrs) = {
             let mut st = self.state.lock().expect("kernel state");
-            for (pod, a) in endpoints {
-                st.pods.insert(a.ip(), pod.clone());
-            }
-            match st.doors.get(&addr) {
-                Some((n, _)) => *n,
-                None => return,
-            }
+            let Some((n, _)) = st.doors.get(&addr) else {
+                return;
+            };
+            (*n, st.learn(endpoints))
         };
-        let addrs: Vec<SocketAddr> = endpoints.iter().map(|(_, a)| *a).collect();
-        self.log(self.send(&rules::route(
-            &self.table,
-            n,
-            self.mark,
-            &addrs,
-            self.sentinel,
-        )));
+        let cmd = rules::route(&self.table, n, self.mark, &addrs, self.sentinel);
+        warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
     }
+}
 
-    fn log(&self, r: anyhow::Result<()>) {
-        if let Err(e) = r {
-            tracing::warn!(error = %format!("{e:#}"), "kernel data plane");
+impl State {
+    /// Remembers which Pod each endpoint address is (for the ground
+    /// truth); returns the addresses.
+    fn learn(&mut self, endpoints: &[(String, SocketAddr)]) -> Vec<SocketAddr> {
+        for (pod, a) in endpoints {
+            self.pods.insert(a.ip(), pod.clone());
         }
+        endpoints.iter().map(|(_, a)| *a).collect()
     }
+}
+
+/// Writes one line of commands to `nft` (one transaction).
+fn send(nft: &mut ChildStdin, cmd: &str) -> anyhow::Result<()> {
+    writeln!(nft, "{cmd}")
+        .and_then(|()| nft.flush())
+        .context("writing to nft (did it exit?)")
+}
+
+fn warn_on(r: anyhow::Result<()>) {
+    if let Err(e) = r {
+        tracing::warn!(error = %format!("{e:#}"), "kernel data plane");
+    }
+}
+
+/// Waits until `table` is listed (nft -i answers asynchronously); fails
+/// with nft's own words when it refused.
+fn wait_for_table(table: &str, nft_errors: &Mutex<Vec<String>>) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", table])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if listed {
+            return Ok(());
+        }
+        let errs = nft_errors.lock().expect("nft errors").clone();
+        if !errs.is_empty() {
+            bail!("nft refused the sandbox's table: {}", errs.join(" / "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("nft did not create the sandbox's table {table} within 2 s")
 }
 
 /// Starts `nft -i` and a thread that logs what it says (and reaps it);

@@ -35,18 +35,20 @@ pub fn chain(door: u32) -> String {
     format!("d{door}")
 }
 
-/// Opens door number `door` at `addr`, sending nowhere yet (`sentinel`).
+/// Opens door number `door` at `addr`, routed as [`route`] does; one
+/// transaction, so the door is never reachable unrouted.
 pub fn open_door(
     table: &str,
     door: u32,
     addr: SocketAddr,
     mark: u32,
+    endpoints: &[SocketAddr],
     sentinel: SocketAddr,
 ) -> String {
     let c = chain(door);
     format!(
         "add chain ip {table} {c}; {}; add element ip {table} doors {{ {} . {} : goto {c} }}",
-        route(table, door, mark, &[], sentinel),
+        route(table, door, mark, endpoints, sentinel),
         addr.ip(),
         addr.port()
     )
@@ -123,12 +125,24 @@ mod tests {
 
     #[test]
     fn opening_a_door_adds_its_chain_before_the_map_element_that_goes_to_it() {
-        let o = open_door("t", 1, a("127.0.0.1:30080"), 1, a("127.10.0.0:9"));
+        let o = open_door("t", 1, a("127.0.0.1:30080"), 1, &[], a("127.10.0.0:9"));
         let chain_at = o.find("add chain ip t d1").unwrap();
         let elem_at = o
             .find("add element ip t doors { 127.0.0.1 . 30080 : goto d1 }")
             .unwrap();
         assert!(chain_at < elem_at, "{o}");
+        let routed = open_door(
+            "t",
+            1,
+            a("127.0.0.1:30080"),
+            1,
+            &[a("127.10.0.1:8080")],
+            a("127.10.0.0:9"),
+        );
+        assert!(
+            routed.contains("numgen random mod 1 map { 0 : 127.10.0.1 . 8080 }"),
+            "{routed}"
+        );
         let c = close_door("t", 1, a("127.0.0.1:30080"));
         assert!(
             c.starts_with("delete element ip t doors { 127.0.0.1 . 30080 }"),
