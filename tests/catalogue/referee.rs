@@ -72,9 +72,16 @@ const JOIN_WINDOW_NS: i128 = 100_000_000;
 /// How late after the request's start its own connection may be
 /// accepted: a SYN dropped under load is sent again a second later.
 const ACCEPT_LATE_NS: i128 = 3_000_000_000;
+/// How near in time another Pod's connection that ended the same way
+/// must be for the two Pods to count as failing alike (see
+/// [`Referee::alike`]). At the catalogue's 200 requests/s this holds
+/// about ten connections.
+const ALIKE_WINDOW_NS: i128 = 25_000_000;
 
 pub struct Referee {
     by_port: HashMap<u16, Vec<Conn>>,
+    /// Every connection that named a Pod, by accept time.
+    by_time: Vec<(i128, String, String)>,
     /// Per Pod, in time order.
     moments: HashMap<String, Vec<Moment>>,
 }
@@ -82,6 +89,11 @@ pub struct Referee {
 impl Referee {
     pub fn new(conns: Vec<Conn>, mut moments: Vec<Moment>) -> Referee {
         let mut by_port: HashMap<u16, Vec<Conn>> = HashMap::new();
+        let mut by_time: Vec<(i128, String, String)> = conns
+            .iter()
+            .filter_map(|c| Some((c.accepted_ns, c.outcome.clone(), c.pod.clone()?)))
+            .collect();
+        by_time.sort();
         for c in conns {
             by_port.entry(c.port).or_default().push(c);
         }
@@ -92,6 +104,7 @@ impl Referee {
         }
         Referee {
             by_port,
+            by_time,
             moments: per_pod,
         }
     }
@@ -130,6 +143,43 @@ impl Referee {
                     && c.accepted_ns - start_ns < ACCEPT_LATE_NS
             })
             .min_by_key(|c| (c.accepted_ns - start_ns).abs())
+    }
+
+    /// How many Pods failed alike around the request on `port` that
+    /// started at `start_ns`: the Pods whose connections, accepted within
+    /// [`ALIKE_WINDOW_NS`] of its own, ended as its own did (refused,
+    /// reset...), its own Pod included; 1 when an answer came back (it
+    /// names its Pod); 0 when its connection names no Pod.
+    ///
+    /// What it is for: through a Service address a client sees the same
+    /// thing whichever of those Pods it reached, so no attribution from
+    /// the client's side can rank the true one first more than one time
+    /// in `alike` but by luck; the sum of `1/alike` is what a fair guess
+    /// among them attains. An estimate that leans high: a Pod that failed
+    /// alike but drew no connection in the window is not counted.
+    pub fn alike(&self, port: u16, start_ns: i128) -> usize {
+        let Some(c) = self.conn(port, start_ns) else {
+            return 0;
+        };
+        if c.pod.is_none() {
+            return 0;
+        }
+        if c.outcome == "proxied" {
+            // An answer came back, naming its Pod (`backend_from`).
+            return 1;
+        }
+        let from = self
+            .by_time
+            .partition_point(|(t, ..)| *t < c.accepted_ns - ALIKE_WINDOW_NS);
+        let mut pods: Vec<&str> = self.by_time[from..]
+            .iter()
+            .take_while(|(t, ..)| *t <= c.accepted_ns + ALIKE_WINDOW_NS)
+            .filter(|(_, outcome, _)| *outcome == c.outcome)
+            .map(|(_, _, pod)| pod.as_str())
+            .collect();
+        pods.sort_unstable();
+        pods.dedup();
+        pods.len()
     }
 
     /// The Pod's moments up to and including `t`.
@@ -215,6 +265,8 @@ pub struct Judged {
     /// ranks first).
     pub candidates: Vec<String>,
     pub truth: Truth,
+    /// How many Pods failed alike at that moment ([`Referee::alike`]).
+    pub alike: usize,
 }
 
 impl Judged {
@@ -256,6 +308,7 @@ impl Referee {
                 let (port, start, outcome) = &requests[&f["seq"]];
                 Judged {
                     truth: referee.judge(*port, *start, outcome),
+                    alike: referee.alike(*port, *start),
                     cause: f["cause"].clone(),
                     confidence: f["confidence"].clone(),
                     candidates: f["candidates"]
@@ -371,5 +424,30 @@ mod tests {
         assert_eq!(r.judge(9, 50 * MS, "reset").cause, UNKNOWN);
         // A port reused long after is not the same connection.
         assert_eq!(r.judge(1, 5000 * MS, "reset").cause, UNKNOWN);
+    }
+
+    #[test]
+    fn pods_failing_the_same_way_at_the_same_moment_count_as_alike() {
+        let r = Referee::new(
+            vec![
+                conn(1, 1000 * MS, Some("a"), "upstream_refused"),
+                conn(2, 1010 * MS, Some("b"), "upstream_refused"),
+                conn(3, 1020 * MS, Some("a"), "upstream_refused"),
+                // Ended otherwise: not alike.
+                conn(4, 1005 * MS, Some("c"), "proxied"),
+                conn(5, 1015 * MS, Some("d"), "upstream_reset"),
+                conn(8, 1012 * MS, Some("f"), "proxied"),
+                // Too far away: not alike.
+                conn(6, 1040 * MS, Some("e"), "upstream_refused"),
+                conn(7, 2000 * MS, None, "no_endpoints"),
+            ],
+            life(),
+        );
+        assert_eq!(r.alike(1, 1000 * MS), 2);
+        assert_eq!(r.alike(3, 1020 * MS), 3, "a, b and e within 25 ms");
+        assert_eq!(r.alike(5, 1015 * MS), 1);
+        assert_eq!(r.alike(4, 1005 * MS), 1, "an answer names its Pod");
+        assert_eq!(r.alike(7, 2000 * MS), 0, "no Pod");
+        assert_eq!(r.alike(9, 1000 * MS), 0, "no connection");
     }
 }

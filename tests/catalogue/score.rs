@@ -6,6 +6,9 @@
 //! And one of its own: where baton was sure (`high`: one Pod), that Pod
 //! is the true one, so that a Pod-first figure below the bar is the
 //! `medium` ties (several Pods that refuse alike), not wrong certainty.
+//! Beside the Pod figure, what a fair guess among the Pods failing alike
+//! attains ([`super::referee::Referee::alike`]): the ceiling of any
+//! attribution from the client's side.
 //!
 //! Pure: the runs come in as data, a Markdown table goes out.
 
@@ -113,6 +116,9 @@ struct Counts {
     /// Failures whose true cause names a Pod.
     with_pod: usize,
     pod_first: usize,
+    /// What a fair guess among the Pods failing alike would have ranked
+    /// first ([`Failure::alike`]): the sum of `1/alike`.
+    attainable: f64,
     /// Of those, the ones baton was sure of (`high`).
     sure_with_pod: usize,
     sure_pod_first: usize,
@@ -136,6 +142,7 @@ impl Counts {
             if f.truth.pod.is_some() {
                 c.with_pod += 1;
                 c.pod_first += usize::from(f.pod_first());
+                c.attainable += 1.0 / f.alike.max(1) as f64;
                 if f.confidence == "high" {
                     c.sure_with_pod += 1;
                     c.sure_pod_first += usize::from(f.pod_first());
@@ -158,6 +165,19 @@ fn pct(n: usize, of: usize) -> String {
     }
 }
 
+/// The Pod-first figure and, beside it, what a fair guess among Pods
+/// failing alike attains.
+fn pod_first(c: &Counts) -> String {
+    if c.with_pod == 0 {
+        return "–".into();
+    }
+    format!(
+        "{}; attainable {:.1} %",
+        pct(c.pod_first, c.with_pod),
+        100.0 * c.attainable / c.with_pod as f64
+    )
+}
+
 fn share(n: usize, of: usize) -> f64 {
     if of == 0 { 1.0 } else { n as f64 / of as f64 }
 }
@@ -170,6 +190,11 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
     let right = share(all.right, all.known());
     let high = share(all.high_right, all.high);
     let first = share(all.pod_first, all.with_pod);
+    let attainable = if all.with_pod == 0 {
+        1.0
+    } else {
+        all.attainable / all.with_pod as f64
+    };
     let sure_first = share(all.sure_pod_first, all.sure_with_pod);
     let unjudged = share(all.unknown, all.failures);
     vec![
@@ -207,12 +232,14 @@ pub fn bars(runs: &[Run]) -> Vec<Bar> {
         Bar {
             name: "the true Pod first among candidates in ≥ 90 %",
             met: first >= 0.90,
-            figure: pct(all.pod_first, all.with_pod),
+            figure: pod_first(&all),
             // 74.4–75.5 % on 2026-12-01, and no higher on these scenarios:
             // the rest are ties among Pods that refuse alike (README, "How
-            // right is the diagnosis"), each `medium`.
-            floor: "≥ 72 %",
-            floor_met: first >= 0.72,
+            // right is the diagnosis"), each `medium`, where a fair guess
+            // attains about 75 %: held at 72 %, and at 90 % of what a
+            // fair guess attains on the day's runs.
+            floor: "≥ 72 % and ≥ 90 % of the attainable",
+            floor_met: first >= 0.72 && first >= 0.90 * attainable,
         },
         Bar {
             name: "≤ 5 % of failures the referee cannot judge",
@@ -260,7 +287,7 @@ pub fn table(runs: &[Run]) -> String {
             },
             mark(r.dominant_right()),
             pct(c.high_right, c.high),
-            pct(c.pod_first, c.with_pod),
+            pod_first(&c),
         );
     }
     s.push_str("\n| cause | by baton | by the referee | both | precision | recall |\n");
@@ -334,6 +361,7 @@ mod tests {
                 cause: truth,
                 pod: pod.map(String::from),
             },
+            alike: 1,
         }
     }
 
@@ -418,9 +446,35 @@ mod tests {
                 Some(truth),
             ));
         }
+        for tie in &mut fs[1..] {
+            tie.alike = 3;
+        }
         let b = bars(&[run(fs)]);
         assert!(!b[4].met, "{b:?}");
         assert!(b[6].met && b[6].floor_met, "{b:?}");
+        // One sure, three one-in-three guesses: a fair guess attains half.
+        assert_eq!(b[4].figure, "50.0 % (2/4); attainable 50.0 %");
+    }
+
+    #[test]
+    fn a_pod_first_figure_well_below_what_a_fair_guess_attains_misses_the_floor() {
+        // Every failure's Pod could be told apart (alike 1), yet 20 of 100
+        // put another Pod first: above 72 %, below 90 % of the attainable.
+        let fs = (0..100)
+            .map(|i| {
+                let cands: &[&str] = if i < 20 { &["b", "a"] } else { &["a", "b"] };
+                f(
+                    "endpoint_lag_on_termination",
+                    "medium",
+                    cands,
+                    "endpoint_lag_on_termination",
+                    Some("a"),
+                )
+            })
+            .collect();
+        let b = bars(&[run(fs)]);
+        assert_eq!(b[4].figure, "80.0 % (80/100); attainable 100.0 %");
+        assert!(!b[4].met && !b[4].floor_met, "{b:?}");
     }
 
     #[test]
