@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use baton::cluster::preflight::{
-    Permission, PreflightError, apply_create_permissions, check_targets, permissions_for, preflight,
+    Permission, PreflightError, apply_create_permissions, check_also_watched, check_targets,
+    permissions_for, preflight,
 };
 use baton::cluster::steps::Step;
+use baton::cluster::watch::Workload;
 use baton_sandbox::{AccessRule, Sandbox, SandboxConfig};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, Client};
@@ -156,6 +158,26 @@ async fn missing_targets_are_named_with_their_namespace() {
             .contains("namespace \"web\": deployment \"web-server\""),
         "{err}"
     );
+    // Those watched beside the target: each missing one named, the
+    // existing ones not.
+    let also = |d: &str, s: &str| Workload {
+        deployment: d.into(),
+        service: s.into(),
+    };
+    let err = check_also_watched(
+        &client,
+        "default",
+        &[also("web-server", "web-v1"), also("web-v1", "web-service")],
+    )
+    .await
+    .expect_err("web-v1 exists as neither");
+    assert_eq!(
+        err.to_string(),
+        "not found in namespace \"default\": service \"web-v1\" (target.also_watch), deployment \"web-v1\" (target.also_watch) (check --namespace / the profile's cluster.namespace, and the names in the profile)"
+    );
+    check_also_watched(&client, "default", &[also("web-server", "web-service")])
+        .await
+        .expect("both exist");
     sb.shutdown().await;
 }
 

@@ -1,7 +1,8 @@
 //! The timeline watches against the sandbox, through kube-rs as against a
 //! real cluster: a rolling update seen in order, a watch that loses its
-//! stream and gets 410 Gone losing no transition, and a clear error for a
-//! Deployment that does not exist.
+//! stream and gets 410 Gone losing no transition, a second Deployment
+//! watched beside the target's (`target.also_watch`) and nothing else, and
+//! a clear error for a Deployment that does not exist.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use baton::clock::RunClock;
 use baton::cluster::event::{EventKind, LifecycleEvent};
 use baton::cluster::rollout::{set_image, wait_rollout};
-use baton::cluster::watch::{self, WatchError, WatchHandle, WatchTarget};
+use baton::cluster::watch::{self, WatchError, WatchHandle, WatchTarget, Workload};
 use baton_sandbox::{Sandbox, SandboxConfig};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -38,6 +39,7 @@ fn target() -> WatchTarget {
         namespace: "default".into(),
         deployment: "web-server".into(),
         service: "web-service".into(),
+        also: Vec::new(),
         nodes: false,
     }
 }
@@ -460,5 +462,135 @@ async fn a_missing_deployment_or_service_is_a_clear_error() {
     .expect("fails");
     assert!(matches!(err, WatchError::ServiceNotFound { .. }), "{err}");
     assert!(err.to_string().contains("\"no-such-svc\""));
+    sb.shutdown().await;
+}
+
+/// The seed's Deployment and Service copied as `name`, Pods labelled
+/// `app={name}`, with `replicas` Pods.
+fn workload(name: &str, replicas: u32) -> [serde_json::Value; 2] {
+    let mut d = baton_sandbox::config::seed_deployment();
+    d["metadata"]["name"] = name.into();
+    d["spec"]["replicas"] = replicas.into();
+    d["spec"]["selector"]["matchLabels"]["app"] = name.into();
+    d["spec"]["template"]["metadata"]["labels"]["app"] = name.into();
+    let mut s = baton_sandbox::config::seed_service();
+    s["metadata"]["name"] = name.into();
+    s["spec"]["selector"]["app"] = name.into();
+    [d, s]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_watched_beside_the_target_is_on_the_timeline_and_no_other() {
+    let mut cfg = SandboxConfig::seed();
+    cfg.manifests.extend(workload("web-v1", 2));
+    cfg.manifests.extend(workload("unrelated", 1));
+    let (sb, client) = seed_sandbox(cfg).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    for d in ["web-v1", "unrelated"] {
+        wait_rollout(&deploys, d, WAIT, |_| {})
+            .await
+            .expect("rollout completes");
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let names = |app: &'static str| {
+        let pods = pods.clone();
+        async move {
+            pods.list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .expect("list")
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    let (v1, unrelated) = (names("web-v1").await, names("unrelated").await);
+    assert_eq!((v1.len(), unrelated.len()), (2, 1));
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let both = WatchTarget {
+        also: vec![Workload {
+            deployment: "web-v1".into(),
+            service: "web-v1".into(),
+        }],
+        ..target()
+    };
+    let handle = watch::start(
+        client.clone(),
+        both,
+        RunClock::start(),
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("watches start");
+    let mut seen = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        seen.push(e);
+    }
+    // The initial lists hold both workloads' Pods and endpoints.
+    let initial = initial_pods(&seen);
+    assert_eq!(initial.len(), 5, "3 + 2 Pods:\n{}", dump(&seen));
+    for p in &v1 {
+        assert!(initial.contains(p), "{p} listed:\n{}", dump(&seen));
+        assert!(
+            has(&seen, EventKind::EndpointReady, p),
+            "{p} endpoint ready"
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|e| e.kind == EventKind::DeploymentProgress && e.object == "deployment/web-v1"),
+        "web-v1's progress:\n{}",
+        dump(&seen)
+    );
+
+    // A Pod of the unwatched Deployment goes, then one of web-v1: only the
+    // second is seen, to its end.
+    let gone_unrelated = unrelated.iter().next().unwrap().clone();
+    pods.delete(&gone_unrelated, &Default::default())
+        .await
+        .expect("delete");
+    let gone_v1 = v1.iter().next().unwrap().clone();
+    pods.delete(&gone_v1, &Default::default())
+        .await
+        .expect("delete");
+    collect_until(&mut rx, &mut seen, "web-v1's Pod gone", |s| {
+        has(s, EventKind::PodGone, &gone_v1) && has(s, EventKind::EndpointRemoved, &gone_v1)
+    })
+    .await;
+    assert!(has(&seen, EventKind::PodDeleting, &gone_v1));
+    let leaked: Vec<&LifecycleEvent> = seen
+        .iter()
+        .filter(|e| e.pod.starts_with("unrelated") || e.object.contains("unrelated"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "unwatched objects on the timeline: {leaked:?}"
+    );
+    handle.stop().await;
+
+    // A workload beside the target that does not exist is named.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = watch::start(
+        client.clone(),
+        WatchTarget {
+            also: vec![Workload {
+                deployment: "web-v0".into(),
+                service: "web-v1".into(),
+            }],
+            ..target()
+        },
+        RunClock::start(),
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("fails");
+    assert!(
+        matches!(&err, WatchError::DeploymentNotFound { deployment, .. } if deployment == "web-v0"),
+        "{err}"
+    );
     sb.shutdown().await;
 }

@@ -1267,6 +1267,31 @@ fn a_weighted_canary_passes_with_each_steps_share_within_its_tolerance() {
         per_service.len() == 2,
         "both versions answered: {per_service:?}"
     );
+    // v1 is watched beside the canary (`target.also_watch`): its Pods,
+    // their endpoints and its Deployment are on the timeline and in the
+    // report's Pod lanes, as v2's are.
+    let events = read_csv(&dir.path().join("events.csv"));
+    let v1_pods: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "pod_created" && e["pod"].starts_with("web-v1-"))
+        .map(|e| e["pod"].as_str())
+        .collect();
+    assert!(!v1_pods.is_empty(), "no web-v1 Pod on the timeline");
+    for p in &v1_pods {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == "endpoint_ready" && e["pod"] == *p),
+            "{p}: no ready endpoint"
+        );
+        assert!(html.contains(p), "{p} has no lane in report.html");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "deployment_progress" && e["object"] == "deployment/web-v1"),
+        "web-v1's Deployment is not on the timeline"
+    );
 }
 
 /// The bundled autoscaler during a rollout: two seconds into it the

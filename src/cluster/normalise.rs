@@ -153,20 +153,23 @@ pub enum ListKind {
 #[derive(Debug)]
 pub struct Normaliser {
     clock: RunClock,
-    /// The target Deployment's name: its Events belong to the target, and
-    /// only it is tracked among Deployments.
-    deployment: String,
+    /// The target Deployment's name, then any watched beside it
+    /// (`target.also_watch`): their Events belong to the target, and only
+    /// they are tracked among Deployments.
+    deployments: Vec<String>,
     pods: BTreeMap<String, PodState>,
     /// Slice name → endpoint address → state.
     slices: BTreeMap<String, BTreeMap<String, EndpointState>>,
     /// ReplicaSet name → spec.replicas.
     replica_sets: BTreeMap<String, i32>,
-    deploy: Option<DeploymentState>,
+    /// Deployment name → its last state.
+    deploy: BTreeMap<String, DeploymentState>,
     /// (Event uid, count) already reported: a re-list or a repeated
     /// MODIFIED must not report the same occurrence twice.
     events_seen: HashSet<(String, i32)>,
-    /// The Deployment's Pod template labels: which budgets cover it.
-    pod_labels: BTreeMap<String, String>,
+    /// Each watched Deployment's Pod template labels: which budgets
+    /// cover them.
+    pod_labels: Vec<BTreeMap<String, String>>,
     /// Node name → cordoned.
     nodes: BTreeMap<String, bool>,
     /// Budget name → disruptionsAllowed, for budgets selecting the Pods.
@@ -231,22 +234,28 @@ impl Normaliser {
     pub fn new(clock: RunClock, deployment: &str) -> Self {
         Normaliser {
             clock,
-            deployment: deployment.to_string(),
+            deployments: vec![deployment.to_string()],
             pods: BTreeMap::new(),
             slices: BTreeMap::new(),
             replica_sets: BTreeMap::new(),
-            deploy: None,
+            deploy: BTreeMap::new(),
             events_seen: HashSet::new(),
-            pod_labels: BTreeMap::new(),
+            pod_labels: Vec::new(),
             nodes: BTreeMap::new(),
             budgets: BTreeMap::new(),
             autoscalers: BTreeMap::new(),
         }
     }
 
-    /// The labels of the Deployment's Pods: budgets selecting them are the
-    /// Deployment's (without them, no budget is reported).
-    pub fn with_pod_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+    /// Deployments watched beside the target (`target.also_watch`).
+    pub fn also_deployments(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.deployments.extend(names);
+        self
+    }
+
+    /// The labels of each watched Deployment's Pods: budgets selecting
+    /// them are the Deployments' (without them, no budget is reported).
+    pub fn with_pod_labels(mut self, labels: Vec<BTreeMap<String, String>>) -> Self {
         self.pod_labels = labels;
         self
     }
@@ -313,11 +322,7 @@ impl Normaliser {
             Resource::Pods => self.pods.keys().cloned().collect(),
             Resource::EndpointSlices => self.slices.keys().cloned().collect(),
             Resource::ReplicaSets => self.replica_sets.keys().cloned().collect(),
-            Resource::Deployments => self
-                .deploy
-                .iter()
-                .map(|_| self.deployment.clone())
-                .collect(),
+            Resource::Deployments => self.deploy.keys().cloned().collect(),
             // Events expire; their absence means nothing.
             Resource::Events => Vec::new(),
             Resource::Nodes => self.nodes.keys().cloned().collect(),
@@ -381,7 +386,7 @@ impl Normaliser {
                 }
             }
             Resource::Deployments => {
-                if name == self.deployment && self.deploy.take().is_some() {
+                if self.deploy.remove(name).is_some() {
                     out.push(LifecycleEvent {
                         observed_ns: at,
                         kind: EventKind::DeploymentProgress,
@@ -652,7 +657,7 @@ impl Normaliser {
 
     fn deployment(&mut self, d: &Deployment, at: u64, out: &mut Vec<LifecycleEvent>) {
         let name = d.metadata.name.clone().unwrap_or_default();
-        if name != self.deployment {
+        if !self.deployments.contains(&name) {
             return;
         }
         let object = format!("deployment/{name}");
@@ -673,7 +678,7 @@ impl Normaliser {
                 })
                 .collect(),
         };
-        let old = self.deploy.take();
+        let old = self.deploy.remove(&name);
         if old.as_ref().is_none_or(|o| o.progress != new.progress) {
             out.push(LifecycleEvent {
                 observed_ns: at,
@@ -707,7 +712,7 @@ impl Normaliser {
                 ..Default::default()
             });
         }
-        self.deploy = Some(new);
+        self.deploy.insert(name, new);
     }
 
     // ---- Nodes, budgets, autoscalers ------------------------------------------
@@ -747,9 +752,13 @@ impl Normaliser {
             .and_then(|sel| kube::core::Selector::try_from(sel).ok())
             .is_some_and(|sel| {
                 use kube::core::SelectorExt;
-                !sel.selects_all() && sel.matches(&self.pod_labels)
+                !sel.selects_all()
+                    && self
+                        .pod_labels
+                        .iter()
+                        .any(|l| !l.is_empty() && sel.matches(l))
             });
-        if !selects || self.pod_labels.is_empty() {
+        if !selects {
             return;
         }
         let st = b.status.clone().unwrap_or_default();
@@ -784,7 +793,7 @@ impl Normaliser {
         let name = a.metadata.name.clone().unwrap_or_default();
         let spec = a.spec.clone();
         let target = &spec.scale_target_ref;
-        if target.kind != "Deployment" || target.name != self.deployment {
+        if target.kind != "Deployment" || !self.deployments.contains(&target.name) {
             return;
         }
         let Some(st) = a.status.clone() else { return };
@@ -835,7 +844,7 @@ impl Normaliser {
     /// reports the Pod).
     fn belongs(&self, kind: &str, name: &str) -> bool {
         match kind {
-            "Deployment" => name == self.deployment,
+            "Deployment" => self.deployments.iter().any(|d| d == name),
             "ReplicaSet" => self.replica_sets.contains_key(name),
             "Pod" => {
                 self.pods.contains_key(name)
@@ -1400,7 +1409,7 @@ mod tests {
     fn only_budgets_covering_the_deployments_pods_report_their_allowed_disruptions() {
         let clock = RunClock::start();
         let mut n = Normaliser::new(clock, "web-server")
-            .with_pod_labels([("app".to_string(), "web".to_string())].into());
+            .with_pod_labels(vec![[("app".to_string(), "web".to_string())].into()]);
         let ev = n.applied(budget("web-pdb", "web", 1), 1);
         assert_eq!(kinds(&ev), [DisruptionsAllowed]);
         assert_eq!((ev[0].old.as_str(), ev[0].new.as_str()), ("", "1"));
@@ -1687,6 +1696,34 @@ mod tests {
     fn other_deployments_are_ignored() {
         let (_, mut n) = norm();
         assert!(n.applied(deploy("other", 1, json!({})), 1).is_empty());
+    }
+
+    #[test]
+    fn a_deployment_watched_beside_the_target_is_tracked_apart_from_it() {
+        let (_, n) = norm();
+        let mut n = n.also_deployments(["web-v1".to_string()]);
+        let s = json!({"updatedReplicas": 3, "readyReplicas": 3, "availableReplicas": 3, "observedGeneration": 1});
+        for name in ["web-server", "web-v1"] {
+            let ev = n.applied(deploy(name, 1, s.clone()), 1);
+            assert_eq!(ev.len(), 1, "{name}: {ev:?}");
+            assert_eq!(ev[0].object, format!("deployment/{name}"));
+        }
+        assert!(n.applied(deploy("other", 1, s.clone()), 2).is_empty());
+        // A re-list holding one of the two: only the other is gone.
+        let ev = n.relisted(
+            Resource::Deployments,
+            vec![deploy("web-server", 1, s)],
+            3,
+            ListKind::AfterRestart,
+        );
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(
+            (ev[0].object.as_str(), ev[0].new.as_str()),
+            ("deployment/web-v1", "deleted")
+        );
+        // The Events of both are the target's.
+        assert!(n.belongs("Deployment", "web-v1") && n.belongs("Deployment", "web-server"));
+        assert!(!n.belongs("Deployment", "other"));
     }
 
     #[test]

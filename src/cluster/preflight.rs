@@ -470,6 +470,53 @@ pub async fn check_targets(
     }
 }
 
+/// The Deployments and Services watched beside the target
+/// (`target.also_watch`) exist; every one missing is named in one error.
+pub async fn check_also_watched(
+    client: &Client,
+    namespace: &str,
+    also: &[super::watch::Workload],
+) -> Result<(), PreflightError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let read = |what: String| {
+        move |source| PreflightError::Read {
+            what,
+            namespace: namespace.into(),
+            source,
+        }
+    };
+    let mut missing = Vec::new();
+    for w in also {
+        let what = format!("deployment {:?} (target.also_watch)", w.deployment);
+        if deployments
+            .get_opt(&w.deployment)
+            .await
+            .map_err(read(what.clone()))?
+            .is_none()
+        {
+            missing.push(what);
+        }
+        let what = format!("service {:?} (target.also_watch)", w.service);
+        if services
+            .get_opt(&w.service)
+            .await
+            .map_err(read(what.clone()))?
+            .is_none()
+        {
+            missing.push(what);
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PreflightError::NotFound {
+            namespace: namespace.into(),
+            missing,
+        })
+    }
+}
+
 /// The `set_image` steps whose container the Deployment does not have
 /// (or, unnamed, cannot be told apart), found now rather than after the
 /// baseline and warmup. Steps after an `apply` or `patch` are not

@@ -3,8 +3,10 @@
 //! the two cases Kubernetes' API validation would refuse anyway refused
 //! here first, by name: a selector with nothing in it (as a query it
 //! selects every Pod in the namespace) and an `In`/`NotIn` without values.
+//! The same [`Selector`] matches labels locally where one watch serves
+//! several workloads (`target.also_watch`).
 //!
-//! Not for: matching labels locally (nothing in baton does).
+//! Not for: what to do with a match (see `watch`).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::core::Selector;
@@ -21,6 +23,12 @@ pub enum SelectorError {
 
 /// `sel` as a query string: `app=web,tier in (a,b),!legacy`.
 pub fn query(sel: &LabelSelector) -> Result<String, SelectorError> {
+    parse(sel).map(|s| s.to_string())
+}
+
+/// `sel` as kube-core's [`Selector`], to match labels with when several
+/// workloads' objects come through one unselected watch.
+pub fn parse(sel: &LabelSelector) -> Result<Selector, SelectorError> {
     for e in sel.match_expressions.iter().flatten() {
         let in_or_not = e.operator == "In" || e.operator == "NotIn";
         if in_or_not && e.values.as_ref().is_none_or(Vec::is_empty) {
@@ -35,7 +43,7 @@ pub fn query(sel: &LabelSelector) -> Result<String, SelectorError> {
     if selector.selects_all() {
         return Err(SelectorError::Empty);
     }
-    Ok(selector.to_string())
+    Ok(selector)
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 //! covering or scaling the Deployment come out as events), and the Nodes
 //! when the profile drains or uncordons one, fed
 //! through one [`Normaliser`] into a channel of [`LifecycleEvent`]s stamped
-//! on the run clock.
+//! on the run clock. The target may be several workloads (a canary's two
+//! Deployments, `target.also_watch`): then each resource still has one
+//! watch, unselected, whose objects are kept when they match any
+//! workload's selector.
 //!
 //! A watch that restarts (410 Gone, a dropped stream) re-lists by itself
 //! (kube-rs does that); this module notices the re-list, records a
@@ -15,6 +18,7 @@
 //! interpreting them (see `timeline`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{BoxStream, SelectAll};
@@ -25,6 +29,7 @@ use k8s_openapi::api::core::v1::{Event as CoreEvent, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
+use kube::core::SelectorExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
@@ -42,10 +47,23 @@ pub struct WatchTarget {
     pub namespace: String,
     pub deployment: String,
     pub service: String,
+    /// Other Deployments serving the same traffic, each with its Service
+    /// (`target.also_watch`: a canary's stable version).
+    pub also: Vec<Workload>,
     /// Watch the Nodes too (cordons): only when the profile drains or
     /// uncordons, whose ClusterRole grants it; a namespaced Role does not.
     pub nodes: bool,
 }
+
+/// A Deployment and the Service in front of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub deployment: String,
+    pub service: String,
+}
+
+/// Whether an object's labels are one of the watched workloads'.
+type Keep = Arc<dyn Fn(&BTreeMap<String, String>) -> bool + Send + Sync>;
 
 /// A stretch of time in which one watch saw nothing: what happened in it
 /// is known only from the re-list that ended it (events marked `late`).
@@ -139,54 +157,100 @@ pub async fn start(
             source,
         }
     };
-    let deployment = deployments
-        .get_opt(&target.deployment)
-        .await
-        .map_err(api_err(format!("deployment {:?}", target.deployment)))?
-        .ok_or_else(|| WatchError::DeploymentNotFound {
-            deployment: target.deployment.clone(),
-            namespace: ns.clone(),
-        })?;
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-    services
-        .get_opt(&target.service)
-        .await
-        .map_err(api_err(format!("service {:?}", target.service)))?
-        .ok_or_else(|| WatchError::ServiceNotFound {
-            service: target.service.clone(),
-            namespace: ns.clone(),
-        })?;
-    let selector =
-        selector::query(&deployment.spec.selector).map_err(|e| WatchError::Selector {
-            deployment: target.deployment.clone(),
-            reason: e.to_string(),
-        })?;
+    let workloads: Vec<Workload> = std::iter::once(Workload {
+        deployment: target.deployment.clone(),
+        service: target.service.clone(),
+    })
+    .chain(target.also.iter().cloned())
+    .collect();
+    let mut selectors = Vec::new();
+    let mut pod_labels = Vec::new();
+    for w in &workloads {
+        let deployment = deployments
+            .get_opt(&w.deployment)
+            .await
+            .map_err(api_err(format!("deployment {:?}", w.deployment)))?
+            .ok_or_else(|| WatchError::DeploymentNotFound {
+                deployment: w.deployment.clone(),
+                namespace: ns.clone(),
+            })?;
+        services
+            .get_opt(&w.service)
+            .await
+            .map_err(api_err(format!("service {:?}", w.service)))?
+            .ok_or_else(|| WatchError::ServiceNotFound {
+                service: w.service.clone(),
+                namespace: ns.clone(),
+            })?;
+        selectors.push(selector::parse(&deployment.spec.selector).map_err(|e| {
+            WatchError::Selector {
+                deployment: w.deployment.clone(),
+                reason: e.to_string(),
+            }
+        })?);
+        pod_labels.push(
+            deployment
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+        );
+    }
 
-    let by_labels = watcher::Config::default().labels(&selector);
+    // One workload: the API server selects. Several: one unselected watch
+    // per resource (two watches of one resource would each re-list as if
+    // the other's objects were gone), matched here against any workload's
+    // selector; Deployments are told apart by the normaliser, by name.
+    let (by_labels, keep, by_name) = match selectors.as_slice() {
+        [one] => (
+            watcher::Config::default().labels(&one.to_string()),
+            None,
+            watcher::Config::default().fields(&format!("metadata.name={}", target.deployment)),
+        ),
+        _ => {
+            let keep: Keep = Arc::new(move |labels| selectors.iter().any(|s| s.matches(labels)));
+            (
+                watcher::Config::default(),
+                Some(keep),
+                watcher::Config::default(),
+            )
+        }
+    };
+    let service_names: Vec<&str> = workloads.iter().map(|w| w.service.as_str()).collect();
+    let by_service = match service_names.as_slice() {
+        [one] => format!("kubernetes.io/service-name={one}"),
+        many => format!("kubernetes.io/service-name in ({})", many.join(",")),
+    };
     let mut streams = SelectAll::new();
     streams.push(tagged(
         Resource::Pods,
         Api::<Pod>::namespaced(client.clone(), &ns),
         by_labels.clone(),
+        keep.clone(),
         |o| Object::Pod(Box::new(o)),
     ));
     streams.push(tagged(
         Resource::EndpointSlices,
         Api::<EndpointSlice>::namespaced(client.clone(), &ns),
-        watcher::Config::default()
-            .labels(&format!("kubernetes.io/service-name={}", target.service)),
+        watcher::Config::default().labels(&by_service),
+        None,
         |o| Object::EndpointSlice(Box::new(o)),
     ));
     streams.push(tagged(
         Resource::ReplicaSets,
         Api::<ReplicaSet>::namespaced(client.clone(), &ns),
         by_labels,
+        keep,
         |o| Object::ReplicaSet(Box::new(o)),
     ));
     streams.push(tagged(
         Resource::Deployments,
         deployments,
-        watcher::Config::default().fields(&format!("metadata.name={}", target.deployment)),
+        by_name,
+        None,
         |o| Object::Deployment(Box::new(o)),
     ));
     // Budgets and autoscalers name the Deployment's Pods or the Deployment
@@ -200,6 +264,7 @@ pub async fn start(
             Resource::DisruptionBudgets,
             budgets,
             watcher::Config::default(),
+            None,
             |o| Object::DisruptionBudget(Box::new(o)),
         ));
     }
@@ -210,6 +275,7 @@ pub async fn start(
             Resource::Autoscalers,
             autoscalers,
             watcher::Config::default(),
+            None,
             |o| Object::Autoscaler(Box::new(o)),
         ));
     }
@@ -231,23 +297,18 @@ pub async fn start(
             Resource::Nodes,
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
+            None,
             |o| Object::Node(Box::new(o)),
         ));
         watched.push(Resource::Nodes);
     }
-    let pod_labels = deployment
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
     // Events start once the others have listed, so that the Pods and
     // ReplicaSets they name are known when the existing Events are judged.
     let later_events = tagged(
         Resource::Events,
         Api::<CoreEvent>::namespaced(client, &ns),
         watcher::Config::default(),
+        None,
         |o| Object::Event(Box::new(o)),
     );
 
@@ -255,7 +316,9 @@ pub async fn start(
     let (ready_tx, ready_rx) = oneshot::channel();
     let run = Run {
         clock,
-        normaliser: Normaliser::new(clock, &target.deployment).with_pod_labels(pod_labels),
+        normaliser: Normaliser::new(clock, &target.deployment)
+            .also_deployments(target.also.iter().map(|w| w.deployment.clone()))
+            .with_pod_labels(pod_labels),
         events,
         watches: watched
             .into_iter()
@@ -307,10 +370,14 @@ where
 
 type Tagged = (Resource, watcher::Result<Event<Object>>);
 
+/// `api`'s watch as a stream of [`Object`]s tagged with `resource`; with
+/// `keep`, only the objects whose labels it accepts (the rest never
+/// reach the normaliser, as if the API server had selected).
 fn tagged<K>(
     resource: Resource,
     api: Api<K>,
     cfg: watcher::Config,
+    keep: Option<Keep>,
     wrap: fn(K) -> Object,
 ) -> BoxStream<'static, Tagged>
 where
@@ -318,15 +385,20 @@ where
 {
     let s: std::pin::Pin<Box<dyn Stream<Item = _> + Send>> =
         Box::pin(watcher::watcher(api, cfg).backoff(WatchBackoff::default()));
-    s.map(move |r| {
-        let e = r.map(|e| match e {
-            Event::Apply(o) => Event::Apply(wrap(o)),
-            Event::Delete(o) => Event::Delete(wrap(o)),
-            Event::Init => Event::Init,
-            Event::InitApply(o) => Event::InitApply(wrap(o)),
-            Event::InitDone => Event::InitDone,
-        });
-        (resource, e)
+    let kept = move |o: &K| {
+        keep.as_ref()
+            .is_none_or(|keep| keep(o.meta().labels.as_ref().unwrap_or(&BTreeMap::new())))
+    };
+    s.filter_map(move |r| {
+        let e = match r {
+            Err(e) => Some(Err(e)),
+            Ok(Event::Apply(o)) => kept(&o).then(|| Ok(Event::Apply(wrap(o)))),
+            Ok(Event::Delete(o)) => kept(&o).then(|| Ok(Event::Delete(wrap(o)))),
+            Ok(Event::Init) => Some(Ok(Event::Init)),
+            Ok(Event::InitApply(o)) => kept(&o).then(|| Ok(Event::InitApply(wrap(o)))),
+            Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
+        };
+        std::future::ready(e.map(|e| (resource, e)))
     })
     .boxed()
 }

@@ -211,6 +211,22 @@ pub struct Target {
     /// https: accept any server certificate (self-signed endpoints).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_skip_tls_verify: bool,
+    /// Other Deployments that serve the same traffic beside the one under
+    /// test, each with its Service (a canary's stable version behind the
+    /// same Ingress): their Pods, ReplicaSets, endpoints and Events go on
+    /// the timeline too, so a failure on one of their Pods is explained
+    /// like any other. The rollout's steps still act on
+    /// `rollout.deployment` only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_watch: Vec<AlsoWatch>,
+}
+
+/// A Deployment and its Service watched beside the target's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoWatch {
+    pub deployment: String,
+    pub service: String,
 }
 
 fn default_expect() -> Vec<u16> {
@@ -569,6 +585,25 @@ impl Profile {
             .find(|s| !(100..600).contains(*s))
         {
             return bad("target.expect_status", format!("{s} is not an HTTP status"));
+        }
+        let mut watched = vec![self.rollout.deployment.as_str()];
+        for (i, a) in self.target.also_watch.iter().enumerate() {
+            if a.deployment.trim().is_empty() || a.service.trim().is_empty() {
+                return bad(
+                    &format!("target.also_watch[{i}]"),
+                    "needs a deployment and a service".into(),
+                );
+            }
+            if watched.contains(&a.deployment.as_str()) {
+                return bad(
+                    &format!("target.also_watch[{i}].deployment"),
+                    format!(
+                        "{:?} is already watched (rollout.deployment, or an earlier entry)",
+                        a.deployment
+                    ),
+                );
+            }
+            watched.push(&a.deployment);
         }
         if let Some(b) = &self.target.backend_from
             && let Err(e) = b.compile()

@@ -155,6 +155,17 @@ fn checks_across_fields_name_the_field() {
     assert!(e.contains("thresholds.max_error_rate"), "{e}");
     let e = err(MINIMAL, &["target.backend_from.body_regex=(unclosed"]);
     assert!(e.contains("target.backend_from"), "{e}");
+    let e = err(
+        &MINIMAL.replace(
+            "target: {service: web-service}",
+            "target: {service: web-service, also_watch: [{deployment: web-server, service: v1}]}",
+        ),
+        &[],
+    );
+    assert!(
+        e.contains("target.also_watch[0].deployment") && e.contains("already watched"),
+        "{e}"
+    );
     let real = MINIMAL.replace("sandbox: {}\n", "");
     let e = err(&real, &[]);
     assert!(

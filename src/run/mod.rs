@@ -24,7 +24,7 @@ use crate::cluster::liveness::{self, Liveness};
 use crate::cluster::rollout::SETUP_ROLLOUT_TIMEOUT;
 use crate::cluster::steps::{self, CreatedLog, Step, StepContext, StepsReport};
 use crate::cluster::teardown;
-use crate::cluster::watch::WatchTarget;
+use crate::cluster::watch::{WatchTarget, Workload};
 use crate::cluster::{preflight, snapshot};
 use crate::exit::{self, Exit};
 use crate::fleet::coordinator::{self, Fleet, FleetError};
@@ -345,6 +345,8 @@ struct Site {
     namespace: String,
     deployment: String,
     service: String,
+    /// `target.also_watch`.
+    also: Vec<Workload>,
     /// The profile drains or uncordons: the Nodes are watched too.
     drains: bool,
     /// The cluster is the embedded sandbox.
@@ -377,6 +379,15 @@ impl Site {
             namespace,
             deployment: p.rollout.deployment.clone(),
             service: p.target.service.clone(),
+            also: p
+                .target
+                .also_watch
+                .iter()
+                .map(|a| Workload {
+                    deployment: a.deployment.clone(),
+                    service: a.service.clone(),
+                })
+                .collect(),
             drains: p
                 .setup
                 .iter()
@@ -401,6 +412,7 @@ impl Site {
             namespace: self.namespace.clone(),
             deployment: self.deployment.clone(),
             service: self.service.clone(),
+            also: self.also.clone(),
             nodes: self.drains,
         }
     }
@@ -480,7 +492,8 @@ async fn preflight(site: &Site, loaded: &LoadedProfile, restored: bool) -> Resul
 }
 
 /// The Deployment and Service the run measures exist (after the setup,
-/// which may have made them), and the containers its steps name.
+/// which may have made them), those watched beside them, and the
+/// containers its steps name.
 async fn check_targets(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> {
     preflight::check_targets(
         &site.client,
@@ -490,7 +503,10 @@ async fn check_targets(site: &Site, loaded: &LoadedProfile) -> Result<(), Exit> 
         &loaded.profile.rollout.steps,
     )
     .await
-    .map_err(|e| preflight_exit(site, e))
+    .map_err(|e| preflight_exit(site, e))?;
+    preflight::check_also_watched(&site.client, &site.namespace, &site.also)
+        .await
+        .map_err(|e| preflight_exit(site, e))
 }
 
 /// The profile's setup steps (before the watches; not measured), the

@@ -54,9 +54,10 @@ impl Watching {
         let note = StatusNote::default();
         let collector = {
             let note = note.clone();
+            let deployment = target.deployment.clone();
             tokio::spawn(async move {
                 let mut all = Vec::new();
-                let mut status = RolloutStatus::new(steps_total);
+                let mut status = RolloutStatus::new(steps_total, &deployment);
                 let mut warned = false;
                 while let Some(e) = rx.recv().await {
                     status.apply(&e);
@@ -112,15 +113,19 @@ impl Watching {
 #[derive(Clone, Debug, Default)]
 pub struct RolloutStatus {
     steps_total: usize,
+    /// `deployment/NAME` of the rollout's Deployment: only its progress
+    /// is the rollout's (others may be watched beside it).
+    deployment: String,
     step: String,
     progress: String,
     ready: BTreeSet<String>,
 }
 
 impl RolloutStatus {
-    pub fn new(steps_total: usize) -> RolloutStatus {
+    pub fn new(steps_total: usize, deployment: &str) -> RolloutStatus {
         RolloutStatus {
             steps_total,
+            deployment: format!("deployment/{deployment}"),
             ..RolloutStatus::default()
         }
     }
@@ -143,7 +148,9 @@ impl RolloutStatus {
             }
             EventKind::StepEnded => self.step = format!("{} done", e.detail),
             EventKind::RolloutStalled => self.step = format!("STALLED: {}", e.reason),
-            EventKind::DeploymentProgress => self.progress = e.new.clone(),
+            EventKind::DeploymentProgress if e.object == self.deployment => {
+                self.progress = e.new.clone()
+            }
             _ => {}
         }
     }
@@ -179,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_note_follows_the_steps_the_deployment_and_the_ready_endpoints() {
-        let mut s = RolloutStatus::new(2);
+        let mut s = RolloutStatus::new(2, "web");
         assert_eq!(s.line(), "0 ready endpoints");
         for addr in ["10.0.0.1", "10.0.0.2"] {
             s.apply(&event(EventKind::EndpointReady, |e| {
@@ -191,7 +198,13 @@ mod tests {
             e.detail = "set_image nginx=nginx:1.28.0".into();
         }));
         s.apply(&event(EventKind::DeploymentProgress, |e| {
+            e.object = "deployment/web".into();
             e.new = "updated 1/2 ready 2".into()
+        }));
+        // A Deployment watched beside it is not the rollout's progress.
+        s.apply(&event(EventKind::DeploymentProgress, |e| {
+            e.object = "deployment/web-v1".into();
+            e.new = "updated 3/3 ready 3".into()
         }));
         s.apply(&event(EventKind::EndpointRemoved, |e| {
             e.address = "10.0.0.1".into()
