@@ -433,41 +433,21 @@ pub async fn check_targets(
     steps: &[Step],
 ) -> Result<(), PreflightError> {
     let mut missing = Vec::new();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let read = |what: String| {
-        move |source| PreflightError::Read {
-            what,
-            namespace: namespace.into(),
-            source,
-        }
-    };
-    match deployments
-        .get_opt(deployment)
-        .await
-        .map_err(read(format!("deployment {deployment:?}")))?
-    {
-        None => missing.push(format!("deployment {deployment:?}")),
+    let what = format!("deployment {deployment:?}");
+    match read_opt::<Deployment>(client, namespace, deployment, &what).await? {
+        None => missing.push(what),
         Some(d) => missing.extend(container_problems(steps, &d)),
     }
     if let Some(service) = service {
-        let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-        if services
-            .get_opt(service)
-            .await
-            .map_err(read(format!("service {service:?}")))?
+        let what = format!("service {service:?}");
+        if read_opt::<Service>(client, namespace, service, &what)
+            .await?
             .is_none()
         {
-            missing.push(format!("service {service:?}"));
+            missing.push(what);
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(PreflightError::NotFound {
-            namespace: namespace.into(),
-            missing,
-        })
-    }
+    all_found(namespace, missing)
 }
 
 /// The Deployments and Services watched beside the target
@@ -477,36 +457,53 @@ pub async fn check_also_watched(
     namespace: &str,
     also: &[super::watch::Workload],
 ) -> Result<(), PreflightError> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let read = |what: String| {
-        move |source| PreflightError::Read {
-            what,
-            namespace: namespace.into(),
-            source,
-        }
-    };
     let mut missing = Vec::new();
     for w in also {
         let what = format!("deployment {:?} (target.also_watch)", w.deployment);
-        if deployments
-            .get_opt(&w.deployment)
-            .await
-            .map_err(read(what.clone()))?
+        if read_opt::<Deployment>(client, namespace, &w.deployment, &what)
+            .await?
             .is_none()
         {
             missing.push(what);
         }
         let what = format!("service {:?} (target.also_watch)", w.service);
-        if services
-            .get_opt(&w.service)
-            .await
-            .map_err(read(what.clone()))?
+        if read_opt::<Service>(client, namespace, &w.service, &what)
+            .await?
             .is_none()
         {
             missing.push(what);
         }
     }
+    all_found(namespace, missing)
+}
+
+/// `name` in `namespace`, `None` when it does not exist; `what` names it
+/// in the error when it cannot be read.
+async fn read_opt<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+) -> Result<Option<K>, PreflightError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| PreflightError::Read {
+            what: what.to_string(),
+            namespace: namespace.into(),
+            source,
+        })
+}
+
+/// `Ok` when nothing is `missing`, else one error naming all of it.
+fn all_found(namespace: &str, missing: Vec<String>) -> Result<(), PreflightError> {
     if missing.is_empty() {
         Ok(())
     } else {
