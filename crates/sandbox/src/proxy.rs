@@ -266,17 +266,29 @@ fn sync(
                     t.doors.push((addr, pname.clone()));
                 }
                 let (kernel, table) = (kernel.clone(), st.endpoints.table.clone());
+                let target = Target {
+                    namespace: ns.clone(),
+                    service: name.clone(),
+                    port: addr.port(),
+                    entry,
+                    port_name: pname,
+                    endpoints: st.endpoints.clone(),
+                    untranslated: true,
+                };
+                let gt = plane.gt.clone();
                 st.accept_tasks.push(tokio::spawn(async move {
-                    // The listener only holds the port: nftables takes
-                    // every connection before it.
-                    tok.cancelled().await;
+                    // nftables takes every connection before the
+                    // listener. One it did not translate (seen once in
+                    // many runs under load: marked, not DNATed) is served
+                    // here as the userspace proxy serves it, not left
+                    // unanswered in the backlog.
+                    accept_loop(listener, target, gt, tok).await;
                     table
                         .lock()
                         .expect("proxy table")
                         .doors
                         .retain(|(a, _)| *a != addr);
                     kernel.close_door(addr);
-                    drop(listener);
                 }));
                 continue;
             }
@@ -289,6 +301,7 @@ fn sync(
                     entry,
                     port_name: pname,
                     endpoints: st.endpoints.clone(),
+                    untranslated: false,
                 },
                 plane.gt.clone(),
                 tok,
@@ -467,6 +480,9 @@ struct Target {
     entry: Entry,
     port_name: String,
     endpoints: Endpoints,
+    /// A kernel data plane's port: a connection accepted here is one the
+    /// NAT did not translate (said, then served as by the userspace proxy).
+    untranslated: bool,
 }
 
 impl Endpoints {
@@ -558,6 +574,14 @@ async fn accept_loop(
                 }
             },
         };
+        if target.untranslated {
+            tracing::warn!(
+                %peer,
+                service = %target.service,
+                port = target.port,
+                "kernel data plane: a connection reached the port untranslated by the NAT; the userspace proxy serves it"
+            );
+        }
         let target = target.clone();
         let gt = gt.clone();
         let stop = stop.clone();

@@ -267,3 +267,54 @@ async fn the_rules_go_with_the_sandbox() {
     }
     assert!(gone, "{table} is removed with the sandbox");
 }
+
+/// An nftables table of the test's own that keeps one port's packets out
+/// of conntrack, so the sandbox's NAT never sees them; removed on drop.
+struct Untracked(String);
+
+impl Untracked {
+    fn port(port: u16) -> Untracked {
+        let t = format!("baton_test_untracked_{}_{port}", std::process::id());
+        let rules = format!(
+            "add table ip {t}; \
+             add chain ip {t} raw {{ type filter hook output priority -300; }}; \
+             add rule ip {t} raw tcp dport {port} notrack; \
+             add rule ip {t} raw tcp sport {port} notrack"
+        );
+        let ok = std::process::Command::new("nft")
+            .arg(&rules)
+            .status()
+            .expect("nft runs")
+            .success();
+        assert!(ok, "nft {rules}");
+        Untracked(t)
+    }
+}
+
+impl Drop for Untracked {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.0])
+            .status();
+    }
+}
+
+/// A connection the NAT did not translate (here: kept out of conntrack by
+/// the test, as one was once seen under load) reaches the port's own
+/// listener; it is served as the userspace proxy serves it, not left
+/// unanswered until the client gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_nat_did_not_translate_is_still_served() {
+    if !kernel_available() {
+        return;
+    }
+    let sb = sandbox(Spec::default()).await;
+    let addr = sb.node_port("web-service").expect("a NodePort");
+    until_answering(addr).await;
+    let untracked = Untracked::port(addr.port());
+    let (_, r) = request(addr).await;
+    drop(untracked);
+    let pod = r.expect("served, not left hanging");
+    assert!(pod.starts_with("web-"), "answered by a Pod: {pod:?}");
+    sb.shutdown().await;
+}
