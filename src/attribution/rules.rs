@@ -119,12 +119,25 @@ pub(crate) fn died_mid_exchange(f: &FailedRequest) -> bool {
     }
 }
 
+/// An HTTP proxy in front (an Ingress controller) answered for a Pod it
+/// could not reach: 502 (refused, or reset before an answer) or 504 (no
+/// accept in time), naming no backend. These are ingress-nginx's own
+/// error pages, where a client of a NodePort sees the refusal or the
+/// reset itself. An application's own 502 names its Pod when
+/// `backend_from` is set; without it, a gateway app's 502 reads as its
+/// proxy's.
+pub(crate) fn proxy_could_not_connect(f: &FailedRequest) -> bool {
+    f.outcome == Outcome::HttpStatus && f.backend.is_none() && matches!(f.status, Some(502 | 504))
+}
+
 /// A new connection found nobody to talk to: refused, timed out, or
 /// (through a proxy that accepted and then could not connect upstream)
-/// closed or reset before any byte of response.
+/// closed or reset before any byte of response, or answered 502 or 504
+/// by that proxy ([`proxy_could_not_connect`]).
 pub(crate) fn new_connection_failed(f: &FailedRequest) -> bool {
     match f.outcome {
         Outcome::ConnectRefused | Outcome::ConnectTimeout => true,
+        Outcome::HttpStatus => proxy_could_not_connect(f),
         Outcome::Reset | Outcome::Eof => {
             matches!(f.phase, Phase::Connect | Phase::Write | Phase::FirstByte)
         }
@@ -141,6 +154,7 @@ pub(crate) fn new_connection_failed(f: &FailedRequest) -> bool {
 pub(crate) fn no_listener(f: &FailedRequest) -> bool {
     match f.outcome {
         Outcome::ConnectRefused => true,
+        Outcome::HttpStatus => f.backend.is_none() && f.status == Some(502),
         Outcome::Reset | Outcome::Eof => {
             matches!(f.phase, Phase::Connect | Phase::Write | Phase::FirstByte)
         }
@@ -408,15 +422,16 @@ pub(crate) fn no_ready_endpoints(
 
 /// `premature_readiness`: the request failed on a Pod (the backend, or
 /// any Pod if unknown) within the readiness window after it became ready
-/// or its endpoint did. Connection failures, resets, timeouts and 503s
-/// qualify; other HTTP errors are the application's (`app_error`).
+/// or its endpoint did. Connection failures, resets, timeouts, 503s and a
+/// proxy's 502 or 504 qualify; other HTTP errors are the application's
+/// (`app_error`).
 pub(crate) fn premature_readiness(
     f: &FailedRequest,
     t: &Timeline,
     cfg: &AttributionConfig,
 ) -> Vec<Candidate> {
     let fits_outcome = match f.outcome {
-        Outcome::HttpStatus => f.status == Some(503),
+        Outcome::HttpStatus => f.status == Some(503) || proxy_could_not_connect(f),
         Outcome::Dns | Outcome::Ok | Outcome::ClientResource => false,
         _ => true,
     };
@@ -552,12 +567,14 @@ pub(crate) fn container_crash(
 /// `app_error`: an HTTP error from a Pod that was not terminating. With a
 /// backend, that Pod (if the watch never saw it, it still answered); without
 /// one, every Pod a proxy could have routed to, none of them terminating.
+/// Not a proxy's 502 or 504 naming no backend: no Pod answered that
+/// ([`proxy_could_not_connect`]).
 pub(crate) fn app_error(
     f: &FailedRequest,
     t: &Timeline,
     cfg: &AttributionConfig,
 ) -> Vec<Candidate> {
-    if f.outcome != Outcome::HttpStatus {
+    if f.outcome != Outcome::HttpStatus || proxy_could_not_connect(f) {
         return Vec::new();
     }
     let at = f.start_ns;

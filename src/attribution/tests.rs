@@ -170,6 +170,32 @@ fn an_http_error_from_a_terminating_backend_is_endpoint_lag() {
     );
 }
 
+/// Behind an Ingress controller a refused connection comes back as its
+/// 502 page, naming no Pod: the same endpoint lag as a refused connect,
+/// never the application's error. Found against the sandbox's ground
+/// truth (a canary's v1 Pods deleted while the ingress still routed to
+/// them: 113 of 113 such 502s had been named `app_error`).
+#[test]
+fn a_proxys_502_naming_no_pod_after_a_deletion_is_endpoint_lag_not_app_error() {
+    for status in [502, 504] {
+        let a = one(one_deletion(), http(0, 1020, status, None));
+        assert_eq!(a.cause, Cause::EndpointLagOnTermination, "{status}");
+        assert_eq!(pods_of(&a)[0], "old", "{status}");
+    }
+    // With no deletion near, a proxy's 502 is not the app's either.
+    let mut ev = pod_already_up(0, "a");
+    ev.extend(pod_already_up(0, "b"));
+    assert_ne!(
+        one(ev.clone(), http(0, 1020, 502, None)).cause,
+        Cause::AppError
+    );
+    // A 502 that names its Pod is that Pod's answer: the app's error.
+    assert_eq!(
+        one(ev, http(0, 1020, 502, Some("a"))).cause,
+        Cause::AppError
+    );
+}
+
 #[test]
 fn a_backend_narrows_candidates_to_that_pod() {
     let mut ev = one_deletion();
