@@ -259,53 +259,41 @@ fn sync(
             st.listeners
                 .insert(addr, (pname.clone(), entry, tok.clone()));
             st.accept_tasks.retain(|t| !t.is_finished());
-            if let Some(kernel) = &plane.kernel {
-                {
-                    let mut t = st.endpoints.table.lock().expect("proxy table");
-                    kernel.open_door(addr, &ns, &name, entry, &candidates(&t, &pname));
-                    t.doors.push((addr, pname.clone()));
-                }
-                let (kernel, table) = (kernel.clone(), st.endpoints.table.clone());
-                let target = Target {
-                    namespace: ns.clone(),
-                    service: name.clone(),
-                    port: addr.port(),
-                    entry,
-                    port_name: pname,
-                    endpoints: st.endpoints.clone(),
-                    untranslated: true,
-                };
-                let gt = plane.gt.clone();
-                st.accept_tasks.push(tokio::spawn(async move {
-                    // nftables takes every connection before the
-                    // listener. One it did not translate (seen once in
-                    // many runs under load: marked, not DNATed) is served
-                    // here as the userspace proxy serves it, not left
-                    // unanswered in the backlog.
-                    accept_loop(listener, target, gt, tok).await;
-                    table
-                        .lock()
-                        .expect("proxy table")
-                        .doors
-                        .retain(|(a, _)| *a != addr);
-                    kernel.close_door(addr);
-                }));
+            // With the kernel data plane nftables takes every connection
+            // before the listener; one it did not translate (seen once in
+            // many runs under load: marked, not DNATed) is served here as
+            // the userspace proxy serves it, not left in the backlog.
+            let target = Target {
+                namespace: ns.clone(),
+                service: name.clone(),
+                port: addr.port(),
+                entry,
+                port_name: pname,
+                endpoints: st.endpoints.clone(),
+                untranslated: plane.kernel.is_some(),
+            };
+            let gt = plane.gt.clone();
+            let Some(kernel) = plane.kernel.clone() else {
+                st.accept_tasks
+                    .push(tokio::spawn(accept_loop(listener, target, gt, tok)));
                 continue;
+            };
+            let table = st.endpoints.table.clone();
+            {
+                let mut t = table.lock().expect("proxy table");
+                let here = candidates(&t, &target.port_name);
+                kernel.open_door(addr, &ns, &name, entry, &here);
+                t.doors.push((addr, target.port_name.clone()));
             }
-            st.accept_tasks.push(tokio::spawn(accept_loop(
-                listener,
-                Target {
-                    namespace: ns.clone(),
-                    service: name.clone(),
-                    port: addr.port(),
-                    entry,
-                    port_name: pname,
-                    endpoints: st.endpoints.clone(),
-                    untranslated: false,
-                },
-                plane.gt.clone(),
-                tok,
-            )));
+            st.accept_tasks.push(tokio::spawn(async move {
+                accept_loop(listener, target, gt, tok).await;
+                table
+                    .lock()
+                    .expect("proxy table")
+                    .doors
+                    .retain(|(a, _)| *a != addr);
+                kernel.close_door(addr);
+            }));
         }
 
         // Endpoints: the slices' view now, applied after the lag.
