@@ -170,6 +170,14 @@ impl Kernel {
         &self.table
     }
 
+    /// Sends one transaction to the table's `nft`; a failure is logged
+    /// (the run goes on, its ground truth says what the rules did).
+    fn apply(&self, cmd: &str) {
+        if let Err(e) = send(&mut self.nft.lock().expect("nft stdin"), cmd) {
+            tracing::warn!(error = %format!("{e:#}"), "kernel data plane");
+        }
+    }
+
     /// Opens a door (a NodePort, or a ClusterIP and port) to `service`,
     /// sending to `endpoints` as [`Kernel::route`] does.
     pub fn open_door(
@@ -192,7 +200,7 @@ impl Kernel {
             st.learn(endpoints)
         };
         let cmd = rules::open_door(&self.table, n, addr, self.mark, &addrs, self.sentinel);
-        warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
+        self.apply(&cmd);
         tracing::info!(%addr, service, ?entry, "kernel data plane: door open");
     }
 
@@ -201,7 +209,7 @@ impl Kernel {
         let removed = self.state.lock().expect("kernel state").doors.remove(&addr);
         if let Some((n, _)) = removed {
             let cmd = rules::close_door(&self.table, n, addr);
-            warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
+            self.apply(&cmd);
         }
     }
 
@@ -216,7 +224,7 @@ impl Kernel {
             (*n, st.learn(endpoints))
         };
         let cmd = rules::route(&self.table, n, self.mark, &addrs, self.sentinel);
-        warn_on(send(&mut self.nft.lock().expect("nft stdin"), &cmd));
+        self.apply(&cmd);
     }
 }
 
@@ -236,12 +244,6 @@ fn send(nft: &mut ChildStdin, cmd: &str) -> anyhow::Result<()> {
     writeln!(nft, "{cmd}")
         .and_then(|()| nft.flush())
         .context("writing to nft (did it exit?)")
-}
-
-fn warn_on(r: anyhow::Result<()>) {
-    if let Err(e) = r {
-        tracing::warn!(error = %format!("{e:#}"), "kernel data plane");
-    }
 }
 
 /// Waits until `table` is listed (nft -i answers asynchronously); fails
