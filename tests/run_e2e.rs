@@ -81,6 +81,29 @@ fn requests_start(dir: &Path) -> i128 {
         .expect("requests were sent")
 }
 
+/// For a failed check's message: for the 10 requests after `seq`, how far
+/// (ms) the nearest accept on each one's port lies from its start.
+fn accept_offsets_after(
+    requests: &[Row],
+    by_port: &HashMap<&str, Vec<&Row>>,
+    seq: i128,
+) -> Vec<i128> {
+    requests
+        .iter()
+        .filter(|r| num(r, "seq") > seq)
+        .take(10)
+        .filter_map(|r| {
+            let start = num(r, "start_ns");
+            by_port
+                .get(r["local_port"].as_str())?
+                .iter()
+                .map(|t| num(t, "accepted_ns") - start)
+                .min_by_key(|d| d.abs())
+                .map(|d| d / 1_000_000)
+        })
+        .collect()
+}
+
 /// Every failed request, joined with the sandbox proxy's log by its
 /// connection's local port (and the nearest accept, should a port have
 /// been reused): the Pod the proxy chose is among baton's candidates, and
@@ -115,9 +138,15 @@ fn check_against_ground_truth(dir: &Path, failures: &[Row]) -> (usize, usize) {
         let accepted = num(t, "accepted_ns");
         assert!(
             start - 1_000_000 <= accepted && accepted <= end + 1_000_000,
-            "request {} on port {} ran {start}–{end} ns, but the proxy's nearest accept on that port is at {accepted} ns",
+            "request {} on port {} ran {start}–{end} ns ({} at {}), but the proxy's nearest accept on that port is at {accepted} ns; every accept on it: {:?}; the next requests' accept − start (ms; a clock step would shift them all): {:?}",
             f["seq"],
             r["local_port"],
+            r["outcome"],
+            r["phase"],
+            seen.iter()
+                .map(|t| num(t, "accepted_ns"))
+                .collect::<Vec<_>>(),
+            accept_offsets_after(&requests, &by_port, num(r, "seq")),
         );
         if t["pod"].is_empty() {
             // No endpoint at all: nothing to name.
